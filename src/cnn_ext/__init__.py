@@ -1,0 +1,14 @@
+"""cnn_ext: the tutorial's from-scratch MNIST CNN, with its hot loops compiled.
+
+``Conv3x3``, ``MaxPool2`` and ``Softmax`` keep the tutorial's classes, attributes and
+results; their forward and backward loops run in Cython kernels. The original pure-NumPy
+classes ship beside them as :mod:`cnn_ext_reference` for comparison.
+"""
+from ._version import __version__
+from .conv import Conv3x3
+from .maxpool import MaxPool2
+from .softmax import Softmax
+from .saver import ModelSaver
+from . import datasets
+
+__all__ = ["Conv3x3", "MaxPool2", "Softmax", "ModelSaver", "datasets", "__version__"]

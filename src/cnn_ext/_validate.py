@@ -1,0 +1,78 @@
+"""Input checks shared by the layer façades.
+
+The compiled kernels run with bounds checking off, so every array is checked here first:
+right number of dimensions, right shape, a real numeric dtype, then converted once to
+C-contiguous float64 (a no-op for arrays that already are).
+"""
+import numbers
+
+import numpy as np
+
+_REAL_KINDS = "biuf"  # bool, signed, unsigned, floating
+
+
+def _describe(value):
+    if isinstance(value, np.ndarray):
+        return f"array of shape {value.shape} and dtype {value.dtype}"
+    return f"{type(value).__name__}"
+
+
+def as_float64(value, where, ndim=None):
+    """``value`` as a C-contiguous float64 ndarray, after checking its dtype and ndim.
+
+    ``where`` names the argument in error messages, e.g. ``"Conv3x3.forward(input)"``.
+    Read-only arrays are fine (the kernels never write to inputs).
+    """
+    if type(value) is np.ndarray and value.dtype == np.float64 and value.flags.c_contiguous:
+        array = value
+    else:
+        try:
+            array = np.asarray(value)
+        except Exception as exc:  # ragged lists and the like
+            raise TypeError(f"{where} expects a numeric array, got {_describe(value)}: {exc}") from None
+        if array.dtype.kind not in _REAL_KINDS:
+            raise TypeError(
+                f"{where} expects a real numeric array (bool, int, uint or float), "
+                f"got dtype {array.dtype}"
+            )
+    if ndim is not None and array.ndim != ndim:
+        raise ValueError(f"{where} expects a {ndim}-D array, got {array.ndim}-D with shape {array.shape}")
+    if array.dtype != np.float64 or not array.flags.c_contiguous:
+        array = np.ascontiguousarray(array, dtype=np.float64)
+    return array
+
+
+def expect_shape(array, shape, where, hint=""):
+    if array.shape != shape:
+        raise ValueError(f"{where} expects shape {shape}{hint}, got {array.shape}")
+
+
+def parameter(layer, name, shape):
+    """The layer's parameter array ``name``, made writable C-contiguous float64 in place.
+
+    Users may assign any array to ``filters``/``weights``/``biases`` (the tutorial's
+    ModelSaver does); one that is not float64 C-contiguous and writable is converted once
+    and stored back, so later updates happen in place on the stored array.
+    """
+    value = getattr(layer, name)
+    if not (type(value) is np.ndarray and value.dtype == np.float64
+            and value.flags.c_contiguous and value.flags.writeable):
+        where = f"{type(layer).__name__}.{name}"
+        value = np.array(as_float64(value, where), dtype=np.float64, order="C", copy=True)
+        setattr(layer, name, value)
+    if value.shape != shape:
+        raise ValueError(f"{type(layer).__name__}.{name} must have shape {shape}, got {value.shape}")
+    return value
+
+
+def learn_rate(layer):
+    rate = layer.learn_rate
+    if not isinstance(rate, numbers.Real) or isinstance(rate, bool):
+        raise TypeError(f"{type(layer).__name__}.learn_rate must be a real number, got {rate!r}")
+    return float(rate)
+
+
+def positive_int(value, where):
+    if not isinstance(value, numbers.Integral) or isinstance(value, bool) or value < 1:
+        raise ValueError(f"{where} must be a positive integer, got {value!r}")
+    return int(value)

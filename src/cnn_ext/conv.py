@@ -1,0 +1,53 @@
+"""Conv3x3: the tutorial's convolution layer, with its loops in :mod:`cnn_ext._conv`."""
+import numpy as np
+
+from . import _conv
+from ._validate import as_float64, expect_shape, learn_rate, parameter, positive_int
+
+
+class Conv3x3:
+    """Convolution with ``num_filters`` 3x3 filters, valid padding, stride 1.
+
+    ``forward``: image (h, w) -> (h-2, w-2, num_filters) float64.
+    ``backprop(d_L_d_out)``: updates ``filters`` in place with ``learn_rate``, returns None.
+    ``filters`` (num_filters, 3, 3) are drawn as ``np.random.randn(...) / 9`` from NumPy's
+    global random state, exactly as the tutorial does.
+    """
+
+    def __init__(self, num_filters, learn_rate=0.01):
+        self.num_filters = positive_int(num_filters, "Conv3x3(num_filters)")
+        self.filters = np.random.randn(num_filters, 3, 3) / 9
+        self.last_input = None
+        self.learn_rate = learn_rate
+
+    def iterate_regions(self, image):
+        """Yield ``(region, i, j)`` for every 3x3 region of a 2-D image (for reading; the
+        compiled forward does not use it)."""
+        h, w = image.shape
+        for i in range(h - 2):
+            for j in range(w - 2):
+                yield image[i:(i + 3), j:(j + 3)], i, j
+
+    def forward(self, input):
+        image = as_float64(input, "Conv3x3.forward(input)", ndim=2)
+        h, w = image.shape
+        if h < 3 or w < 3:
+            raise ValueError(f"Conv3x3.forward(input) expects an image of at least 3x3 pixels, got {h}x{w}")
+        filters = parameter(self, "filters", (self.num_filters, 3, 3))
+        output = np.empty((h - 2, w - 2, self.num_filters))
+        _conv.conv3x3_forward(image, filters, output)
+        self.last_input = image
+        return output
+
+    def backprop(self, d_L_d_out):
+        if self.last_input is None:
+            raise RuntimeError("Conv3x3.backprop() called before forward(): there is no input to learn from")
+        image = as_float64(self.last_input, "Conv3x3.last_input", ndim=2)
+        h, w = image.shape
+        d_L_d_out = as_float64(d_L_d_out, "Conv3x3.backprop(d_L_d_out)", ndim=3)
+        expect_shape(d_L_d_out, (h - 2, w - 2, self.num_filters), "Conv3x3.backprop(d_L_d_out)",
+                     " (the shape of the last forward output)")
+        filters = parameter(self, "filters", (self.num_filters, 3, 3))
+        d_L_d_filters = np.empty_like(filters)
+        _conv.conv3x3_backprop(image, d_L_d_out, filters, learn_rate(self), d_L_d_filters)
+        return None

@@ -1,0 +1,45 @@
+"""MaxPool2: the tutorial's 2x2 max pooling, with its loops in :mod:`cnn_ext._maxpool`."""
+import numpy as np
+
+from . import _maxpool
+from ._validate import as_float64, expect_shape
+
+
+class MaxPool2:
+    """2x2 max pooling, stride 2: (h, w, f) -> (h//2, w//2, f) float64.
+
+    ``backprop`` returns an array shaped like the last input, with the incoming gradient at
+    *every* position equal to its window's maximum (the tutorial's tie rule).
+    """
+
+    def __init__(self):
+        self.last_input = None
+
+    def iterate_regions(self, image):
+        """Yield ``(region, i, j)`` for every 2x2 window of an (h, w, f) array."""
+        h, w, _ = image.shape
+        for i in range(h // 2):
+            for j in range(w // 2):
+                yield image[i * 2:(i + 1) * 2, j * 2:(j + 1) * 2], i, j
+
+    def forward(self, input):
+        x = as_float64(input, "MaxPool2.forward(input)", ndim=3)
+        h, w, f = x.shape
+        if h < 2 or w < 2 or f < 1:
+            raise ValueError(f"MaxPool2.forward(input) expects at least (2, 2, 1), got {x.shape}")
+        output = np.empty((h // 2, w // 2, f))
+        _maxpool.maxpool2_forward(x, output)
+        self.last_input = x
+        return output
+
+    def backprop(self, d_L_d_out):
+        if self.last_input is None:
+            raise RuntimeError("MaxPool2.backprop() called before forward(): no window maxima to route to")
+        x = as_float64(self.last_input, "MaxPool2.last_input", ndim=3)
+        h, w, f = x.shape
+        d_L_d_out = as_float64(d_L_d_out, "MaxPool2.backprop(d_L_d_out)", ndim=3)
+        expect_shape(d_L_d_out, (h // 2, w // 2, f), "MaxPool2.backprop(d_L_d_out)",
+                     " (the shape of the last forward output)")
+        d_L_d_input = np.empty_like(x)
+        _maxpool.maxpool2_backprop(x, d_L_d_out, d_L_d_input)
+        return d_L_d_input

@@ -1,0 +1,73 @@
+"""Softmax: the tutorial's dense + softmax layer, with its loops in :mod:`cnn_ext._softmax`."""
+import numpy as np
+
+from . import _softmax
+from ._validate import as_float64, expect_shape, learn_rate, parameter, positive_int
+
+
+class Softmax:
+    """Fully connected layer + softmax: input of any shape with ``input_len`` entries ->
+    ``nodes`` probabilities (float64).
+
+    ``weights`` (input_len, nodes) are ``np.random.randn(...) / nodes`` from NumPy's global
+    random state and ``biases`` (nodes,) zeros, as in the tutorial. ``backprop(d_L_d_out)``
+    updates both in place and returns the input gradient shaped like the last input.
+    The softmax is computed shifted by the maximum total, so large totals do not overflow.
+    """
+
+    def __init__(self, input_len, nodes, learn_rate=0.01):
+        positive_int(input_len, "Softmax(input_len)")
+        positive_int(nodes, "Softmax(nodes)")
+        self.weights = np.random.randn(input_len, nodes) / nodes
+        self.biases = np.zeros(nodes)
+        self.learn_rate = learn_rate
+        self.last_input_shape = None
+        self.last_input = None
+        self.last_totals = None
+
+    def _parameters(self):
+        weights = self.weights
+        if not isinstance(weights, np.ndarray) or weights.ndim != 2:
+            weights = as_float64(weights, "Softmax.weights", ndim=2)
+        input_len, nodes = weights.shape
+        weights = parameter(self, "weights", (input_len, nodes))
+        biases = parameter(self, "biases", (nodes,))
+        return weights, biases
+
+    def forward(self, input):
+        x = as_float64(input, "Softmax.forward(input)")
+        weights, biases = self._parameters()
+        input_len, nodes = weights.shape
+        if x.size != input_len:
+            raise ValueError(
+                f"Softmax.forward(input) expects {input_len} values (weights are {weights.shape}), "
+                f"got shape {x.shape} with {x.size}"
+            )
+        flat = x.flatten()  # a copy, as in the tutorial
+        totals = np.empty(nodes)
+        output = np.empty(nodes)
+        _softmax.softmax_forward(flat, weights, biases, totals, output)
+        self.last_input_shape = x.shape
+        self.last_input = flat
+        self.last_totals = totals
+        return output
+
+    def backprop(self, d_L_d_out):
+        if self.last_totals is None:
+            raise RuntimeError("Softmax.backprop() called before forward(): there are no totals to differentiate")
+        weights, biases = self._parameters()
+        input_len, nodes = weights.shape
+        x = as_float64(self.last_input, "Softmax.last_input", ndim=1)
+        totals = as_float64(self.last_totals, "Softmax.last_totals", ndim=1)
+        if x.shape != (input_len,) or totals.shape != (nodes,):
+            raise ValueError(
+                f"Softmax weights are {weights.shape} but the last forward saw {x.shape[0]} inputs "
+                f"and {totals.shape[0]} totals: run forward() again after changing weights"
+            )
+        d_L_d_out = as_float64(d_L_d_out, "Softmax.backprop(d_L_d_out)", ndim=1)
+        expect_shape(d_L_d_out, (nodes,), "Softmax.backprop(d_L_d_out)", " (one value per node)")
+        d_L_d_input = np.empty(input_len)
+        scratch = np.empty(2 * nodes)
+        _softmax.softmax_backprop(x, weights, biases, totals, d_L_d_out, learn_rate(self),
+                                  d_L_d_input, scratch)
+        return d_L_d_input.reshape(self.last_input_shape)
