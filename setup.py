@@ -1,36 +1,80 @@
 """Build the Cython kernels of cnn_ext.
 
 Flags are portable on purpose: no -march=native and no -ffast-math, and floating-point
-contraction (FMA) is off so that a sum is computed the same way wherever it appears.
+contraction (FMA) is off, so a sum is computed the same way wherever it appears.
 Identical 3x3 regions must give bit-identical convolution sums, because the tutorial's
 max-pool tie rule depends on exact equality.
+
+Environment:
+  CNN_EXT_NATIVE=1     add -march=native (a local build for this CPU only, never a wheel)
+  CNN_EXT_NO_OPENMP=1  build without OpenMP (batch inference then runs on one thread)
 """
 import os
+import shutil
+import subprocess
 import sys
+import sysconfig
+import tempfile
 
 import numpy as np
 from Cython.Build import cythonize
 from setuptools import Extension, setup
 
-KERNELS = ["_conv", "_maxpool", "_softmax"]
+KERNELS = ["_conv", "_maxpool", "_softmax", "_network"]
+OPENMP_KERNELS = {"_network"}
 
-if sys.platform == "win32":
+MSVC = sys.platform == "win32"
+if MSVC:
     compile_args = ["/O2", "/fp:precise"]
 else:
     compile_args = ["-O3", "-ffp-contract=off", "-fno-math-errno"]
-    if os.environ.get("CNN_EXT_NATIVE") == "1":  # opt-in local build, never for wheels
+    if os.environ.get("CNN_EXT_NATIVE") == "1":
         compile_args.append("-march=native")
 
-extensions = [
-    Extension(
+
+def openmp_flags():
+    """(compile, link) flags for OpenMP, or None when the compiler cannot build with it."""
+    if os.environ.get("CNN_EXT_NO_OPENMP") == "1":
+        return None
+    if MSVC:
+        return ["/openmp"], []
+    candidates = [(["-fopenmp"], ["-fopenmp"])]
+    if sys.platform == "darwin":  # Apple clang: libomp from Homebrew, if present
+        candidates.append((["-Xpreprocessor", "-fopenmp"], ["-lomp"]))
+    cc = (os.environ.get("CC") or sysconfig.get_config_var("CC") or "cc").split()
+    with tempfile.TemporaryDirectory() as tmp:
+        src = os.path.join(tmp, "omp.c")
+        with open(src, "w") as f:
+            f.write("#include <omp.h>\nint main(void) { return omp_get_max_threads() < 1; }\n")
+        for cflags, ldflags in candidates:
+            cmd = cc + cflags + [src, "-o", os.path.join(tmp, "omp")] + ldflags
+            if shutil.which(cc[0]) and subprocess.run(cmd, capture_output=True).returncode == 0:
+                return cflags, ldflags
+    print("cnn_ext: the C compiler has no OpenMP; batch inference will run on one thread",
+          file=sys.stderr)
+    return None
+
+
+omp = openmp_flags()
+
+
+def extension(name):
+    cflags, ldflags = list(compile_args), []
+    if name in OPENMP_KERNELS and omp is not None:
+        cflags += omp[0]
+        ldflags += omp[1]
+    return Extension(
         f"cnn_ext.{name}",
         [f"src/cnn_ext/{name}.pyx"],
         include_dirs=[np.get_include()],
-        define_macros=[("NPY_NO_DEPRECATED_API", "NPY_1_7_API_VERSION")],
-        extra_compile_args=compile_args,
+        define_macros=[
+            ("NPY_NO_DEPRECATED_API", "NPY_1_7_API_VERSION"),
+            ("CNN_EXT_CFLAGS", '"' + " ".join(cflags) + '"'),
+        ],
+        extra_compile_args=cflags,
+        extra_link_args=ldflags,
     )
-    for name in KERNELS
-]
+
 
 setup(
     package_dir={"cnn_ext": "src/cnn_ext", "cnn_ext_reference": "python/cnn_ext_reference"},
@@ -38,7 +82,8 @@ setup(
     package_data={"cnn_ext": ["py.typed"], "cnn_ext.datasets": ["data/*.gz"]},
     exclude_package_data={"cnn_ext": ["*.pyx", "*.pxd", "*.c"]},
     ext_modules=cythonize(
-        extensions,
+        [extension(name) for name in KERNELS],
+        include_path=["src"],
         language_level=3,
         compiler_directives={
             "boundscheck": False,

@@ -8,7 +8,10 @@ from ._version import __version__
 from .conv import Conv3x3
 from .maxpool import MaxPool2
 from .softmax import Softmax
+from .network import Network
 from .saver import ModelSaver
+from ._build import build_info
 from . import datasets
 
-__all__ = ["Conv3x3", "MaxPool2", "Softmax", "ModelSaver", "datasets", "__version__"]
+__all__ = ["Conv3x3", "MaxPool2", "Softmax", "Network", "ModelSaver", "build_info", "datasets",
+           "__version__"]

@@ -1,0 +1,249 @@
+# cython: language_level=3
+"""Fused kernels of :class:`cnn_ext.Network`: whole training steps and batched inference.
+
+They chain the same C kernels as the layer façades (``_conv``, ``_maxpool``,
+``_softmax``), in the same order, so a fused step gives bit for bit the numbers of the six
+façade calls; what they save is the Python between them. Training runs a chunk of
+steps per call without the GIL; inference splits a batch across OpenMP threads.
+"""
+from cython.parallel cimport prange, threadid
+from libc.math cimport log, INFINITY
+from libc.stdlib cimport calloc, free, malloc
+
+from cnn_ext._conv cimport conv3x3_forward_c, conv3x3_filter_grad_c, sgd_update_c
+from cnn_ext._maxpool cimport maxpool2_forward_c, maxpool2_backprop_c
+from cnn_ext._softmax cimport softmax_forward_c, softmax_backprop_c
+
+cdef extern from *:
+    """
+    #ifdef _OPENMP
+    #include <omp.h>
+    #define CNN_EXT_OPENMP 1
+    #else
+    #define CNN_EXT_OPENMP 0
+    static int omp_get_max_threads(void) { return 1; }
+    #endif
+    """
+    int CNN_EXT_OPENMP
+    int omp_get_max_threads() noexcept nogil
+
+cdef extern from *:
+    """
+    #ifndef CNN_EXT_CFLAGS
+    #define CNN_EXT_CFLAGS ""
+    #endif
+    #if defined(__clang__)
+    #define CNN_EXT_COMPILER "clang " __clang_version__
+    #elif defined(__GNUC__)
+    #define CNN_EXT_COMPILER "gcc " __VERSION__
+    #elif defined(_MSC_VER)
+    #define CNN_EXT_COMPILER "msvc"
+    #else
+    #define CNN_EXT_COMPILER "unknown"
+    #endif
+    static const char* cnn_ext_simd(void) {
+        return ""
+    #if defined(__AVX512F__)
+            " avx512f"
+    #endif
+    #if defined(__AVX2__)
+            " avx2"
+    #endif
+    #if defined(__FMA__)
+            " fma"
+    #endif
+    #if defined(__AVX__)
+            " avx"
+    #endif
+    #if defined(__SSE2__) || defined(_M_X64)
+            " sse2"
+    #endif
+    #if defined(__ARM_NEON)
+            " neon"
+    #endif
+            ;
+    }
+    """
+    const char* CNN_EXT_CFLAGS
+    const char* CNN_EXT_COMPILER
+    const char* cnn_ext_simd()
+
+OPENMP = bool(CNN_EXT_OPENMP)
+CFLAGS = CNN_EXT_CFLAGS.decode()
+COMPILER = CNN_EXT_COMPILER.decode()
+SIMD = cnn_ext_simd().decode().split()
+
+
+def max_threads():
+    """Threads OpenMP would use by default (1 without OpenMP)."""
+    return omp_get_max_threads()
+
+
+cdef struct Shapes:
+    Py_ssize_t h, w, nf, ch, cw, ph, pw, L, nodes
+
+
+cdef struct Buffers:
+    double* x        # normalised image (h, w)
+    double* conv     # conv output (ch, cw, nf)
+    double* pool     # pool output (ph, pw, nf) == softmax input (L,)
+    double* totals   # (nodes,)
+    double* probs    # (nodes,)
+    double* grad     # (nodes,) upstream gradient of the softmax
+    double* d_pool   # (L,)
+    double* d_conv   # (ch, cw, nf)
+    double* d_filt   # (nf, 9)
+    double* work     # (9 * nf + 2 * nodes,) kernel scratch
+    double* block    # the single allocation behind all of the above
+
+
+cdef int buffers_alloc(Buffers* b, Shapes* s) noexcept nogil:
+    cdef Py_ssize_t nconv = s.ch * s.cw * s.nf
+    cdef Py_ssize_t total = s.h * s.w + 2 * nconv + 2 * s.L + 3 * s.nodes + 9 * s.nf + 9 * s.nf + 2 * s.nodes
+    b.block = <double*> malloc(total * sizeof(double))
+    if b.block == NULL:
+        return -1
+    b.x = b.block
+    b.conv = b.x + s.h * s.w
+    b.d_conv = b.conv + nconv
+    b.pool = b.d_conv + nconv
+    b.d_pool = b.pool + s.L
+    b.totals = b.d_pool + s.L
+    b.probs = b.totals + s.nodes
+    b.grad = b.probs + s.nodes
+    b.d_filt = b.grad + s.nodes
+    b.work = b.d_filt + 9 * s.nf
+    return 0
+
+
+cdef inline Py_ssize_t argmax(const double* p, Py_ssize_t n) noexcept nogil:
+    # np.argmax: the first maximum, and a NaN counts as the maximum.
+    cdef Py_ssize_t best = 0, k
+    for k in range(1, n):
+        if p[best] != p[best]:
+            break
+        if p[k] > p[best] or p[k] != p[k]:
+            best = k
+    return best
+
+
+cdef inline void forward_c(const unsigned char* image, Shapes* s, const double* filters,
+                           const double* weights, const double* biases, Buffers* b) noexcept nogil:
+    cdef Py_ssize_t k
+    for k in range(s.h * s.w):
+        b.x[k] = image[k] / 255.0 - 0.5  # the tutorial's (image / 255) - 0.5
+    conv3x3_forward_c(b.x, s.h, s.w, filters, s.nf, b.conv, b.work)
+    maxpool2_forward_c(b.conv, s.ch, s.cw, s.nf, b.pool)
+    softmax_forward_c(b.pool, s.L, weights, biases, s.nodes, b.totals, b.probs)
+
+
+cdef double train_step_c(const unsigned char* image, Py_ssize_t label, Shapes* s,
+                         double* filters, double* weights, double* biases,
+                         double learn_rate, Buffers* b, unsigned char* correct) noexcept nogil:
+    """The tutorial's ``train(im, label)``: returns the loss, sets ``correct``."""
+    cdef Py_ssize_t n
+    cdef double p
+    forward_c(image, s, filters, weights, biases, b)
+    p = b.probs[label]
+    correct[0] = argmax(b.probs, s.nodes) == label
+    for n in range(s.nodes):
+        b.grad[n] = 0.0
+    b.grad[label] = -1 / p
+    softmax_backprop_c(b.pool, s.L, weights, biases, s.nodes, b.totals, b.grad, learn_rate,
+                       b.d_pool, b.work)
+    maxpool2_backprop_c(b.conv, s.ch, s.cw, s.nf, b.d_pool, b.d_conv)
+    conv3x3_filter_grad_c(b.x, s.h, s.w, b.d_conv, s.nf, b.d_filt, b.work)
+    sgd_update_c(filters, b.d_filt, 9 * s.nf, learn_rate)
+    return -log(p) if p > 0 else INFINITY
+
+
+cdef Shapes shapes_of(Py_ssize_t h, Py_ssize_t w, Py_ssize_t nf, Py_ssize_t L,
+                      Py_ssize_t nodes) except *:
+    cdef Shapes s
+    s.h, s.w, s.nf, s.nodes, s.L = h, w, nf, nodes, L
+    s.ch, s.cw = h - 2, w - 2
+    s.ph, s.pw = s.ch // 2, s.cw // 2
+    if h < 4 or w < 4 or nf < 1 or nodes < 1:
+        raise ValueError(f"images must be at least 4x4 and layers non-empty, got image {h}x{w}, "
+                         f"{nf} filters, {nodes} nodes")
+    if s.ph * s.pw * nf != L:
+        raise ValueError(f"softmax weights need {s.ph * s.pw * nf} input rows for {h}x{w} images and "
+                         f"{nf} filters, got {L}")
+    return s
+
+
+def train_steps(const unsigned char[:, :, ::1] images, const long long[::1] labels,
+                const long long[::1] order, double[:, :, ::1] filters,
+                double[:, ::1] weights, double[::1] biases, double learn_rate,
+                double[::1] losses, unsigned char[::1] correct):
+    """Per-sample SGD over ``images[order[k]]`` for k in range(len(order)), in place.
+
+    images (n, h, w) uint8; labels (n,) int64 in [0, nodes); order (m,) int64 indices;
+    filters (nf, 3, 3), weights (L, nodes), biases (nodes,) float64 are updated in place;
+    losses (m,) and correct (m,) receive each step's loss and 1/0 hit.
+    """
+    cdef Shapes s = shapes_of(images.shape[1], images.shape[2], filters.shape[0],
+                              weights.shape[0], weights.shape[1])
+    cdef Py_ssize_t m = order.shape[0], n = images.shape[0], k, idx
+    cdef Buffers b
+    if filters.shape[1] != 3 or filters.shape[2] != 3 or biases.shape[0] != s.nodes:
+        raise ValueError("filters must be (nf, 3, 3) and biases (nodes,)")
+    if labels.shape[0] != n or losses.shape[0] < m or correct.shape[0] < m:
+        raise ValueError(f"labels must have {n} entries and losses/correct at least {m}")
+    for k in range(m):
+        idx = order[k]
+        if idx < 0 or idx >= n:
+            raise IndexError(f"order[{k}] = {idx} is out of range for {n} images")
+        if labels[idx] < 0 or labels[idx] >= s.nodes:
+            raise ValueError(f"labels[{idx}] = {labels[idx]} is not in 0..{s.nodes - 1}")
+    if buffers_alloc(&b, &s) != 0:
+        raise MemoryError()
+    with nogil:
+        for k in range(m):
+            idx = order[k]
+            losses[k] = train_step_c(&images[idx, 0, 0], labels[idx], &s, &filters[0, 0, 0],
+                                     &weights[0, 0], &biases[0], learn_rate, &b, &correct[k])
+    free(b.block)
+
+
+def predict_proba(const unsigned char[:, :, ::1] images, const double[:, :, ::1] filters,
+                  const double[:, ::1] weights, const double[::1] biases,
+                  double[:, ::1] out, int num_threads=0):
+    """Class probabilities of uint8 images (n, h, w) into out (n, nodes).
+
+    The batch is split across ``num_threads`` OpenMP threads (0: OpenMP's default); each
+    image's numbers do not depend on the thread count.
+    """
+    cdef Shapes s = shapes_of(images.shape[1], images.shape[2], filters.shape[0],
+                              weights.shape[0], weights.shape[1])
+    cdef Py_ssize_t n = images.shape[0], i, k
+    cdef int t, threads
+    cdef Buffers* per_thread
+    if filters.shape[1] != 3 or filters.shape[2] != 3 or biases.shape[0] != s.nodes:
+        raise ValueError("filters must be (nf, 3, 3) and biases (nodes,)")
+    if out.shape[0] != n or out.shape[1] != s.nodes:
+        raise ValueError(f"out must be {(n, s.nodes)}, got {(out.shape[0], out.shape[1])}")
+    if n == 0:
+        return
+    threads = num_threads if num_threads > 0 else omp_get_max_threads()
+    if not CNN_EXT_OPENMP:
+        threads = 1
+    # Each thread owns one set of buffers, allocated here once, not per image.
+    per_thread = <Buffers*> calloc(threads, sizeof(Buffers))
+    if per_thread == NULL:
+        raise MemoryError()
+    try:
+        for t in range(threads):
+            if buffers_alloc(&per_thread[t], &s) != 0:
+                raise MemoryError()
+        with nogil:
+            for i in prange(n, num_threads=threads, schedule="static"):
+                t = threadid()
+                forward_c(&images[i, 0, 0], &s, &filters[0, 0, 0], &weights[0, 0], &biases[0],
+                          &per_thread[t])
+                for k in range(s.nodes):
+                    out[i, k] = per_thread[t].probs[k]
+    finally:
+        for t in range(threads):
+            free(per_thread[t].block)
+        free(per_thread)

@@ -1,0 +1,128 @@
+"""The fused Network paths give the numbers of the layer-by-layer façade, bit for bit."""
+import numpy as np
+import pytest
+
+import cnn_ext
+from cnn_ext import Conv3x3, MaxPool2, Network, Softmax
+
+
+def facade_step(conv, pool, softmax, image, label):
+    out = softmax.forward(pool.forward(conv.forward((image / 255) - 0.5)))
+    loss = -np.log(out[label])
+    gradient = np.zeros(10)
+    gradient[label] = -1 / out[label]
+    conv.backprop(pool.backprop(softmax.backprop(gradient)))
+    return loss, int(np.argmax(out) == label)
+
+
+def params(network):
+    return network.conv.filters, network.softmax.weights, network.softmax.biases
+
+
+def test_train_step_equals_the_six_facade_calls(mnist):
+    (x_train, y_train), _ = mnist
+    fused = Network(seed=3, learn_rate=0.01)
+    np.random.seed(3)
+    conv, pool, softmax = Conv3x3(8, 0.01), MaxPool2(), Softmax(13 * 13 * 8, 10, 0.01)
+    for image, label in zip(x_train[:300], y_train[:300]):
+        loss, hit = fused.train_step(image, label)
+        ref_loss, ref_hit = facade_step(conv, pool, softmax, image, label)
+        assert hit == ref_hit and abs(loss - ref_loss) <= 1e-12 * abs(ref_loss)
+    for a, b in zip(params(fused), (conv.filters, softmax.weights, softmax.biases)):
+        assert np.array_equal(a, b)
+
+
+def test_fit_is_deterministic_and_independent_of_chunking(mnist):
+    (x_train, y_train), _ = mnist
+    images, labels = x_train[:700], y_train[:700]
+    runs = []
+    for chunk in (2000, 64, 7):
+        network = Network(seed=1)
+        lines = network.fit(images, labels, epochs=2, seed=5, log_every=100, chunk=chunk)
+        runs.append((lines, params(network)))
+    assert len(runs[0][0]) == 14 and runs[0][0][0].startswith("[Step 100] Past 100 steps :Average Loss ")
+    for lines, arrays in runs[1:]:
+        assert lines == runs[0][0]
+        assert all(np.array_equal(a, b) for a, b in zip(arrays, runs[0][1]))
+    other = Network(seed=1)
+    other.fit(images, labels, epochs=2, seed=6)
+    assert not np.array_equal(other.conv.filters, runs[0][1][0])  # the seed drives the order
+
+
+def test_fit_equals_the_facade_loop_in_the_same_order(mnist):
+    (x_train, y_train), _ = mnist
+    images, labels = x_train[:200], y_train[:200]
+    network = Network(seed=2)
+    network.fit(images, labels, epochs=1, seed=9)
+    order = np.random.default_rng(9).permutation(200)
+    np.random.seed(2)
+    conv, pool, softmax = Conv3x3(8, 0.005), MaxPool2(), Softmax(13 * 13 * 8, 10, 0.005)
+    for index in order:
+        facade_step(conv, pool, softmax, images[index], labels[index])
+    for a, b in zip(params(network), (conv.filters, softmax.weights, softmax.biases)):
+        assert np.array_equal(a, b)
+
+
+def test_predict_proba_threads_and_facade_agree(mnist):
+    _, (x_test, y_test) = mnist
+    network = Network(seed=4)
+    network.fit(mnist[0][0][:500], mnist[0][1][:500])
+    images = x_test[:1001]  # odd count: uneven split across threads
+    one = network.predict_proba(images, num_threads=1)
+    for threads in (2, 3, None):
+        assert np.array_equal(network.predict_proba(images, num_threads=threads), one)
+    for k in (0, 500, 1000):
+        expected = network.softmax.forward(network.pool.forward(network.conv.forward((images[k] / 255) - 0.5)))
+        assert np.array_equal(one[k], expected)
+    assert np.array_equal(network.predict(images), one.argmax(axis=1))
+    assert network.predict_proba(x_test[0]).shape == (1, 10)
+
+
+def test_evaluate(mnist):
+    (x_train, y_train), (x_test, y_test) = mnist
+    network = Network(seed=0)
+    network.fit(x_train[:2000], y_train[:2000])
+    result = network.evaluate(x_test[:500], y_test[:500])
+    assert result.confusion.sum() == 500
+    assert result.accuracy == pytest.approx(np.trace(result.confusion) / 500)
+    assert result.accuracy > 0.7 and 0 < result.loss < 1.5
+    probs = network.predict_proba(x_test[:500])
+    assert result.loss == pytest.approx(np.mean(-np.log(probs[np.arange(500), y_test[:500]])))
+    np.testing.assert_allclose(result.per_class_accuracy,
+                               np.diag(result.confusion) / result.confusion.sum(axis=1))
+
+
+def test_layers_share_parameters_with_the_network(mnist):
+    (x_train, y_train), _ = mnist
+    conv, pool, softmax = Conv3x3(8), MaxPool2(), Softmax(13 * 13 * 8, 10)
+    filters = conv.filters
+    network = Network(conv, pool, softmax, learn_rate=0.01)
+    network.fit(x_train[:50], y_train[:50])
+    assert network.conv is conv and conv.filters is filters and conv.learn_rate == 0.01
+
+
+def test_network_input_checks(mnist):
+    network = Network(seed=0)
+    normalised = (mnist[0][0][:2] / 255) - 0.5  # already normalised: not what the network takes
+    with pytest.raises(ValueError, match=r"expected uint8 images .*got dtype float64 with values -0.5..0.5"):
+        network.predict_proba(normalised)
+    with pytest.raises(ValueError, match=r"shape \(n, h, w\) or one \(h, w\) image, got shape \(784,\)"):
+        network.predict(np.zeros(784, np.uint8))
+    with pytest.raises(ValueError, match=r"softmax weights need 1152 input rows for 26x26 images"):
+        network.predict(np.zeros((1, 26, 26), np.uint8))
+    with pytest.raises(ValueError, match=r"labels must be integers in 0..9, got dtype int64 with values 0..10"):
+        network.fit(np.zeros((2, 28, 28), np.uint8), np.array([0, 10]))
+    with pytest.raises(ValueError, match=r"expected 2 labels, got shape \(3,\)"):
+        network.fit(np.zeros((2, 28, 28), np.uint8), [1, 2, 3])
+    with pytest.raises(ValueError, match=r"num_threads must be a positive integer, got 0"):
+        network.predict(np.zeros((1, 28, 28), np.uint8), num_threads=0)
+    # integer-valued images of another dtype are accepted as uint8
+    image = mnist[0][0][0]
+    assert np.array_equal(network.predict_proba(image.astype(np.int32)), network.predict_proba(image))
+
+
+def test_build_info():
+    info = cnn_ext.build_info()
+    assert isinstance(info["openmp"], bool) and info["max_threads"] >= 1
+    assert "-ffast-math" not in info["cflags"] and "-ffp-contract=off" in info["cflags"] or info["compiler"] == "msvc"
+    print(info)
