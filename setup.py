@@ -10,6 +10,7 @@ Environment:
   CNN_EXT_NO_OPENMP=1  build without OpenMP (batch inference then runs on one thread)
 """
 import os
+import platform
 import shutil
 import subprocess
 import sys
@@ -20,16 +21,23 @@ import numpy as np
 from Cython.Build import cythonize
 from setuptools import Extension, setup
 
-KERNELS = ["_conv", "_maxpool", "_softmax", "_network"]
-OPENMP_KERNELS = {"_network"}
-
 MSVC = sys.platform == "win32"
+X86_64 = platform.machine().lower() in ("x86_64", "amd64")
 if MSVC:
     compile_args = ["/O2", "/fp:precise"]
 else:
     compile_args = ["-O3", "-ffp-contract=off", "-fno-math-errno"]
     if os.environ.get("CNN_EXT_NATIVE") == "1":
         compile_args.append("-march=native")
+
+# The kernels, built twice on x86-64: the portable baseline, and a variant for CPUs with
+# AVX2 and FMA that cnn_ext._dispatch picks at run time. In that variant the compiler
+# may fuse a*b+c into one FMA: every output position still runs the same instructions, so
+# identical regions still give identical sums, but its results can differ from the
+# baseline's in the last bit.
+KERNELS = {"_kernels": []}
+if X86_64 and not MSVC:
+    KERNELS["_kernels_avx2"] = ["-mavx2", "-mfma", "-ffp-contract=" + os.environ.get("CNN_EXT_AVX2_CONTRACT", "fast")]
 
 
 def openmp_flags():
@@ -58,9 +66,10 @@ def openmp_flags():
 omp = openmp_flags()
 
 
-def extension(name):
-    cflags, ldflags = list(compile_args), []
-    if name in OPENMP_KERNELS and omp is not None:
+def extension(name, isa_flags):
+    cflags, ldflags = [f for f in compile_args if not f.startswith("-ffp-contract") or not isa_flags], []
+    cflags += isa_flags
+    if omp is not None:
         cflags += omp[0]
         ldflags += omp[1]
     return Extension(
@@ -82,7 +91,7 @@ setup(
     package_data={"cnn_ext": ["py.typed"], "cnn_ext.datasets": ["data/*.gz"]},
     exclude_package_data={"cnn_ext": ["*.pyx", "*.pxd", "*.c"]},
     ext_modules=cythonize(
-        [extension(name) for name in KERNELS],
+        [extension(name, flags) for name, flags in KERNELS.items()],
         include_path=["src"],
         language_level=3,
         compiler_directives={

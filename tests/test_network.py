@@ -123,6 +123,55 @@ def test_network_input_checks(mnist):
 
 def test_build_info():
     info = cnn_ext.build_info()
-    assert isinstance(info["openmp"], bool) and info["max_threads"] >= 1
-    assert "-ffast-math" not in info["cflags"] and "-ffp-contract=off" in info["cflags"] or info["compiler"] == "msvc"
     print(info)
+    assert isinstance(info["openmp"], bool) and info["max_threads"] >= 1
+    assert info["kernels"] in ("_kernels", "_kernels_avx2")
+    if info["compiler"] != "msvc":
+        assert "-ffast-math" not in info["cflags"] and "-march=native" not in info["cflags"]
+        if info["kernels"] == "_kernels":
+            assert "-ffp-contract=off" in info["cflags"]
+    if info["cpu_has_avx2_fma"] and info["machine"] in ("x86_64", "AMD64"):
+        # one wheel, fast everywhere: on this CPU the AVX2 build must be the one in use
+        assert info["kernels"] == "_kernels_avx2" and "avx2" in info["simd"]
+
+
+def _run_with_kernels(choice, code):
+    import os
+    import subprocess
+    import sys
+
+    env = dict(os.environ, CNN_EXT_KERNELS=choice)
+    return subprocess.run([sys.executable, "-c", code], env=env, capture_output=True, text=True)
+
+
+def test_both_kernel_builds_agree(mnist):
+    """The portable and the AVX2 build train to the same weights within rounding."""
+    import json
+
+    if not cnn_ext.build_info()["cpu_has_avx2_fma"]:
+        pytest.skip("this CPU has no AVX2/FMA: only the portable build can run here")
+    code = (
+        "import json, numpy as np, cnn_ext\n"
+        "from cnn_ext.datasets import mnist\n"
+        "(x, y), (xt, yt) = mnist.load_data()\n"
+        "net = cnn_ext.Network(seed=0)\n"
+        "net.fit(x[:3000], y[:3000], seed=0)\n"
+        "print(json.dumps({'kernels': cnn_ext.build_info()['kernels'],\n"
+        "  'filters': net.conv.filters.tolist(), 'weights': net.softmax.weights.tolist(),\n"
+        "  'proba': net.predict_proba(xt[:200]).tolist()}))\n"
+    )
+    results = {}
+    for choice in ("baseline", "avx2"):
+        run = _run_with_kernels(choice, code)
+        assert run.returncode == 0, run.stderr
+        results[choice] = json.loads(run.stdout)
+    assert results["baseline"]["kernels"] == "_kernels"
+    assert results["avx2"]["kernels"] == "_kernels_avx2"
+    for key in ("filters", "weights", "proba"):
+        a, b = np.array(results["baseline"][key]), np.array(results["avx2"][key])
+        assert np.max(np.abs(a - b)) / np.max(np.abs(a)) < 1e-10, key
+
+
+def test_bad_kernel_choice_is_a_clear_error():
+    run = _run_with_kernels("sse9", "import cnn_ext")
+    assert run.returncode != 0 and "CNN_EXT_KERNELS must be auto, baseline or avx2, got 'sse9'" in run.stderr

@@ -7,19 +7,22 @@ import numpy as np
 def build_info():
     """A dict describing the build: compiler flags, OpenMP, SIMD level, versions.
 
-    ``simd`` lists the instruction sets the compiler was allowed to use for the kernels
-    (the baseline of the wheel's platform unless built with ``CNN_EXT_NATIVE=1``).
+    ``kernels`` names the build in use (``_kernels``: portable baseline; ``_kernels_avx2``:
+    AVX2 + FMA, chosen at import on CPUs that have them) and ``simd`` the instruction sets
+    the compiler was allowed to use for it.
     """
-    from . import _network
+    from ._dispatch import NAME, baseline, kernels
     from ._version import __version__
 
     return {
         "version": __version__,
-        "compiler": _network.COMPILER,
-        "cflags": _network.CFLAGS,
-        "openmp": _network.OPENMP,
-        "max_threads": _network.max_threads(),
-        "simd": _network.SIMD,
+        "kernels": NAME,
+        "cpu_has_avx2_fma": baseline.cpu_has_avx2_fma(),
+        "compiler": kernels.COMPILER,
+        "cflags": kernels.CFLAGS,
+        "openmp": kernels.OPENMP,
+        "max_threads": kernels.max_threads(),
+        "simd": kernels.SIMD,
         "python": platform.python_version(),
         "numpy": np.__version__,
         "machine": platform.machine(),

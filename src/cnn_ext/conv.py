@@ -1,7 +1,7 @@
 """Conv3x3: the tutorial's convolution layer, with its loops in :mod:`cnn_ext._conv`."""
 import numpy as np
 
-from . import _conv
+from ._dispatch import kernels
 from ._validate import as_float64, expect_shape, learn_rate, parameter, positive_int
 
 
@@ -35,7 +35,7 @@ class Conv3x3:
             raise ValueError(f"Conv3x3.forward(input) expects an image of at least 3x3 pixels, got {h}x{w}")
         filters = parameter(self, "filters", (self.num_filters, 3, 3))
         output = np.empty((h - 2, w - 2, self.num_filters))
-        _conv.conv3x3_forward(image, filters, output)
+        kernels.conv3x3_forward(image, filters, output)
         self.last_input = image
         return output
 
@@ -49,5 +49,5 @@ class Conv3x3:
                      " (the shape of the last forward output)")
         filters = parameter(self, "filters", (self.num_filters, 3, 3))
         d_L_d_filters = np.empty_like(filters)
-        _conv.conv3x3_backprop(image, d_L_d_out, filters, learn_rate(self), d_L_d_filters)
+        kernels.conv3x3_backprop(image, d_L_d_out, filters, learn_rate(self), d_L_d_filters)
         return None

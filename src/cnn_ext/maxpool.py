@@ -1,7 +1,7 @@
 """MaxPool2: the tutorial's 2x2 max pooling, with its loops in :mod:`cnn_ext._maxpool`."""
 import numpy as np
 
-from . import _maxpool
+from ._dispatch import kernels
 from ._validate import as_float64, expect_shape
 
 
@@ -28,7 +28,7 @@ class MaxPool2:
         if h < 2 or w < 2 or f < 1:
             raise ValueError(f"MaxPool2.forward(input) expects at least (2, 2, 1), got {x.shape}")
         output = np.empty((h // 2, w // 2, f))
-        _maxpool.maxpool2_forward(x, output)
+        kernels.maxpool2_forward(x, output)
         self.last_input = x
         return output
 
@@ -41,5 +41,5 @@ class MaxPool2:
         expect_shape(d_L_d_out, (h // 2, w // 2, f), "MaxPool2.backprop(d_L_d_out)",
                      " (the shape of the last forward output)")
         d_L_d_input = np.empty_like(x)
-        _maxpool.maxpool2_backprop(x, d_L_d_out, d_L_d_input)
+        kernels.maxpool2_backprop(x, d_L_d_out, d_L_d_input)
         return d_L_d_input

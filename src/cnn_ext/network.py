@@ -11,7 +11,7 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
-from . import _network
+from ._dispatch import kernels
 from .conv import Conv3x3
 from .maxpool import MaxPool2
 from .softmax import Softmax
@@ -141,7 +141,7 @@ class Network:
         images, labels = _check_batch(image, [label])
         losses, correct = np.empty(1), np.empty(1, dtype=np.uint8)
         filters, weights, biases = self._parameters()
-        _network.train_steps(images, labels, _ZERO_ORDER, filters, weights, biases,
+        kernels.train_steps(images, labels, _ZERO_ORDER, filters, weights, biases,
                              learn_rate(self.conv), losses, correct)
         return float(losses[0]), int(correct[0])
 
@@ -171,7 +171,7 @@ class Network:
                 size = min(chunk, len(order) - start)
                 if log_every:
                     size = min(size, log_every - log.count)
-                _network.train_steps(images, labels, order[start:start + size], filters, weights,
+                kernels.train_steps(images, labels, order[start:start + size], filters, weights,
                                      biases, rate, losses, correct)
                 start += size
                 # Sequential sums, as the tutorial's `loss += l`, so log lines do not depend on chunking.
@@ -198,7 +198,7 @@ class Network:
         filters, weights, biases = self._parameters()
         out = np.empty((len(images), weights.shape[1]))
         threads = 0 if num_threads is None else positive_int(num_threads, "num_threads")
-        _network.predict_proba(images, filters, weights, biases, out, threads)
+        kernels.predict_proba(images, filters, weights, biases, out, threads)
         return out
 
     def predict(self, images, num_threads=None):

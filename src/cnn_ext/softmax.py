@@ -1,7 +1,7 @@
 """Softmax: the tutorial's dense + softmax layer, with its loops in :mod:`cnn_ext._softmax`."""
 import numpy as np
 
-from . import _softmax
+from ._dispatch import kernels
 from ._validate import as_float64, expect_shape, learn_rate, parameter, positive_int
 
 
@@ -46,7 +46,7 @@ class Softmax:
         flat = x.flatten()  # a copy, as in the tutorial
         totals = np.empty(nodes)
         output = np.empty(nodes)
-        _softmax.softmax_forward(flat, weights, biases, totals, output)
+        kernels.softmax_forward(flat, weights, biases, totals, output)
         self.last_input_shape = x.shape
         self.last_input = flat
         self.last_totals = totals
@@ -68,6 +68,6 @@ class Softmax:
         expect_shape(d_L_d_out, (nodes,), "Softmax.backprop(d_L_d_out)", " (one value per node)")
         d_L_d_input = np.empty(input_len)
         scratch = np.empty(2 * nodes)
-        _softmax.softmax_backprop(x, weights, biases, totals, d_L_d_out, learn_rate(self),
+        kernels.softmax_backprop(x, weights, biases, totals, d_L_d_out, learn_rate(self),
                                   d_L_d_input, scratch)
         return d_L_d_input.reshape(self.last_input_shape)

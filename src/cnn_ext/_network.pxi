@@ -1,18 +1,8 @@
-# cython: language_level=3
-"""Fused kernels of :class:`cnn_ext.Network`: whole training steps and batched inference.
-
-They chain the same C kernels as the layer façades (``_conv``, ``_maxpool``,
-``_softmax``), in the same order, so a fused step gives bit for bit the numbers of the six
-façade calls; what they save is the Python between them. Training runs a chunk of
-steps per call without the GIL; inference splits a batch across OpenMP threads.
-"""
-from cython.parallel cimport prange, threadid
-from libc.math cimport log, INFINITY
-from libc.stdlib cimport calloc, free, malloc
-
-from cnn_ext._conv cimport conv3x3_forward_c, conv3x3_filter_grad_c, sgd_update_c
-from cnn_ext._maxpool cimport maxpool2_forward_c, maxpool2_backprop_c
-from cnn_ext._softmax cimport softmax_forward_c, softmax_backprop_c
+# Fused kernels of Network, included by _kernels*.pyx: whole training steps and batched
+# inference. They chain the same C kernels as the layer façades, in the same order, so a
+# fused step gives bit for bit the numbers of the six façade calls; what they save is the
+# Python between them. Training runs a chunk of steps per call without the GIL;
+# inference splits a batch across OpenMP threads.
 
 cdef extern from *:
     """
@@ -152,7 +142,7 @@ cdef double train_step_c(const unsigned char* image, Py_ssize_t label, Shapes* s
     softmax_backprop_c(b.pool, s.L, weights, biases, s.nodes, b.totals, b.grad, learn_rate,
                        b.d_pool, b.work)
     maxpool2_backprop_c(b.conv, s.ch, s.cw, s.nf, b.d_pool, b.d_conv)
-    conv3x3_filter_grad_c(b.x, s.h, s.w, b.d_conv, s.nf, b.d_filt, b.work)
+    conv3x3_filter_grad_c(b.x, s.h, s.w, b.d_conv, s.nf, b.d_filt)
     sgd_update_c(filters, b.d_filt, 9 * s.nf, learn_rate)
     return -log(p) if p > 0 else INFINITY
 

@@ -1,0 +1,7 @@
+# cython: language_level=3
+"""Compiled kernels of cnn_ext, built with AVX2 and FMA for x86-64 CPUs that have them.
+
+Never import this module directly on an unknown CPU: :mod:`cnn_ext._dispatch` checks
+``_kernels.cpu_has_avx2_fma()`` first (an older CPU would stop on an illegal instruction).
+"""
+include "_kernels_common.pxi"

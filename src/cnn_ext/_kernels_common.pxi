@@ -1,0 +1,50 @@
+# The body shared by _kernels.pyx and _kernels_avx2.pyx.
+from cython.parallel cimport prange, threadid
+from libc.math cimport exp, log, INFINITY
+from libc.stdlib cimport calloc, free, malloc
+from libc.string cimport memset
+
+cdef extern from *:
+    """
+    /* The AVX2 build (and any build for a target with AVX) hand-vectorises the loops that
+       the auto-vectoriser handles badly, with GCC/Clang 4-wide float64 vector extensions.
+       Each lane runs exactly the scalar operations, in the same order. Elsewhere
+       CNN_EXT_V4D is 0 and the plain loops run. */
+    #if (defined(__GNUC__) || defined(__clang__)) && defined(__AVX__)
+    #define CNN_EXT_V4D 1
+    typedef double cnn_ext_v4d __attribute__((vector_size(32), aligned(8)));
+    typedef long long cnn_ext_v4i __attribute__((vector_size(32), aligned(8)));
+    /* mask ? a : b, lane by lane; mask lanes are all ones or all zeros */
+    static inline cnn_ext_v4d cnn_ext_select(cnn_ext_v4i mask, cnn_ext_v4d a, cnn_ext_v4d b) {
+        return (cnn_ext_v4d)(((cnn_ext_v4i)a & mask) | ((cnn_ext_v4i)b & ~mask));
+    }
+    /* the maximum of m and b, where a NaN in either wins (np.amax's rule) */
+    static inline cnn_ext_v4d cnn_ext_max_nan(cnn_ext_v4d m, cnn_ext_v4d b) {
+        return cnn_ext_select((cnn_ext_v4i)((b > m) | (b != b)), b, m);
+    }
+    #else
+    #define CNN_EXT_V4D 0
+    #endif
+
+    static int cnn_ext_cpu_has_avx2_fma(void) {
+    #if (defined(__GNUC__) || defined(__clang__)) && (defined(__x86_64__) || defined(__i386__))
+        __builtin_cpu_init();
+        return __builtin_cpu_supports("avx2") && __builtin_cpu_supports("fma");
+    #else
+        return 0;
+    #endif
+    }
+    """
+    int cnn_ext_cpu_has_avx2_fma()
+    bint CNN_EXT_V4D
+
+
+def cpu_has_avx2_fma():
+    """True when this CPU (and OS) can run the AVX2 + FMA build of the kernels."""
+    return bool(cnn_ext_cpu_has_avx2_fma())
+
+
+include "_conv.pxi"
+include "_maxpool.pxi"
+include "_softmax.pxi"
+include "_network.pxi"

@@ -1,0 +1,133 @@
+# Kernels of MaxPool2 (2x2 windows, stride 2), included by _kernels*.pyx.
+# Arrays are C-contiguous float64: x (h, w, nf), out (h//2, w//2, nf).
+#
+# Backprop keeps the tutorial's tie rule: every position of a window that equals the
+# window's maximum receives the gradient (on MNIST most windows are ties). A NaN in a
+# window makes its maximum NaN (as np.amax) and then no position receives the gradient.
+
+
+cdef inline double _max4(double a, double b, double c, double d) noexcept nogil:
+    # NaN-propagating like np.amax: once m is NaN no comparison replaces it.
+    cdef double m = a
+    if b > m or b != b:
+        m = b
+    if c > m or c != c:
+        m = c
+    if d > m or d != d:
+        m = d
+    return m
+
+
+cdef extern from *:
+    """
+    /* Four filters of one 2x2 window at once (p: the window's top-left value of filter f,
+       nf: distance to the next column, rs: to the next row). Branch-free: ties are the
+       common case on MNIST and would defeat the branch predictor. */
+    #if CNN_EXT_V4D
+    static inline void cnn_ext_pool4_forward(const double* p, Py_ssize_t nf, Py_ssize_t rs,
+                                             double* o) {
+        cnn_ext_v4d m = *(const cnn_ext_v4d*)p;
+        m = cnn_ext_max_nan(m, *(const cnn_ext_v4d*)(p + nf));
+        m = cnn_ext_max_nan(m, *(const cnn_ext_v4d*)(p + rs));
+        m = cnn_ext_max_nan(m, *(const cnn_ext_v4d*)(p + rs + nf));
+        *(cnn_ext_v4d*)o = m;
+    }
+    static inline void cnn_ext_pool4_backprop(const double* p, Py_ssize_t nf, Py_ssize_t rs,
+                                              const double* g, double* q) {
+        cnn_ext_v4d a = *(const cnn_ext_v4d*)p, b = *(const cnn_ext_v4d*)(p + nf);
+        cnn_ext_v4d c = *(const cnn_ext_v4d*)(p + rs), e = *(const cnn_ext_v4d*)(p + rs + nf);
+        cnn_ext_v4d m = cnn_ext_max_nan(cnn_ext_max_nan(cnn_ext_max_nan(a, b), c), e);
+        cnn_ext_v4i d = *(const cnn_ext_v4i*)g;
+        /* every position equal to the maximum gets the gradient; NaN equals nothing */
+        *(cnn_ext_v4i*)q = d & (cnn_ext_v4i)(a == m);
+        *(cnn_ext_v4i*)(q + nf) = d & (cnn_ext_v4i)(b == m);
+        *(cnn_ext_v4i*)(q + rs) = d & (cnn_ext_v4i)(c == m);
+        *(cnn_ext_v4i*)(q + rs + nf) = d & (cnn_ext_v4i)(e == m);
+    }
+    #else
+    static inline void cnn_ext_pool4_forward(const double* p, Py_ssize_t nf, Py_ssize_t rs, double* o) {}
+    static inline void cnn_ext_pool4_backprop(const double* p, Py_ssize_t nf, Py_ssize_t rs,
+                                              const double* g, double* q) {}
+    #endif
+    """
+    void cnn_ext_pool4_forward(const double* p, Py_ssize_t nf, Py_ssize_t rs, double* o) noexcept nogil
+    void cnn_ext_pool4_backprop(const double* p, Py_ssize_t nf, Py_ssize_t rs,
+                                const double* g, double* q) noexcept nogil
+
+
+cdef inline Py_ssize_t _vector_filters(Py_ssize_t nf) noexcept nogil:
+    # How many filters (a multiple of 4) the vector helpers handle; the rest run scalar.
+    return (nf // 4) * 4 if CNN_EXT_V4D else 0
+
+
+cdef void maxpool2_forward_c(const double* x, Py_ssize_t h, Py_ssize_t w, Py_ssize_t nf,
+                             double* out) noexcept nogil:
+    cdef Py_ssize_t i, j, f
+    cdef Py_ssize_t oh = h // 2, ow = w // 2, rs = w * nf, nv = _vector_filters(nf)
+    cdef const double* p
+    cdef double* o
+    for i in range(oh):
+        for j in range(ow):
+            p = x + (2 * i) * rs + (2 * j) * nf
+            o = out + (i * ow + j) * nf
+            for f in range(0, nv, 4):
+                cnn_ext_pool4_forward(p + f, nf, rs, o + f)
+            for f in range(nv, nf):
+                o[f] = _max4(p[f], p[nf + f], p[rs + f], p[rs + nf + f])
+
+
+cdef void maxpool2_backprop_c(const double* x, Py_ssize_t h, Py_ssize_t w, Py_ssize_t nf,
+                              const double* d_L_d_out, double* d_L_d_input) noexcept nogil:
+    cdef Py_ssize_t i, j, f
+    cdef Py_ssize_t oh = h // 2, ow = w // 2, rs = w * nf, nv = _vector_filters(nf)
+    cdef const double* p
+    cdef double* q
+    cdef const double* g
+    cdef double m, d
+    for i in range(oh):
+        for j in range(ow):
+            p = x + (2 * i) * rs + (2 * j) * nf
+            q = d_L_d_input + (2 * i) * rs + (2 * j) * nf
+            g = d_L_d_out + (i * ow + j) * nf
+            for f in range(0, nv, 4):
+                cnn_ext_pool4_backprop(p + f, nf, rs, g + f, q + f)
+            for f in range(nv, nf):
+                m = _max4(p[f], p[nf + f], p[rs + f], p[rs + nf + f])
+                d = g[f]
+                q[f] = d if p[f] == m else 0.0
+                q[nf + f] = d if p[nf + f] == m else 0.0
+                q[rs + f] = d if p[rs + f] == m else 0.0
+                q[rs + nf + f] = d if p[rs + nf + f] == m else 0.0
+    # Odd trailing rows/columns belong to no window and get a zero gradient.
+    if h % 2:
+        memset(d_L_d_input + (h - 1) * rs, 0, rs * sizeof(double))
+    if w % 2:
+        for i in range(2 * oh):
+            memset(d_L_d_input + i * rs + (w - 1) * nf, 0, nf * sizeof(double))
+
+
+def _check(tuple got, tuple expected, str name):
+    if got != expected:
+        raise ValueError(f"{name} must have shape {expected}, got {got}")
+
+
+def maxpool2_forward(const double[:, :, ::1] x, double[:, :, ::1] out):
+    """out[i, j, f] = max(x[2i:2i+2, 2j:2j+2, f]); x (h, w, nf), out (h//2, w//2, nf)."""
+    cdef Py_ssize_t h = x.shape[0], w = x.shape[1], nf = x.shape[2]
+    if h < 2 or w < 2 or nf < 1:
+        raise ValueError(f"x must be at least (2, 2, 1), got {(h, w, nf)}")
+    _check((out.shape[0], out.shape[1], out.shape[2]), (h // 2, w // 2, nf), "out")
+    with nogil:
+        maxpool2_forward_c(&x[0, 0, 0], h, w, nf, &out[0, 0, 0])
+
+
+def maxpool2_backprop(const double[:, :, ::1] x, const double[:, :, ::1] d_L_d_out,
+                      double[:, :, ::1] d_L_d_input):
+    """Route d_L_d_out (h//2, w//2, nf) to every max of x (h, w, nf) into d_L_d_input (h, w, nf)."""
+    cdef Py_ssize_t h = x.shape[0], w = x.shape[1], nf = x.shape[2]
+    if h < 2 or w < 2 or nf < 1:
+        raise ValueError(f"x must be at least (2, 2, 1), got {(h, w, nf)}")
+    _check((d_L_d_out.shape[0], d_L_d_out.shape[1], d_L_d_out.shape[2]), (h // 2, w // 2, nf), "d_L_d_out")
+    _check((d_L_d_input.shape[0], d_L_d_input.shape[1], d_L_d_input.shape[2]), (h, w, nf), "d_L_d_input")
+    with nogil:
+        maxpool2_backprop_c(&x[0, 0, 0], h, w, nf, &d_L_d_out[0, 0, 0], &d_L_d_input[0, 0, 0])

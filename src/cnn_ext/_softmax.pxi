@@ -1,0 +1,253 @@
+# Kernels of Softmax (dense layer + softmax), included by _kernels*.pyx.
+# Arrays are C-contiguous float64: x (L,), weights (L, nodes), biases/totals/out (nodes,).
+#
+# Forward shifts the totals by their maximum before exp: no overflow for any finite
+# totals, and equal to the tutorial's unshifted formula within rounding where that one
+# does not overflow. Backprop is the Jacobian-vector product in O(nodes),
+# d_L_d_t[k] = p[k] * (g[k] - sum_i g[i] p[i]), which is what the tutorial's loop over the
+# non-zero entries of g adds up to; the input gradient uses the weights from before the
+# update, as the tutorial does.
+
+
+cdef void softmax_probs_c(const double* totals, Py_ssize_t nodes, double* out) noexcept nogil:
+    cdef Py_ssize_t n
+    cdef double m = totals[0], s = 0.0
+    for n in range(1, nodes):
+        if totals[n] > m:
+            m = totals[n]
+    for n in range(nodes):
+        out[n] = exp(totals[n] - m)
+        s += out[n]
+    for n in range(nodes):
+        out[n] = out[n] / s
+
+
+cdef extern from *:
+    """
+    /* Ten nodes (MNIST's classes), two rows of weights at a time: 20 contiguous doubles are
+       exactly five 4-wide vectors, so the short rows need no remainder loops. */
+    #if CNN_EXT_V4D
+    #define CNN_EXT_LOAD4(p) (*(const cnn_ext_v4d*)(p))
+    /* totals (10,) = x (L,) @ weights (L, 10), without the biases */
+    static inline void cnn_ext_dense10_forward(const double* x, Py_ssize_t L,
+                                               const double* weights, double* totals) {
+        cnn_ext_v4d a0 = {0, 0, 0, 0}, a1 = a0, a2 = a0, a3 = a0, a4 = a0;
+        Py_ssize_t k = 0;
+        for (; k + 2 <= L; k += 2) {
+            const double* w = weights + 10 * k;
+            double xa = x[k], xb = x[k + 1];
+            cnn_ext_v4d xab = {xa, xa, xb, xb};
+            a0 += xa * CNN_EXT_LOAD4(w);
+            a1 += xa * CNN_EXT_LOAD4(w + 4);
+            a2 += xab * CNN_EXT_LOAD4(w + 8);
+            a3 += xb * CNN_EXT_LOAD4(w + 12);
+            a4 += xb * CNN_EXT_LOAD4(w + 16);
+        }
+        /* even rows were summed in a0, a1 and the low half of a2; odd rows in the rest */
+        totals[0] = a0[0] + a2[2]; totals[1] = a0[1] + a2[3];
+        totals[2] = a0[2] + a3[0]; totals[3] = a0[3] + a3[1];
+        totals[4] = a1[0] + a3[2]; totals[5] = a1[1] + a3[3];
+        totals[6] = a1[2] + a4[0]; totals[7] = a1[3] + a4[1];
+        totals[8] = a2[0] + a4[2]; totals[9] = a2[1] + a4[3];
+        for (; k < L; k++)
+            for (int n = 0; n < 10; n++)
+                totals[n] += x[k] * weights[10 * k + n];
+    }
+    /* d_L_d_input (L,) = weights @ d_L_d_t with the weights before the update, then
+       weights -= learn_rate * outer(x, d_L_d_t), rounded as the tutorial rounds it */
+    static inline void cnn_ext_dense10_backprop(const double* x, Py_ssize_t L, double* weights,
+                                                const double* t, double learn_rate,
+                                                double* d_L_d_input) {
+        cnn_ext_v4d t0 = {t[0], t[1], t[2], t[3]}, t1 = {t[4], t[5], t[6], t[7]};
+        cnn_ext_v4d t2 = {t[8], t[9], t[0], t[1]}, t3 = {t[2], t[3], t[4], t[5]};
+        cnn_ext_v4d t4 = {t[6], t[7], t[8], t[9]};
+        Py_ssize_t k = 0;
+        for (; k + 2 <= L; k += 2) {
+            double* w = weights + 10 * k;
+            double xa = x[k], xb = x[k + 1];
+            cnn_ext_v4d xab = {xa, xa, xb, xb};
+            cnn_ext_v4d w0 = CNN_EXT_LOAD4(w), w1 = CNN_EXT_LOAD4(w + 4), w2 = CNN_EXT_LOAD4(w + 8);
+            cnn_ext_v4d w3 = CNN_EXT_LOAD4(w + 12), w4 = CNN_EXT_LOAD4(w + 16);
+            cnn_ext_v4d sa = w0 * t0 + w1 * t1, p2 = w2 * t2, sb = w3 * t3 + w4 * t4;
+            d_L_d_input[k] = ((sa[0] + sa[1]) + (sa[2] + sa[3])) + (p2[0] + p2[1]);
+            d_L_d_input[k + 1] = ((sb[0] + sb[1]) + (sb[2] + sb[3])) + (p2[2] + p2[3]);
+            *(cnn_ext_v4d*)w = w0 - learn_rate * (xa * t0);
+            *(cnn_ext_v4d*)(w + 4) = w1 - learn_rate * (xa * t1);
+            *(cnn_ext_v4d*)(w + 8) = w2 - learn_rate * (xab * t2);
+            *(cnn_ext_v4d*)(w + 12) = w3 - learn_rate * (xb * t3);
+            *(cnn_ext_v4d*)(w + 16) = w4 - learn_rate * (xb * t4);
+        }
+        for (; k < L; k++) {
+            double* w = weights + 10 * k;
+            double acc = 0.0;
+            for (int n = 0; n < 10; n++)
+                acc += w[n] * t[n];
+            d_L_d_input[k] = acc;
+            for (int n = 0; n < 10; n++)
+                w[n] = w[n] - learn_rate * (x[k] * t[n]);
+        }
+    }
+    #else
+    static inline void cnn_ext_dense10_forward(const double* x, Py_ssize_t L,
+                                               const double* weights, double* totals) {}
+    static inline void cnn_ext_dense10_backprop(const double* x, Py_ssize_t L, double* weights,
+                                                const double* t, double learn_rate,
+                                                double* d_L_d_input) {}
+    #endif
+    """
+    void cnn_ext_dense10_forward(const double* x, Py_ssize_t L, const double* weights,
+                                 double* totals) noexcept nogil
+    void cnn_ext_dense10_backprop(const double* x, Py_ssize_t L, double* weights,
+                                  const double* t, double learn_rate,
+                                  double* d_L_d_input) noexcept nogil
+
+
+cdef inline void _dense_forward(const double* x, Py_ssize_t L, const double* weights,
+                                Py_ssize_t nodes, double* totals) noexcept nogil:
+    # totals = x @ weights, four rows of weights per pass: the inner loop runs along
+    # contiguous rows and each total is loaded and stored once per four rows.
+    cdef Py_ssize_t k = 0, n
+    cdef double x0, x1, x2, x3
+    cdef const double* w0
+    memset(totals, 0, nodes * sizeof(double))
+    while k + 4 <= L:
+        x0 = x[k]; x1 = x[k + 1]; x2 = x[k + 2]; x3 = x[k + 3]
+        w0 = weights + k * nodes
+        for n in range(nodes):
+            totals[n] += (x0 * w0[n] + x1 * w0[nodes + n]) + (x2 * w0[2 * nodes + n] + x3 * w0[3 * nodes + n])
+        k += 4
+    while k < L:
+        x0 = x[k]
+        w0 = weights + k * nodes
+        for n in range(nodes):
+            totals[n] += x0 * w0[n]
+        k += 1
+
+
+cdef void softmax_forward_c(const double* x, Py_ssize_t L, const double* weights,
+                            const double* biases, Py_ssize_t nodes,
+                            double* totals, double* out) noexcept nogil:
+    cdef Py_ssize_t n
+    if nodes == 10 and CNN_EXT_V4D:
+        cnn_ext_dense10_forward(x, L, weights, totals)
+    elif nodes == 10:  # constant loop bounds: unrolled, vectorised
+        _dense_forward(x, L, weights, 10, totals)
+    else:
+        _dense_forward(x, L, weights, nodes, totals)
+    for n in range(nodes):
+        totals[n] = totals[n] + biases[n]
+    softmax_probs_c(totals, nodes, out)
+
+
+cdef inline void _dense_backprop(const double* x, Py_ssize_t L, double* weights,
+                                 Py_ssize_t nodes, const double* d_L_d_t, double learn_rate,
+                                 double* d_L_d_input) noexcept nogil:
+    cdef Py_ssize_t k = 0, n
+    cdef double a0, a1, a2, a3, t, x0
+    cdef double* w0
+    # Input gradient with the weights from before the update, four rows at a time so
+    # that four independent dot products hide the latency of the additions.
+    while k + 4 <= L:
+        w0 = weights + k * nodes
+        a0 = a1 = a2 = a3 = 0.0
+        for n in range(nodes):
+            t = d_L_d_t[n]
+            a0 += w0[n] * t
+            a1 += w0[nodes + n] * t
+            a2 += w0[2 * nodes + n] * t
+            a3 += w0[3 * nodes + n] * t
+        d_L_d_input[k] = a0
+        d_L_d_input[k + 1] = a1
+        d_L_d_input[k + 2] = a2
+        d_L_d_input[k + 3] = a3
+        k += 4
+    while k < L:
+        w0 = weights + k * nodes
+        a0 = 0.0
+        for n in range(nodes):
+            a0 += w0[n] * d_L_d_t[n]
+        d_L_d_input[k] = a0
+        k += 1
+    # The update, rounded as the tutorial's weights -= learn_rate * outer(x, d_L_d_t).
+    for k in range(L):
+        w0 = weights + k * nodes
+        x0 = x[k]
+        for n in range(nodes):
+            w0[n] = w0[n] - learn_rate * (x0 * d_L_d_t[n])
+
+
+cdef void softmax_backprop_c(const double* x, Py_ssize_t L, double* weights,
+                             double* biases, Py_ssize_t nodes, const double* totals,
+                             const double* d_L_d_out, double learn_rate,
+                             double* d_L_d_input, double* scratch) noexcept nogil:
+    # scratch holds 2 * nodes doubles: the probabilities, then d_L_d_t.
+    cdef Py_ssize_t n
+    cdef double* p = scratch
+    cdef double* d_L_d_t = scratch + nodes
+    cdef double s = 0.0
+    cdef bint any_nonzero = False
+    for n in range(nodes):
+        if d_L_d_out[n] != 0:
+            any_nonzero = True
+    if not any_nonzero:
+        # The tutorial's loop skips zero entries: nothing to learn, zero input gradient.
+        memset(d_L_d_input, 0, L * sizeof(double))
+        return
+    softmax_probs_c(totals, nodes, p)
+    for n in range(nodes):
+        if d_L_d_out[n] != 0:
+            s += d_L_d_out[n] * p[n]
+    for n in range(nodes):
+        d_L_d_t[n] = p[n] * (d_L_d_out[n] - s)
+    if nodes == 10 and CNN_EXT_V4D:
+        cnn_ext_dense10_backprop(x, L, weights, d_L_d_t, learn_rate, d_L_d_input)
+    elif nodes == 10:  # constant loop bounds: unrolled, vectorised
+        _dense_backprop(x, L, weights, 10, d_L_d_t, learn_rate, d_L_d_input)
+    else:
+        _dense_backprop(x, L, weights, nodes, d_L_d_t, learn_rate, d_L_d_input)
+    for n in range(nodes):
+        biases[n] = biases[n] - learn_rate * d_L_d_t[n]
+
+
+def _check_dense(Py_ssize_t L, Py_ssize_t nodes, Py_ssize_t n_biases):
+    if nodes < 1 or L < 1:
+        raise ValueError(f"weights must be (input_len>=1, nodes>=1), got {(L, nodes)}")
+    if n_biases != nodes:
+        raise ValueError(f"biases must have {nodes} entries, got {n_biases}")
+
+
+def softmax_forward(const double[::1] x, const double[:, ::1] weights,
+                    const double[::1] biases, double[::1] totals, double[::1] out):
+    """totals = x @ weights + biases; out = softmax(totals). x (L,), weights (L, nodes)."""
+    cdef Py_ssize_t L = weights.shape[0], nodes = weights.shape[1]
+    _check_dense(L, nodes, biases.shape[0])
+    if x.shape[0] != L:
+        raise ValueError(f"x must have {L} entries, got {x.shape[0]}")
+    if totals.shape[0] != nodes or out.shape[0] != nodes:
+        raise ValueError(f"totals and out must have {nodes} entries, "
+                         f"got {totals.shape[0]} and {out.shape[0]}")
+    with nogil:
+        softmax_forward_c(&x[0], L, &weights[0, 0], &biases[0], nodes, &totals[0], &out[0])
+
+
+def softmax_backprop(const double[::1] x, double[:, ::1] weights, double[::1] biases,
+                     const double[::1] totals, const double[::1] d_L_d_out,
+                     double learn_rate, double[::1] d_L_d_input, double[::1] scratch):
+    """Update weights/biases in place and write the input gradient (L,) to d_L_d_input.
+
+    x (L,) and totals (nodes,) are from the last forward; d_L_d_out (nodes,);
+    scratch is work space of 2 * nodes doubles.
+    """
+    cdef Py_ssize_t L = weights.shape[0], nodes = weights.shape[1]
+    _check_dense(L, nodes, biases.shape[0])
+    if x.shape[0] != L or d_L_d_input.shape[0] != L:
+        raise ValueError(f"x and d_L_d_input must have {L} entries, "
+                         f"got {x.shape[0]} and {d_L_d_input.shape[0]}")
+    if totals.shape[0] != nodes or d_L_d_out.shape[0] != nodes:
+        raise ValueError(f"totals and d_L_d_out must have {nodes} entries, "
+                         f"got {totals.shape[0]} and {d_L_d_out.shape[0]}")
+    if scratch.shape[0] < 2 * nodes:
+        raise ValueError(f"scratch must have at least {2 * nodes} entries, got {scratch.shape[0]}")
+    with nogil:
+        softmax_backprop_c(&x[0], L, &weights[0, 0], &biases[0], nodes, &totals[0],
+                           &d_L_d_out[0], learn_rate, &d_L_d_input[0], &scratch[0])
