@@ -14,14 +14,17 @@ DEFAULT_MODEL = "MNIST_CNN"
 def _load_mnist(path):
     from .datasets import mnist
 
-    return mnist.load_data(path)
+    try:
+        return mnist.load_data(path)
+    except (OSError, ValueError) as exc:  # missing or malformed data files
+        raise SystemExit(f"cnn-ext: cannot load MNIST: {exc}") from None
 
 
 def _subset(images, labels, size, name):
     if size is None:
         return images, labels
-    if not 0 < size <= len(images):
-        raise SystemExit(f"cnn-ext: --{name}-size must be between 1 and {len(images)}, got {size}")
+    if size > len(images):
+        raise SystemExit(f"cnn-ext: --{name}-size must be at most {len(images)}, got {size}")
     return images[:size], labels[:size]
 
 
@@ -112,12 +115,23 @@ def cmd_train(args):
 
 def _load_network(model):
     from .network import Network
-    from .saver import ModelSaver
+    from .saver import ModelFileError, ModelSaver, load_params
 
-    network = Network()
-    if not ModelSaver(model).load(network.conv, network.pool, network.softmax):
-        raise SystemExit(f"cnn-ext: no model {_model_file(model)}: train one first with "
-                         f"`cnn-ext train --model {model}`")
+    filename = ModelSaver(model).filename
+    try:
+        params = load_params(filename)
+    except FileNotFoundError:
+        raise SystemExit(f"cnn-ext: no model {filename}: train one first with "
+                         f"`cnn-ext train --model {model}`") from None
+    except ModelFileError as exc:
+        raise SystemExit(f"cnn-ext: {exc}") from None
+    network = Network(num_filters=params["conv_filters"].shape[0])
+    if params["softmax_weights"].shape != network.softmax.weights.shape:
+        raise SystemExit(f"cnn-ext: {filename} does not fit 28x28 MNIST images: softmax weights "
+                         f"{params['softmax_weights'].shape}, expected {network.softmax.weights.shape}")
+    network.conv.filters = params["conv_filters"]
+    network.softmax.weights = params["softmax_weights"]
+    network.softmax.biases = params["softmax_biases"]
     return network
 
 
@@ -188,6 +202,40 @@ def cmd_predict(args):
     return status
 
 
+def cmd_draw(args):
+    from .drawing import main as draw_main
+
+    return draw_main(["--model", args.model])
+
+
+def cmd_bench(args):
+    from .bench import main as bench_main
+
+    return bench_main(args.bench_args)
+
+
+def _int_at_least(minimum):
+    def parse(text):
+        try:
+            value = int(text)
+        except ValueError:
+            raise argparse.ArgumentTypeError(f"expected an integer, got {text!r}") from None
+        if value < minimum:
+            raise argparse.ArgumentTypeError(f"expected an integer >= {minimum}, got {value}")
+        return value
+    return parse
+
+
+def _positive_float(text):
+    try:
+        value = float(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected a number, got {text!r}") from None
+    if not value > 0 or value == float("inf"):
+        raise argparse.ArgumentTypeError(f"expected a positive number, got {text}")
+    return value
+
+
 def build_parser():
     parser = argparse.ArgumentParser(
         prog="cnn-ext",
@@ -199,17 +247,17 @@ def build_parser():
     train = sub.add_parser("train", help="train on MNIST with the tutorial's per-sample SGD, then test",
                            description="Per-sample SGD on the MNIST training set (the tutorial's "
                                        "recipe), then loss and accuracy on the test set.")
-    train.add_argument("--epochs", type=int, default=3, help="passes over the training set (default 3)")
-    train.add_argument("--lr", type=float, default=0.005, help="learning rate (default 0.005)")
-    train.add_argument("--train-size", type=int, help="use the first N training images (default all 60000)")
-    train.add_argument("--test-size", type=int, help="use the first N test images (default all 10000)")
+    train.add_argument("--epochs", type=_int_at_least(1), default=3, help="passes over the training set (default 3)")
+    train.add_argument("--lr", type=_positive_float, default=0.005, help="learning rate (default 0.005)")
+    train.add_argument("--train-size", type=_int_at_least(1), help="use the first N training images (default all 60000)")
+    train.add_argument("--test-size", type=_int_at_least(1), help="use the first N test images (default all 10000)")
     train.add_argument("--seed", type=int, default=0,
                        help="seeds the weights (np.random.seed) and the shuffling (default 0)")
     train.add_argument("--data", metavar="PATH",
                        help="folder of MNIST IDX files or a Keras mnist.npz (default: the built-in copy)")
     train.add_argument("--model", default=DEFAULT_MODEL, metavar="NAME",
                        help="save to NAME.pkl, or NAME if it ends in .npz (default MNIST_CNN)")
-    train.add_argument("--log-every", type=int, default=10000, metavar="N",
+    train.add_argument("--log-every", type=_int_at_least(0), default=10000, metavar="N",
                        help="print the tutorial's step log every N steps, 0 for never (default 10000)")
     train.add_argument("--plot", metavar="FILE.png", help="draw loss and accuracy curves (needs matplotlib)")
     train.add_argument("--quiet", action="store_true", help="no progress bar and no step log")
@@ -218,7 +266,7 @@ def build_parser():
     evaluate = sub.add_parser("evaluate", help="test a saved model: accuracy, per class, confusion matrix")
     evaluate.add_argument("--model", default=DEFAULT_MODEL, metavar="NAME")
     evaluate.add_argument("--data", metavar="PATH")
-    evaluate.add_argument("--test-size", type=int)
+    evaluate.add_argument("--test-size", type=_int_at_least(1))
     evaluate.add_argument("--plot", metavar="FILE.png",
                           help="confusion matrix and misclassified digits (needs matplotlib)")
     evaluate.set_defaults(func=cmd_evaluate)
@@ -227,6 +275,16 @@ def build_parser():
     predict.add_argument("images", nargs="+", metavar="IMAGE")
     predict.add_argument("--model", default=DEFAULT_MODEL, metavar="NAME")
     predict.set_defaults(func=cmd_predict)
+
+    draw = sub.add_parser("draw", help="draw a digit with the mouse and see it recognised (needs Tk and a display)")
+    draw.add_argument("--model", default=DEFAULT_MODEL, metavar="NAME")
+    draw.set_defaults(func=cmd_draw)
+
+    bench = sub.add_parser("bench", add_help=False,
+                           help="time cnn_ext against the tutorial's NumPy loops, vectorised NumPy and "
+                                "the frameworks (cnn-ext bench --help for options)")
+    bench.add_argument("bench_args", nargs=argparse.REMAINDER)
+    bench.set_defaults(func=cmd_bench)
     return parser
 
 
@@ -236,8 +294,4 @@ def main(argv=None):
     if args.command is None:
         parser.print_help()
         return 2
-    for name in ("epochs", "log_every"):
-        value = getattr(args, name, None)
-        if value is not None and value < 0 or (name == "epochs" and value is not None and value < 1):
-            parser.error(f"--{name.replace('_', '-')} must be {'positive' if name == 'epochs' else '>= 0'}, got {value}")
     return args.func(args)
