@@ -85,10 +85,11 @@ def test_printed_table(quick_run):
                               "loops", "vs", "NumPy", "rel_error", "timed"]
     start = lines.index(header)
     assert set(lines[start + 1]) <= {"-", " "}
-    body = [line for line in lines[start + 2:] if line.strip()]
+    end = next(i for i, line in enumerate(lines) if line.startswith("median/img:"))
+    body = [line for line in lines[start + 2:end] if line.strip()]
     table_rows = [line for line in body if line.split()[0] in {"layer", "train", "epoch", "inference"}]
     assert len(table_rows) == len(result["rows"])
-    assert "wrote" in stdout
+    assert "wrote" in stdout and "inference throughput:" in stdout
     for name in (bench.REF, bench.NUMPY, bench.FUSED):
         assert name in stdout
 
@@ -122,3 +123,22 @@ def test_helpers():
 def test_bad_arguments():
     with pytest.raises(SystemExit):
         bench.parse_args(["--rounds", "0"])
+
+
+def test_frameworks_absent_are_left_out(monkeypatch):
+    """Without torch / tensorflow the factories return None and the suite lists no rows for them."""
+    import argparse
+
+    import cnn_ext
+    from cnn_ext import _frameworks
+
+    monkeypatch.setattr(_frameworks, "_import", lambda name: None)
+    network = cnn_ext.Network(seed=0)
+    assert _frameworks.torch_network(network) is None
+    assert _frameworks.tensorflow_network(network) is None
+    cfg = argparse.Namespace(no_frameworks=False, framework_threads=1)
+    found, messages = bench.load_frameworks(cfg, {"torch": None, "tensorflow": None})
+    assert found == []
+    assert "PyTorch: not installed" in messages and "TensorFlow: not installed" in messages
+    versions = _frameworks.framework_versions()
+    assert set(versions) == {"torch", "tensorflow"}

@@ -245,7 +245,8 @@ def layer_cases(data, cfg):
     xs = [(images[i % len(images)] / 255) - 0.5 for i in range(count)]
     ys = [int(labels[i % len(labels)]) for i in range(count)]
 
-    # The inputs and upstream gradients of every layer, from the initial weights (NumPy).
+    # Every layer's input and upstream gradient for each image, from one pass of the
+    # NumPy layers (all implementations then see the same arrays).
     conv, pool, softmax = layer_set(vectorized, seed)
     inputs = {"conv": [], "pool": [], "softmax": []}
     grads = {"conv": [], "pool": [], "softmax": []}
@@ -264,7 +265,6 @@ def layer_cases(data, cfg):
         grads["softmax"].append(g)
         grads["pool"].append(g_pool)
         grads["conv"].append(g_conv)
-    # The input of each layer's backprop is the upstream gradient of the *same* image.
 
     # Correctness: outputs, returned gradients and updated parameters vs the loops.
     checks = {}
@@ -306,7 +306,7 @@ def layer_cases(data, cfg):
             layer = layer_set(module, seed)[index[layer_name]]
             count_i = n_ref if name == REF else n
             pairs = list(zip(inputs[layer_name][:count_i], grads[layer_name][:count_i]))
-            acc = {"f": 0.0, "b": 0.0, "fresh": True}
+            acc = {"f": 0.0, "b": 0.0}
 
             def run_pair(layer=layer, pairs=pairs, acc=acc):
                 f = b = 0.0
@@ -579,7 +579,7 @@ def inference_case(data, cfg, frameworks):
 
     case.add(REF, run_ref, n_ref, rel_error=0.0, note="per-image loops, timed on a few images")
     add(NUMPY, lambda x: vectorized.predict_proba(x, filters, weights, biases), n,
-        note="batch forward, 64 images per chunk")
+        note="batch forward, 16 images per chunk, BLAS calls kept single-threaded")
     for threads in (1, 2):
         add(f"cnn_ext {threads} thread{'s' if threads > 1 else ''}",
             lambda x, t=threads: network.predict_proba(x, num_threads=t), n)
@@ -723,17 +723,22 @@ def plot(rows, path):
             sections.append(row["section"])
     groups = [[r for r in rows if r["section"] == s] for s in sections]
     heights = [max(1.2, 0.32 * len(g) + 0.8) for g in groups]
-    fig, axes = plt.subplots(len(groups), 1, figsize=(9, sum(heights) + 0.8),
+    fig, axes = plt.subplots(len(groups), 1, figsize=(10, sum(heights) + 0.8), sharex=True,
                              gridspec_kw={"height_ratios": heights}, squeeze=False)
     colors = {REF: "#999999", NUMPY: "#4c72b0"}
     for ax, group, section in zip(axes[:, 0], groups, sections):
-        labels = [f"{r['case']} | {r['implementation']}" for r in group]
+        cases = {r["case"] for r in group}
+        if len(cases) == 1:
+            section = f"{section}: {group[0]['case']}"
+            labels = [r["implementation"] for r in group]
+        else:
+            labels = [f"{r['case']}: {r['implementation']}" for r in group]
         values = [r["median_s"] * 1e6 for r in group]
         bar_colors = [colors.get(r["implementation"],
                                  "#dd8452" if r["implementation"].startswith("cnn_ext") else "#55a868")
                       for r in group]
         y = np.arange(len(group))[::-1]
-        ax.barh(y, values, color=bar_colors)
+        ax.barh(y, values, color=bar_colors, height=0.7)
         ax.set_yticks(y, labels, fontsize=7)
         ax.set_xscale("log")
         ax.set_title(section, fontsize=9, loc="left")
@@ -787,6 +792,8 @@ def parse_args(argv):
         args.reference_images = 2 if quick else 4
     if args.images < 1 or args.reference_images < 1:
         parser.error("--images and --reference-images must be at least 1")
+    if args.framework_threads < 1:
+        parser.error("--framework-threads must be at least 1")
     args.check_images = 2 if quick else 3
     args.framework_images = 128 if quick else 512
     args.epoch_images = 10_000
@@ -796,13 +803,17 @@ def parse_args(argv):
     return args
 
 
-def run(cfg, out=sys.stdout):
+def run(cfg):
     """Run every section; returns the result dict that ``main`` writes as JSON."""
     import cnn_ext
     from . import _frameworks
     from .datasets import mnist
 
     started = datetime.datetime.now(datetime.timezone.utc)
+    # Before the frameworks run: torch.set_num_threads also sets OpenMP's default, which
+    # build_info() reports as max_threads.
+    build = build_information()
+    machine = machine_info()
     versions = _frameworks.framework_versions()
     frameworks, fw_messages = load_frameworks(cfg, versions)
     (x_train, y_train), (x_test, y_test) = mnist.load_data()
@@ -843,8 +854,8 @@ def run(cfg, out=sys.stdout):
         "schema": SCHEMA,
         "date": started.isoformat(timespec="seconds"),
         "duration_s": None,
-        "machine": machine_info(),
-        "build_info": build_information(),
+        "machine": machine,
+        "build_info": build,
         "versions": {"cnn_ext": cnn_ext.__version__, "numpy": np.__version__,
                      "python": platform.python_version(), **versions},
         "numpy": numpy_info(),
@@ -858,6 +869,8 @@ def run(cfg, out=sys.stdout):
         "framework_messages": fw_messages,
         "rows": rows,
     }
+    for row in rows:
+        row["images_per_s"] = 1.0 / row["median_s"] if row["median_s"] > 0 else None
     result["duration_s"] = round((datetime.datetime.now(datetime.timezone.utc) - started).total_seconds(), 1)
     return result
 
@@ -894,6 +907,10 @@ def main(argv=None):
         print(f"note ({key}): {note}")
     epoch = next(r for r in rows if r["section"] == "epoch")
     print(f"epoch: {format_time(epoch['epoch_s'])} for 60,000 images ({epoch['note']})")
+    inference = [r for r in rows if r["section"] == "inference" and r["implementation"] != REF]
+    if inference:
+        print("inference throughput: " + ", ".join(
+            f"{r['implementation']} {r['images_per_s']:,.0f} images/s" for r in inference))
     with open(cfg.json, "w", encoding="utf-8") as f:
         json.dump(result, f, indent=1, default=_json_default)
         f.write("\n")
