@@ -196,6 +196,27 @@ def train_steps(const unsigned char[:, :, ::1] images, const long long[::1] labe
     free(b.block)
 
 
+def train_step(const unsigned char[:, ::1] image, long long label, double[:, :, ::1] filters,
+               double[:, ::1] weights, double[::1] biases, double learn_rate):
+    """One SGD step on one uint8 image (h, w), in place: returns ``(loss, 1 or 0)``."""
+    cdef Shapes s = shapes_of(image.shape[0], image.shape[1], filters.shape[0],
+                              weights.shape[0], weights.shape[1])
+    cdef Buffers b
+    cdef unsigned char correct = 0
+    cdef double loss
+    if filters.shape[1] != 3 or filters.shape[2] != 3 or biases.shape[0] != s.nodes:
+        raise ValueError("filters must be (nf, 3, 3) and biases (nodes,)")
+    if label < 0 or label >= s.nodes:
+        raise ValueError(f"label {label} is not in 0..{s.nodes - 1}")
+    if buffers_alloc(&b, &s) != 0:
+        raise MemoryError()
+    with nogil:
+        loss = train_step_c(&image[0, 0], label, &s, &filters[0, 0, 0], &weights[0, 0],
+                            &biases[0], learn_rate, &b, &correct)
+    free(b.block)
+    return loss, correct
+
+
 def predict_proba(const unsigned char[:, :, ::1] images, const double[:, :, ::1] filters,
                   const double[:, ::1] weights, const double[::1] biases,
                   double[:, ::1] out, int num_threads=0):

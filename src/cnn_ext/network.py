@@ -20,9 +20,6 @@ from ._validate import learn_rate, parameter, positive_int
 NUM_CLASSES = 10
 
 
-_ZERO_ORDER = np.zeros(1, dtype=np.int64)
-
-
 def _check_batch(images, labels=None):
     """uint8 C-contiguous images (n, h, w) and int64 labels (n,), or a clear error."""
     array = np.asarray(images)
@@ -138,12 +135,13 @@ class Network:
 
     def train_step(self, image, label):
         """One SGD step on one uint8 image (h, w), the tutorial's ``train``: ``(loss, 1 or 0)``."""
-        images, labels = _check_batch(image, [label])
-        losses, correct = np.empty(1), np.empty(1, dtype=np.uint8)
+        if not (type(image) is np.ndarray and image.dtype == np.uint8 and image.ndim == 2
+                and image.flags.c_contiguous):
+            image = _check_batch(image)[0][0]
+        if not isinstance(label, numbers.Integral) or isinstance(label, bool) or not 0 <= label < NUM_CLASSES:
+            raise ValueError(f"label must be an integer in 0..{NUM_CLASSES - 1}, got {label!r}")
         filters, weights, biases = self._parameters()
-        kernels.train_steps(images, labels, _ZERO_ORDER, filters, weights, biases,
-                             learn_rate(self.conv), losses, correct)
-        return float(losses[0]), int(correct[0])
+        return kernels.train_step(image, label, filters, weights, biases, learn_rate(self.conv))
 
     def fit(self, images, labels, epochs=1, *, seed=0, shuffle=True, log_every=0, callback=None,
             chunk=2000):
