@@ -88,7 +88,7 @@ def extension(name, isa_flags):
 setup(
     package_dir={"cnn_ext": "src/cnn_ext", "cnn_ext_reference": "python/cnn_ext_reference"},
     packages=["cnn_ext", "cnn_ext.datasets", "cnn_ext_reference"],
-    package_data={"cnn_ext": ["py.typed"], "cnn_ext.datasets": ["data/*.gz"]},
+    package_data={"cnn_ext": ["py.typed", "*.pyi"], "cnn_ext.datasets": ["data/*.gz"]},
     exclude_package_data={"cnn_ext": ["*.pyx", "*.pxd", "*.c"]},
     ext_modules=cythonize(
         [extension(name, flags) for name, flags in KERNELS.items()],

@@ -1,0 +1,80 @@
+"""Compiled kernels of cnn_ext (portable build; ``_kernels_avx2`` has the same API).
+
+Arrays are C-contiguous; float64 unless annotated otherwise. The Python wrappers check
+shapes; the layer façades do the friendly validation and conversion first.
+"""
+import numpy as np
+import numpy.typing as npt
+
+def cpu_has_avx2_fma() -> bool: ...
+
+def conv3x3_forward(
+    image: npt.NDArray[np.float64],
+    filters: npt.NDArray[np.float64],
+    out: npt.NDArray[np.float64],
+) -> None: ...
+def conv3x3_backprop(
+    image: npt.NDArray[np.float64],
+    d_L_d_out: npt.NDArray[np.float64],
+    filters: npt.NDArray[np.float64],
+    learn_rate: float,
+    d_L_d_filters: npt.NDArray[np.float64],
+) -> None: ...
+def _check(got: tuple[int, ...], expected: tuple[int, ...], name: str) -> None: ...
+def maxpool2_forward(x: npt.NDArray[np.float64], out: npt.NDArray[np.float64]) -> None: ...
+def maxpool2_backprop(
+    x: npt.NDArray[np.float64],
+    d_L_d_out: npt.NDArray[np.float64],
+    d_L_d_input: npt.NDArray[np.float64],
+) -> None: ...
+def _check_dense(L: int, nodes: int, n_biases: int) -> None: ...
+def softmax_forward(
+    x: npt.NDArray[np.float64],
+    weights: npt.NDArray[np.float64],
+    biases: npt.NDArray[np.float64],
+    totals: npt.NDArray[np.float64],
+    out: npt.NDArray[np.float64],
+) -> None: ...
+def softmax_backprop(
+    x: npt.NDArray[np.float64],
+    weights: npt.NDArray[np.float64],
+    biases: npt.NDArray[np.float64],
+    totals: npt.NDArray[np.float64],
+    d_L_d_out: npt.NDArray[np.float64],
+    learn_rate: float,
+    d_L_d_input: npt.NDArray[np.float64],
+    scratch: npt.NDArray[np.float64],
+) -> None: ...
+OPENMP: bool
+CFLAGS: str
+COMPILER: str
+SIMD: list[str]
+
+def max_threads() -> int: ...
+def train_steps(
+    images: npt.NDArray[np.uint8],
+    labels: npt.NDArray[np.int64],
+    order: npt.NDArray[np.int64],
+    filters: npt.NDArray[np.float64],
+    weights: npt.NDArray[np.float64],
+    biases: npt.NDArray[np.float64],
+    learn_rate: float,
+    losses: npt.NDArray[np.float64],
+    correct: npt.NDArray[np.uint8],
+) -> None: ...
+def predict_proba(
+    images: npt.NDArray[np.uint8],
+    filters: npt.NDArray[np.float64],
+    weights: npt.NDArray[np.float64],
+    biases: npt.NDArray[np.float64],
+    out: npt.NDArray[np.float64],
+    num_threads: int = 0,
+) -> None: ...
+def train_step(
+    image: npt.NDArray[np.uint8],
+    label: int,
+    filters: npt.NDArray[np.float64],
+    weights: npt.NDArray[np.float64],
+    biases: npt.NDArray[np.float64],
+    learn_rate: float,
+) -> tuple[float, int]: ...
