@@ -151,9 +151,8 @@ def conv3x3_forward(const double[:, ::1] image, const double[:, :, ::1] filters,
 
 
 def conv3x3_backprop(const double[:, ::1] image, const double[:, :, ::1] d_L_d_out,
-                     double[:, :, ::1] filters, double learn_rate,
-                     double[:, :, ::1] d_L_d_filters):
-    """Filter gradient into ``d_L_d_filters`` (nf, 3, 3), then ``filters -= learn_rate * it``.
+                     double[:, :, ::1] filters, double learn_rate):
+    """The filter gradient, applied in place: ``filters -= learn_rate * d_L_d_filters``.
 
     image (h, w) is the last forward input, d_L_d_out (h-2, w-2, nf); float64, C order.
     """
@@ -164,8 +163,10 @@ def conv3x3_backprop(const double[:, ::1] image, const double[:, :, ::1] d_L_d_o
         raise ValueError(f"filters must be (nf>=1, 3, 3), got {(filters.shape[0], filters.shape[1], filters.shape[2])}")
     if d_L_d_out.shape[0] != h - 2 or d_L_d_out.shape[1] != w - 2 or d_L_d_out.shape[2] != nf:
         raise ValueError(f"d_L_d_out must be {(h - 2, w - 2, nf)}, got {(d_L_d_out.shape[0], d_L_d_out.shape[1], d_L_d_out.shape[2])}")
-    if d_L_d_filters.shape[0] != nf or d_L_d_filters.shape[1] != 3 or d_L_d_filters.shape[2] != 3:
-        raise ValueError(f"d_L_d_filters must be {(nf, 3, 3)}, got {(d_L_d_filters.shape[0], d_L_d_filters.shape[1], d_L_d_filters.shape[2])}")
+    cdef double* d_L_d_filters = <double*> malloc(9 * nf * sizeof(double))
+    if d_L_d_filters == NULL:
+        raise MemoryError()
     with nogil:
-        conv3x3_filter_grad_c(&image[0, 0], h, w, &d_L_d_out[0, 0, 0], nf, &d_L_d_filters[0, 0, 0])
-        sgd_update_c(&filters[0, 0, 0], &d_L_d_filters[0, 0, 0], nf * 9, learn_rate)
+        conv3x3_filter_grad_c(&image[0, 0], h, w, &d_L_d_out[0, 0, 0], nf, d_L_d_filters)
+        sgd_update_c(&filters[0, 0, 0], d_L_d_filters, nf * 9, learn_rate)
+    free(d_L_d_filters)

@@ -18,7 +18,6 @@ def conv3x3_backprop(
     d_L_d_out: npt.NDArray[np.float64],
     filters: npt.NDArray[np.float64],
     learn_rate: float,
-    d_L_d_filters: npt.NDArray[np.float64],
 ) -> None: ...
 def _check(got: tuple[int, ...], expected: tuple[int, ...], name: str) -> None: ...
 def maxpool2_forward(x: npt.NDArray[np.float64], out: npt.NDArray[np.float64]) -> None: ...
@@ -43,7 +42,6 @@ def softmax_backprop(
     d_L_d_out: npt.NDArray[np.float64],
     learn_rate: float,
     d_L_d_input: npt.NDArray[np.float64],
-    scratch: npt.NDArray[np.float64],
 ) -> None: ...
 OPENMP: bool
 CFLAGS: str

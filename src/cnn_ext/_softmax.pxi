@@ -232,11 +232,10 @@ def softmax_forward(const double[::1] x, const double[:, ::1] weights,
 
 def softmax_backprop(const double[::1] x, double[:, ::1] weights, double[::1] biases,
                      const double[::1] totals, const double[::1] d_L_d_out,
-                     double learn_rate, double[::1] d_L_d_input, double[::1] scratch):
+                     double learn_rate, double[::1] d_L_d_input):
     """Update weights/biases in place and write the input gradient (L,) to d_L_d_input.
 
-    x (L,) and totals (nodes,) are from the last forward; d_L_d_out (nodes,);
-    scratch is work space of 2 * nodes doubles.
+    x (L,) and totals (nodes,) are from the last forward; d_L_d_out (nodes,).
     """
     cdef Py_ssize_t L = weights.shape[0], nodes = weights.shape[1]
     _check_dense(L, nodes, biases.shape[0])
@@ -246,8 +245,10 @@ def softmax_backprop(const double[::1] x, double[:, ::1] weights, double[::1] bi
     if totals.shape[0] != nodes or d_L_d_out.shape[0] != nodes:
         raise ValueError(f"totals and d_L_d_out must have {nodes} entries, "
                          f"got {totals.shape[0]} and {d_L_d_out.shape[0]}")
-    if scratch.shape[0] < 2 * nodes:
-        raise ValueError(f"scratch must have at least {2 * nodes} entries, got {scratch.shape[0]}")
+    cdef double* scratch = <double*> malloc(2 * nodes * sizeof(double))
+    if scratch == NULL:
+        raise MemoryError()
     with nogil:
         softmax_backprop_c(&x[0], L, &weights[0, 0], &biases[0], nodes, &totals[0],
-                           &d_L_d_out[0], learn_rate, &d_L_d_input[0], &scratch[0])
+                           &d_L_d_out[0], learn_rate, &d_L_d_input[0], scratch)
+    free(scratch)

@@ -9,6 +9,9 @@ import numbers
 import numpy as np
 
 _REAL_KINDS = "biuf"  # bool, signed, unsigned, floating
+# Native float64 is a singleton dtype: an identity test is the cheapest check there is,
+# and these checks run on every layer call.
+_FLOAT64 = np.dtype(np.float64)
 
 
 def _describe(value):
@@ -23,7 +26,7 @@ def as_float64(value, where, ndim=None):
     ``where`` names the argument in error messages, e.g. ``"Conv3x3.forward(input)"``.
     Read-only arrays are fine (the kernels never write to inputs).
     """
-    if type(value) is np.ndarray and value.dtype == np.float64 and value.flags.c_contiguous:
+    if type(value) is np.ndarray and value.dtype is _FLOAT64 and value.flags.c_contiguous:
         array = value
     else:
         try:
@@ -37,7 +40,7 @@ def as_float64(value, where, ndim=None):
             )
     if ndim is not None and array.ndim != ndim:
         raise ValueError(f"{where} expects a {ndim}-D array, got {array.ndim}-D with shape {array.shape}")
-    if array.dtype != np.float64 or not array.flags.c_contiguous:
+    if array.dtype is not _FLOAT64 or not array.flags.c_contiguous:
         array = np.ascontiguousarray(array, dtype=np.float64)
     return array
 
@@ -55,8 +58,8 @@ def parameter(layer, name, shape):
     and stored back, so later updates happen in place on the stored array.
     """
     value = getattr(layer, name)
-    if not (type(value) is np.ndarray and value.dtype == np.float64
-            and value.flags.c_contiguous and value.flags.writeable):
+    flags = value.flags if type(value) is np.ndarray else None
+    if not (flags is not None and value.dtype is _FLOAT64 and flags.c_contiguous and flags.writeable):
         where = f"{type(layer).__name__}.{name}"
         value = np.array(as_float64(value, where), dtype=np.float64, order="C", copy=True)
         setattr(layer, name, value)

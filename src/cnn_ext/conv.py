@@ -48,6 +48,5 @@ class Conv3x3:
         expect_shape(d_L_d_out, (h - 2, w - 2, self.num_filters), "Conv3x3.backprop(d_L_d_out)",
                      " (the shape of the last forward output)")
         filters = parameter(self, "filters", (self.num_filters, 3, 3))
-        d_L_d_filters = np.empty_like(filters)
-        kernels.conv3x3_backprop(image, d_L_d_out, filters, learn_rate(self), d_L_d_filters)
+        kernels.conv3x3_backprop(image, d_L_d_out, filters, learn_rate(self))
         return None

@@ -67,7 +67,5 @@ class Softmax:
         d_L_d_out = as_float64(d_L_d_out, "Softmax.backprop(d_L_d_out)", ndim=1)
         expect_shape(d_L_d_out, (nodes,), "Softmax.backprop(d_L_d_out)", " (one value per node)")
         d_L_d_input = np.empty(input_len)
-        scratch = np.empty(2 * nodes)
-        kernels.softmax_backprop(x, weights, biases, totals, d_L_d_out, learn_rate(self),
-                                  d_L_d_input, scratch)
+        kernels.softmax_backprop(x, weights, biases, totals, d_L_d_out, learn_rate(self), d_L_d_input)
         return d_L_d_input.reshape(self.last_input_shape)
