@@ -89,7 +89,7 @@ setup(
     package_dir={"cnn_ext": "src/cnn_ext", "cnn_ext_reference": "python/cnn_ext_reference"},
     packages=["cnn_ext", "cnn_ext.datasets", "cnn_ext_reference"],
     package_data={"cnn_ext": ["py.typed", "*.pyi"], "cnn_ext.datasets": ["data/*.gz"]},
-    exclude_package_data={"cnn_ext": ["*.pyx", "*.pxd", "*.c"]},
+    exclude_package_data={"cnn_ext": ["*.pyx", "*.pxi", "*.pxd", "*.c"]},
     ext_modules=cythonize(
         [extension(name, flags) for name, flags in KERNELS.items()],
         include_path=["src"],
