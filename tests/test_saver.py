@@ -311,7 +311,11 @@ def test_malicious_pickle_is_refused(workdir, label, capsys):
             ModelSaver().load(conv, None, softmax)
         message = str(info.value)
         assert "MNIST_CNN.pkl" in message, how
-        assert "refused to load global" in message and fragment in message, (how, message)
+        if how == "inside an object array":
+            # refused before the payload is even reached: model arrays are never objects
+            assert "refused an array of dtype object" in message, (how, message)
+        else:
+            assert "refused to load global" in message and fragment in message, (how, message)
         assert not marker.exists(), how
         assert_untouched(snap)
     assert capsys.readouterr().out == ""

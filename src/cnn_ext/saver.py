@@ -26,8 +26,11 @@ import contextlib
 import io
 import os
 import pickle
+import pickletools
 import stat
 import tempfile
+import warnings
+import zipfile
 
 import numpy as np
 
@@ -93,36 +96,144 @@ def _latin1_encode(obj, encoding="utf-8", errors="strict"):
     return obj.encode("latin1")
 
 
-# (module, name) as written in the pickle -> the object it stands for. Nothing else is
-# importable while loading a model, so REDUCE/BUILD can only ever call these.
-_ALLOWED_GLOBALS = {
-    # What NumPy 1.x and 2.x emit for arrays of any layout at protocols 0-5.
-    ("numpy", "ndarray"): np.ndarray,
-    ("numpy", "dtype"): np.dtype,
-    ("numpy.core.multiarray", "_reconstruct"): _np_reconstruct,  # NumPy 1.x, protocols 0-5
-    ("numpy._core.multiarray", "_reconstruct"): _np_reconstruct,  # NumPy 2.x
-    ("numpy.core.numeric", "_frombuffer"): _np_frombuffer,  # NumPy 1.x, protocol 5
-    ("numpy._core.numeric", "_frombuffer"): _np_frombuffer,  # NumPy 2.x, protocol 5
-    # NumPy scalars (np.float64(...)); never part of a valid model but harmless, and
-    # admitting them lets such a file fail validation with a clear message.
-    ("numpy.core.multiarray", "scalar"): _np_scalar,
-    ("numpy._core.multiarray", "scalar"): _np_scalar,
-    # Protocols 0-2 only: how Python 3 spells bytes there (see _latin1_encode), and
-    # ``bytes()`` for the empty bytes of a zero-size array (``__builtin__`` is the
-    # protocol-2 name of ``builtins``). No other builtin is needed: dicts, lists, tuples,
-    # str and numbers have their own opcodes.
-    ("_codecs", "encode"): _latin1_encode,
-    ("__builtin__", "bytes"): bytes,
-    ("builtins", "bytes"): bytes,
-}
-
-
 class _RefusedGlobal(pickle.UnpicklingError):
     pass
 
 
-class _RestrictedUnpickler(pickle.Unpickler):
-    """Unpickler that can only build NumPy arrays, dtypes and plain containers."""
+# Kinds of array data a model may hold: signed and unsigned integers, floats.
+_NUMERIC_KINDS = "iuf"
+
+
+def _check_dtype(dtype):
+    """Refuse anything but a plain numeric dtype in its canonical state.
+
+    A crafted BUILD could otherwise give a float64 dtype the flags of an object dtype,
+    and arrays using it crash NumPy when they are read or freed.
+    """
+    if (not isinstance(dtype, np.dtype) or dtype.kind not in _NUMERIC_KINDS
+            or dtype.fields is not None or dtype.subdtype is not None
+            or dtype.flags != np.dtype(dtype.str).flags):
+        raise _RefusedGlobal(f"refused array dtype {dtype!r}: model arrays hold plain integers "
+                             f"or floats")
+    return dtype
+
+
+def _safe_dtype(obj, align=False, copy=False):
+    """``numpy.dtype(obj, align, copy)`` for the type codes of numeric arrays only."""
+    if not isinstance(obj, str):
+        raise _RefusedGlobal(f"refused numpy.dtype({obj!r}): model arrays hold plain integers "
+                             f"or floats")
+    dtype = np.dtype(obj)
+    if dtype.kind not in _NUMERIC_KINDS:
+        raise _RefusedGlobal(f"refused an array of dtype {dtype}: model arrays hold plain "
+                             f"integers or floats")
+    return np.dtype(obj, bool(align), bool(copy))
+
+
+class _ArrayType:
+    """Stands for ``numpy.ndarray`` in a pickle: only ``_reconstruct`` may use it.
+
+    It is not callable, so ``REDUCE numpy.ndarray (shape,)`` — an array of uninitialised
+    memory of any size, named by a few bytes — cannot be built.
+    """
+
+
+_ARRAY_TYPE = _ArrayType()
+
+
+def _safe_reconstruct(subtype, shape, typecode):
+    # NumPy pickles an array as _reconstruct(ndarray, (0,), b'b') followed by a BUILD that
+    # sets its shape, dtype and data (checked in _RestrictedUnpickler.load_build).
+    if subtype is not _ARRAY_TYPE or tuple(shape) != (0,) or typecode != b"b":
+        raise _RefusedGlobal("refused an array reconstruction that NumPy's own pickles never "
+                             "write")
+    return _np_reconstruct(np.ndarray, (0,), b"b")
+
+
+def _safe_frombuffer(buffer, dtype, shape, order):
+    # Protocol 5: an array over the pickle's own bytes, whose size must match exactly.
+    _check_dtype(dtype)
+    shape = tuple(shape)
+    if (not all(isinstance(n, int) and n >= 0 for n in shape)
+            or int(np.prod(shape, dtype=object)) * dtype.itemsize != memoryview(buffer).nbytes):
+        raise _RefusedGlobal(f"refused an array of shape {shape} over {memoryview(buffer).nbytes} "
+                             f"bytes of data")
+    return _np_frombuffer(buffer, dtype, shape, order)
+
+
+def _safe_scalar(dtype, data):
+    _check_dtype(dtype)
+    if not isinstance(data, bytes) or len(data) != dtype.itemsize:
+        raise _RefusedGlobal("refused a NumPy scalar with the wrong amount of data")
+    return _np_scalar(dtype, data)
+
+
+def _empty_bytes(*args):
+    # Protocols 0-2 write b"" as bytes(); bytes(n) would allocate n zero bytes.
+    if args:
+        raise _RefusedGlobal("refused bytes() with arguments (model pickles only use bytes())")
+    return b""
+
+
+# (module, name) as written in the pickle -> the object it stands for. Nothing else is
+# importable while loading a model, and each callable checks its arguments, so REDUCE can
+# only build numeric dtypes and arrays whose data is in the file.
+_ALLOWED_GLOBALS = {
+    # What NumPy 1.x and 2.x emit for arrays of any layout at protocols 0-5.
+    ("numpy", "ndarray"): _ARRAY_TYPE,
+    ("numpy", "dtype"): _safe_dtype,
+    ("numpy.core.multiarray", "_reconstruct"): _safe_reconstruct,  # NumPy 1.x, protocols 0-5
+    ("numpy._core.multiarray", "_reconstruct"): _safe_reconstruct,  # NumPy 2.x
+    ("numpy.core.numeric", "_frombuffer"): _safe_frombuffer,  # NumPy 1.x, protocol 5
+    ("numpy._core.numeric", "_frombuffer"): _safe_frombuffer,  # NumPy 2.x, protocol 5
+    # NumPy scalars (np.float64(...)); never part of a valid model but harmless, and
+    # admitting them lets such a file fail validation with a clear message.
+    ("numpy.core.multiarray", "scalar"): _safe_scalar,
+    ("numpy._core.multiarray", "scalar"): _safe_scalar,
+    # Protocols 0-2 only: how Python 3 spells bytes there (see _latin1_encode), and
+    # ``bytes()`` for empty bytes (``__builtin__`` is the protocol-2 name of ``builtins``).
+    # No other builtin is needed: dicts, lists, tuples, str and numbers have their own
+    # opcodes.
+    ("_codecs", "encode"): _latin1_encode,
+    ("__builtin__", "bytes"): _empty_bytes,
+    ("builtins", "bytes"): _empty_bytes,
+}
+
+_MEMO_OPCODES = {"PUT", "BINPUT", "LONG_BINPUT", "GET", "BINGET", "LONG_BINGET"}
+
+
+def _prescan(raw):
+    """Walk the opcodes without executing any, and refuse what could exhaust memory.
+
+    A memo index can only refer to something stored before it, so it is below the count
+    of opcodes read so far; a larger one (``LONG_BINPUT 2**30`` in a 12-byte file makes an
+    unpickler reserve gigabytes) is refused. ``genops`` also refuses lengths that run past
+    the end of the file, before anything is allocated for them.
+    """
+    count = 0
+    try:
+        with warnings.catch_warnings():  # protocol-0 strings in a damaged file warn
+            warnings.simplefilter("ignore", DeprecationWarning)
+            opcodes = list(pickletools.genops(raw))
+        for opcode, arg, _ in opcodes:
+            count += 1
+            if opcode.name in _MEMO_OPCODES and int(arg) > count:
+                raise pickle.UnpicklingError(f"memo index {arg} after only {count} opcodes")
+    except pickle.UnpicklingError:
+        raise
+    except Exception as exc:
+        raise pickle.UnpicklingError(f"{type(exc).__name__}: {exc}") from None
+
+
+class _RestrictedUnpickler(pickle._Unpickler):
+    """Unpickler that can only build numeric NumPy arrays, dtypes and plain containers.
+
+    It is the pure-Python unpickler (``pickle._Unpickler``), because its memo is a dict and
+    its BUILD step can be checked: ``load_build`` lets state through only onto the arrays
+    and dtypes the allowed globals made, in the form NumPy itself writes.
+    """
+
+    dispatch = dict(pickle._Unpickler.dispatch)
 
     def find_class(self, module, name):
         # Called for every GLOBAL/STACK_GLOBAL/INST/EXT opcode; the default would import
@@ -134,6 +245,31 @@ class _RestrictedUnpickler(pickle.Unpickler):
                 f"refused to load global '{module}.{name}': a model file may only contain "
                 f"NumPy arrays, and loading this one would import or run other code"
             ) from None
+
+    def load_build(self):
+        state, inst = self.stack[-1], self.stack[-2]
+        if isinstance(inst, np.dtype):
+            # Only the state NumPy writes for this dtype in the stated byte order: no flags,
+            # no fields, nothing else.
+            order = state[1] if isinstance(state, tuple) and len(state) > 1 else None
+            if (order not in ("<", ">", "|", "=")
+                    or state != inst.newbyteorder(order if order in "<>" else "=").__reduce__()[2]):
+                raise _RefusedGlobal(f"refused dtype state {state!r}")
+        elif type(inst) is np.ndarray:
+            ok = isinstance(state, tuple) and len(state) == 5
+            if ok:
+                _, shape, dtype, _, data = state
+                _check_dtype(dtype)
+                ok = (isinstance(shape, tuple) and all(isinstance(n, int) and n >= 0 for n in shape)
+                      and isinstance(data, (bytes, bytearray))
+                      and int(np.prod(shape, dtype=object)) * dtype.itemsize == len(data))
+            if not ok:
+                raise _RefusedGlobal("refused array state that does not match its data")
+        else:
+            raise _RefusedGlobal(f"refused to set the state of a {type(inst).__name__}")
+        pickle._Unpickler.load_build(self)
+
+    dispatch[pickle.BUILD[0]] = load_build
 
 
 # ------------------------------------------------------------------------- validation
@@ -177,7 +313,7 @@ def _check_arrays(arrays, filename, expected_shapes=None, saving=False):
             raise ModelFileError(f"{where}: {key!r} is not an array: {exc}", filename) from None
         # Signed/unsigned integers and floats only: bool, complex, object, str, bytes,
         # structured and datetime arrays are not weights.
-        if value.dtype.kind not in "iuf":
+        if value.dtype.kind not in _NUMERIC_KINDS or value.dtype.flags != np.dtype(value.dtype.str).flags:
             raise ModelFileError(f"{where}: {key!r} must be a real-valued numeric array, "
                                  f"found dtype {value.dtype}", filename)
         checked[key] = value
@@ -225,6 +361,7 @@ def _read_pickle(raw, filename):
     if not raw:
         raise ModelFileError(f"{filename}: the file is empty", filename)
     try:
+        _prescan(raw)
         return _RestrictedUnpickler(io.BytesIO(raw)).load()
     except _RefusedGlobal as exc:
         raise ModelFileError(f"{filename}: {exc}", filename) from None
@@ -237,7 +374,38 @@ def _read_pickle(raw, filename):
             f"{type(exc).__name__}: {exc}){hint}", filename) from exc
 
 
-def _read_npz(raw, filename):
+def _npz_headers(archive, filename, expected_shapes):
+    """Check every member's .npy header against its size before any data is read.
+
+    A small compressed archive can claim arrays of any size: the shapes are compared with
+    the layers' (when known) and with the bytes each member really holds, so a "zip bomb"
+    is refused before it is inflated.
+    """
+    for info in archive.infolist():
+        key = info.filename[:-4] if info.filename.endswith(".npy") else info.filename
+        with archive.open(info) as f:
+            version = np.lib.format.read_magic(f)
+            if version == (1, 0):
+                shape, _, dtype = np.lib.format.read_array_header_1_0(f)
+            else:
+                shape, _, dtype = np.lib.format.read_array_header_2_0(f)
+            header = f.tell()
+        if dtype.hasobject:
+            raise ModelFileError(f"{filename}: {key!r} holds Python objects: object arrays "
+                                 f"are refused (reading them would need pickle)", filename)
+        if key in PARAM_KEYS and dtype.kind not in _NUMERIC_KINDS:
+            raise ModelFileError(f"{filename}: {key!r} must be a real-valued numeric array, "
+                                 f"found dtype {dtype}", filename)
+        expected = (expected_shapes or {}).get(key)
+        if expected is not None and tuple(shape) != tuple(expected):
+            raise ModelFileError(f"{filename}: {key!r} has shape {tuple(shape)} but the layer "
+                                 f"expects {tuple(expected)}", filename)
+        if header + int(np.prod(shape, dtype=object)) * dtype.itemsize != info.file_size:
+            raise ModelFileError(f"{filename}: {key!r} claims shape {tuple(shape)} but holds "
+                                 f"{info.file_size - header} bytes of data", filename)
+
+
+def _read_npz(raw, filename, expected_shapes=None):
     if not raw:
         raise ModelFileError(f"{filename}: the file is empty", filename)
     if not raw.startswith(b"PK"):
@@ -245,9 +413,13 @@ def _read_npz(raw, filename):
         hint = "; it looks like a pickle: give it a .pkl suffix" if raw[:1] == b"\x80" else ""
         raise ModelFileError(f"{filename}: not a .npz archive{hint}", filename)
     try:
+        with zipfile.ZipFile(io.BytesIO(raw)) as archive:
+            _npz_headers(archive, filename, expected_shapes)
         # allow_pickle=False: an object array inside the archive is refused, not unpickled.
         with np.load(io.BytesIO(raw), allow_pickle=False) as npz:
             members = {name: npz[name] for name in npz.files}
+    except ModelFileError:
+        raise
     except Exception as exc:
         raise ModelFileError(f"{filename}: not a readable .npz model (corrupt, truncated or "
                              f"containing object arrays: {type(exc).__name__}: {exc})",
@@ -281,7 +453,10 @@ def load_params(filename, *, expected_shapes=None):
         # Read first, parse after: I/O errors stay OSError, parsing errors become
         # ModelFileError.
         raw = f.read()
-    data = _read_npz(raw, filename) if _is_npz(filename) else _read_pickle(raw, filename)
+    if _is_npz(filename):
+        data = _read_npz(raw, filename, expected_shapes)
+    else:
+        data = _read_pickle(raw, filename)
     return _check_arrays(data, filename, expected_shapes)
 
 
