@@ -15,10 +15,9 @@ truncated and corrupt files, wrong magic numbers). This module adds:
   allocating it (tracemalloc sees NumPy's buffers, bytes objects and the unpickler's
   memo).
 
-Known bugs are pinned by ``xfail(strict=True)`` reproducers (see KNOWN BUGS below); the
-fuzz loops recognise exactly those bug classes and count them instead of failing, so that
-they keep guarding everything else. When a bug is fixed its reproducer XPASSes, which
-fails the run: then remove its marker and its tolerance in the fuzz loops.
+The bugs this fuzzing found (S1-S4 in the model loader, M1 and M3 in the MNIST loader)
+are fixed; their reproducers below now assert the fixed behaviour, and the fuzz loops
+fail if any of those bug classes shows up again.
 """
 import contextlib
 import gc
@@ -377,7 +376,7 @@ def test_npz_model_claiming_a_huge_shape_is_refused(tmp_path):
     print(f"[hostile] .npz claiming (2**40, 3, 3): refused; allocation attempted {peak / 2 ** 40:.1f} TiB")
 
 
-# ---------------------------------------------------------- KNOWN BUGS: model files
+# ------------------------------ formerly known bugs, model files (S1-S4): fixed
 
 def test_dtype_state_cannot_poison_loaded_arrays(tmp_path, capsys):
     params = small_params()
@@ -483,15 +482,12 @@ def write_idx(folder, files, gz):
     return folder
 
 
-def check_mnist(source, what, counts, tolerate=()):
+def check_mnist(source, what, counts):
     try:
         (x_train, y_train), (x_test, y_test) = load_data(source)
     except MNISTFormatError as exc:
         assert str(exc), what
         counts["refused"] += 1
-        return
-    except tolerate as exc:
-        counts[f"known bug M1 ({type(exc).__name__}), escaped"] += 1
         return
     except Exception as exc:
         raise AssertionError(f"{what}: load_data raised {type(exc).__name__}: {exc}") from exc
@@ -568,10 +564,6 @@ def small_npz(compressed):
     return buf.getvalue()
 
 
-# KNOWN BUG M1: zipfile/NumPy errors that the npz loader lets through.
-M1_ESCAPES = (NotImplementedError, RuntimeError, MemoryError)
-
-
 @pytest.mark.parametrize("compressed", [False, True], ids=["savez", "savez_compressed"])
 def test_npz_truncations_and_mutations(tmp_path, compressed):
     raw = small_npz(compressed)
@@ -584,12 +576,12 @@ def test_npz_truncations_and_mutations(tmp_path, compressed):
     for i in range(MUTATIONS):
         mutated, what = mutate(raw, rng)
         path.write_bytes(mutated)
-        check_mnist(path, f"npz mutation {i}: {what}", counts, tolerate=M1_ESCAPES)
+        check_mnist(path, f"npz mutation {i}: {what}", counts)
     print(f"[hostile] npz fuzz ({'compressed' if compressed else 'stored'}): {dict(counts)}")
     assert counts["refused"] > 0
 
 
-# ---------------------------------------------------------- KNOWN BUGS: MNIST files
+# ------------------------------------- formerly known bugs, MNIST files (M1, M3): fixed
 
 def _npz_variant(kind):
     raw = bytearray(small_npz(False))
@@ -613,10 +605,6 @@ def _npz_variant(kind):
     return bytes(raw)
 
 
-@pytest.mark.xfail(strict=True, reason="KNOWN BUG M1: mnist.load_data lets zipfile's "
-                   "RuntimeError/NotImplementedError and NumPy's MemoryError (a header "
-                   "claiming 2**31 images makes np.load allocate 1.5 TiB) escape instead of "
-                   "MNISTFormatError")
 @pytest.mark.parametrize("kind", ["encrypted flag", "unknown compression method", "2**31 images claimed"])
 def test_npz_zip_level_corruption_is_a_format_error(tmp_path, kind):
     (tmp_path / "mnist.npz").write_bytes(_npz_variant(kind))
@@ -624,8 +612,6 @@ def test_npz_zip_level_corruption_is_a_format_error(tmp_path, kind):
         load_data(tmp_path / "mnist.npz")
 
 
-@pytest.mark.xfail(strict=True, reason="KNOWN BUG M3: a gzipped IDX file is decompressed "
-                   "completely before its header is checked: 254 KiB of gzip -> 256 MiB")
 def test_gzip_bomb_is_refused_before_inflating(tmp_path):
     files = {s: gzip.compress(b) for s, b in small_idx_set().items()}
     files[IDX_STEMS[0]] = gzip.compress(b"\0" * (32 * MiB), compresslevel=9)  # ~32 KiB

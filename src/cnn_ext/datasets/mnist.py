@@ -17,6 +17,7 @@ Attribution-Share Alike 3.0 license (CC BY-SA 3.0).
 from __future__ import annotations
 
 import errno
+import math
 import os
 import struct
 import zipfile
@@ -47,6 +48,19 @@ _IDX_TYPES = {0x08: "unsigned byte", 0x09: "signed byte", 0x0B: "int16",
               0x0C: "int32", 0x0D: "float32", 0x0E: "float64"}
 
 _Split = tuple[np.ndarray, np.ndarray]  # (images, labels)
+
+#: What reading a hostile zip / .npy can raise (zipfile: BadZipFile, RuntimeError for an
+#: encrypted member, NotImplementedError for an unknown compression method, flag bit or
+#: version, EOFError for truncated compressed data; NumPy: ValueError for a bad header).
+_ZIP_ERRORS = (zipfile.BadZipFile, RuntimeError, NotImplementedError, zlib.error, EOFError,
+               OSError, ValueError, MemoryError, OverflowError, struct.error)
+try:
+    import lzma
+except ImportError:  # Python built without lzma: zipfile then refuses such members itself
+    pass
+else:
+    _ZIP_ERRORS += (lzma.LZMAError,)
+_NPZ_CHUNK = 1 << 18  # bytes of .npy data read from a zip member at a time
 
 
 class MNISTFormatError(ValueError):
@@ -81,8 +95,11 @@ def load_data(path: str | os.PathLike[str] | None = None) -> tuple[_Split, _Spli
     MNISTFormatError
         A file is malformed: corrupt or truncated gzip stream, wrong IDX magic number,
         truncated header, payload shorter or longer than the header says, image size not
-        28x28, label outside 0..9, image and label counts that differ; or an npz with a
-        missing key, an array of the wrong dtype or shape, or a pickled object array.
+        28x28, label outside 0..9, image and label counts that differ; or an npz that is
+        a damaged zip, with a missing key, a damaged, encrypted or unsupported member, an
+        array of the wrong dtype or shape, an array whose data does not match its .npy
+        header, or a pickled object array. Headers are checked before any data is
+        inflated or allocated, so a small file claiming huge data costs nothing.
     """
     if path is None:
         return _load_idx_folder(resources.files(__package__) / "data", embedded=True)
@@ -112,8 +129,8 @@ def _load_idx_folder(folder, embedded: bool = False) -> tuple[_Split, _Split]:
                for split, img, lab in FILES]
     result = []
     for split, img_file, lab_file in located:
-        x = _parse_idx(_read(img_file), str(img_file), images=True)
-        y = _parse_idx(_read(lab_file), str(lab_file), images=False)
+        x = _parse_idx(_open(img_file), str(img_file), images=True)
+        y = _parse_idx(_open(lab_file), str(lab_file), images=False)
         _check_split(x, y, str(img_file), str(lab_file), split)
         result.append((x, y))
     return result[0], result[1]
@@ -134,60 +151,121 @@ def _find(folder, stem: str, embedded: bool):
     )
 
 
-def _read(file) -> bytes:
-    """The file's bytes, gunzipped if they are a gzip stream (required for ``*.gz``)."""
+def _open(file) -> _RawReader | _GzipReader:
+    """A reader of the file's bytes, gunzipped on the fly if they are a gzip stream
+    (required for ``*.gz``)."""
     data = file.read_bytes()
     where = str(file)
     if data[:2] == _GZIP_MAGIC:
-        return _gunzip(data, where)
+        return _GzipReader(data, where)
     if where.endswith(".gz"):
         found = f"first bytes {data[:4].hex(' ')}" if data else "an empty file"
         raise MNISTFormatError(
             f"{where}: corrupt gzip stream: expected gzip magic bytes 1f 8b, found {found}")
-    return data
+    return _RawReader(data)
 
 
-def _gunzip(data: bytes, where: str) -> bytes:
-    """Decompress all gzip members of ``data`` in one go (zlib checks each CRC-32)."""
-    parts = []
-    rest = data
-    while True:
-        d = zlib.decompressobj(wbits=31)  # 31 = gzip header and trailer
-        try:
-            parts.append(d.decompress(rest))
-        except zlib.error as e:
-            raise MNISTFormatError(
-                f"{where}: corrupt gzip stream: expected valid deflate data with a matching "
-                f"CRC-32, found zlib error: {e}") from None
-        if not d.eof:
-            raise MNISTFormatError(
-                f"{where}: corrupt gzip stream (truncated): expected the end-of-stream marker "
-                f"and trailer, found the file ends after {len(data)} compressed bytes")
-        rest = d.unused_data
+class _RawReader:
+    """``read(n)`` over bytes in memory: up to ``n`` bytes, fewer only at the end."""
+
+    def __init__(self, data: bytes):
+        self._data = data
+        self._pos = 0
+
+    def read(self, n: int) -> bytes | memoryview:
+        start, self._pos = self._pos, min(self._pos + n, len(self._data))
+        if start == 0 and self._pos == len(self._data):
+            return self._data
+        return memoryview(self._data)[start:self._pos]
+
+    def skip_rest(self) -> int:
+        """Skip to the end; return the number of bytes skipped."""
+        rest, self._pos = len(self._data) - self._pos, len(self._data)
+        return rest
+
+
+class _GzipReader:
+    """``read(n)`` of the decompressed bytes of all gzip members of ``data``, inflating
+    only what is asked for, so a header can be checked before a bomb is inflated.
+
+    zlib checks each member's CRC-32 and length when it reaches the member's trailer;
+    corrupt, truncated or trailing data raise :class:`MNISTFormatError` as soon as they
+    are met. ``read(n)`` returns fewer than ``n`` bytes only at the end of the stream, so
+    asking for one byte more than expected drives a correct file to its end (and through
+    every check).
+    """
+
+    _SKIP_CHUNK = 1 << 20  # bytes inflated at a time when an over-long payload is counted
+
+    def __init__(self, data: bytes, where: str):
+        self._size = len(data)
+        self._where = where
+        self._d = zlib.decompressobj(wbits=31)  # 31 = gzip header and trailer
+        self._tail = data  # compressed input not yet given to zlib (or kept by it)
+
+    def read(self, n: int) -> bytes:
+        parts = []
+        while n > 0 and self._d is not None:
+            try:
+                out = self._d.decompress(self._tail, n)  # n >= 1: at most n bytes out
+            except zlib.error as e:
+                raise MNISTFormatError(
+                    f"{self._where}: corrupt gzip stream: expected valid deflate data with a "
+                    f"matching CRC-32, found zlib error: {e}") from None
+            self._tail = self._d.unconsumed_tail
+            if out:
+                parts.append(out)
+                n -= len(out)
+            if self._d.eof:
+                self._next_member()
+            elif not out and not self._tail:  # no input left, no output pending
+                raise MNISTFormatError(
+                    f"{self._where}: corrupt gzip stream (truncated): expected the "
+                    f"end-of-stream marker and trailer, found the file ends after "
+                    f"{self._size} compressed bytes")
+        return parts[0] if len(parts) == 1 else b"".join(parts)
+
+    def _next_member(self) -> None:
+        rest = self._d.unused_data
         if not rest.strip(b"\0"):  # end of file, or zero padding as gzip tolerates
-            break
-        if rest[:2] != _GZIP_MAGIC:
+            self._d, self._tail = None, b""
+        elif rest[:2] != _GZIP_MAGIC:
             raise MNISTFormatError(
-                f"{where}: corrupt gzip stream: expected end of file or another gzip member, "
-                f"found {len(rest)} trailing bytes of garbage")
-    return parts[0] if len(parts) == 1 else b"".join(parts)
+                f"{self._where}: corrupt gzip stream: expected end of file or another gzip "
+                f"member, found {len(rest)} trailing bytes of garbage")
+        else:
+            self._d, self._tail = zlib.decompressobj(wbits=31), rest
+
+    def skip_rest(self) -> int:
+        """Inflate (and check) the rest chunk by chunk; return its decompressed size."""
+        total = 0
+        while True:
+            k = len(self.read(self._SKIP_CHUNK))
+            total += k
+            if k < self._SKIP_CHUNK:
+                return total
 
 
-def _parse_idx(raw: bytes, where: str, images: bool) -> np.ndarray:
-    """Validate one uncompressed IDX file and return a fresh uint8 array."""
+def _parse_idx(reader, where: str, images: bool) -> np.ndarray:
+    """Validate one IDX file, reading it through ``reader``; return a fresh uint8 array.
+
+    The header is read and checked first; then at most one byte more than the header
+    announces is read, so a file claiming (or inflating to) huge data costs nothing.
+    """
     kind = "images" if images else "labels"
     magic_expected, ndim = (_IMAGES_MAGIC, 3) if images else (_LABELS_MAGIC, 1)
     header_len = 4 * (1 + ndim)
-    if len(raw) < header_len:
+    header = bytes(reader.read(header_len))
+    if len(header) < header_len:
         raise MNISTFormatError(
             f"{where}: truncated header: expected an IDX {kind} header of {header_len} bytes, "
-            f"found only {len(raw)} bytes")
-    magic, *dims = struct.unpack_from(f">{1 + ndim}I", raw)
+            f"found only {len(header)} bytes")
+    magic, *dims = struct.unpack_from(f">{1 + ndim}I", header)
     if magic != magic_expected:
         raise MNISTFormatError(
             f"{where}: wrong magic number: expected {magic_expected} (0x{magic_expected:08x}, "
             f"IDX unsigned-byte {ndim}-D {kind}), found {magic} (0x{magic:08x}, "
-            f"{_describe_magic(magic, raw)})")
+            f"{_describe_magic(magic, header)})")
     if images and (dims[1], dims[2]) != (ROWS, COLS):
         raise MNISTFormatError(
             f"{where}: wrong image size: expected {ROWS}x{COLS} pixels, "
@@ -195,14 +273,17 @@ def _parse_idx(raw: bytes, where: str, images: bool) -> np.ndarray:
     count = dims[0]
     shape = (count, ROWS, COLS) if images else (count,)
     expected = count * (ROWS * COLS if images else 1)
-    found = len(raw) - header_len
+    payload = reader.read(expected + 1)  # one byte more: an over-long payload shows
+    found = len(payload)
+    if found > expected:
+        found += reader.skip_rest()
     if found != expected:
         problem = "truncated payload" if found < expected else "over-long payload"
         item = f"images of {ROWS}x{COLS} bytes" if images else "one-byte labels"
         raise MNISTFormatError(
             f"{where}: {problem}: expected {expected} bytes after the {header_len}-byte header "
             f"({count} {item}), found {found} bytes")
-    return np.frombuffer(raw, dtype=np.uint8, offset=header_len).reshape(shape).copy()
+    return np.frombuffer(payload, dtype=np.uint8).reshape(shape).copy()
 
 
 def _describe_magic(magic: int, raw: bytes) -> str:
@@ -223,7 +304,6 @@ def _describe_magic(magic: int, raw: bytes) -> str:
 
 def _load_npz(path: Path) -> tuple[_Split, _Split]:
     where = str(path)
-    # Open the file ourselves: np.load leaks its own handle when the zip is unreadable.
     with open(path, "rb") as f:
         head = f.read(4)
         if head not in _ZIP_MAGICS:
@@ -233,19 +313,33 @@ def _load_npz(path: Path) -> tuple[_Split, _Split]:
                 f"or a Keras mnist.npz (zip) archive, found a file with {found} (to read IDX "
                 f"files, pass the folder that holds them)")
         f.seek(0)
+        # zipfile directly, not np.load: each member's .npy header is checked against the
+        # member's size before any data is read, and zipfile's own errors are caught.
         try:
-            npz = np.load(f, allow_pickle=False)
-        except (ValueError, OSError, EOFError, zipfile.BadZipFile, zlib.error) as e:
+            archive = zipfile.ZipFile(f)
+        except _ZIP_ERRORS as e:
             raise MNISTFormatError(
                 f"{where}: unreadable .npz archive: expected a Keras mnist.npz, "
-                f"found {_exc_name(e)}: {e}") from None
-        with npz:
-            missing = [k for k in NPZ_KEYS if k not in npz.files]
+                f"found {_describe_exc(e)}") from None
+        with archive:
+            archive_size = os.fstat(f.fileno()).st_size
+            names = archive.namelist()
+            files = [n[:-4] if n.endswith(".npy") else n for n in names]  # as np.load
+            missing = [k for k in NPZ_KEYS if k not in files]
             if missing:
                 raise MNISTFormatError(
                     f"{where}: npz missing key(s) {', '.join(missing)}: expected arrays "
-                    f"{', '.join(NPZ_KEYS)}, found {', '.join(sorted(npz.files)) or 'no arrays'}")
-            arrays = {key: _npz_array(npz, key, where) for key in NPZ_KEYS}
+                    f"{', '.join(NPZ_KEYS)}, found {', '.join(sorted(files)) or 'no arrays'}")
+            arrays = {}
+            for key in NPZ_KEYS:
+                member = key if key in names else key + ".npy"  # np.load's precedence
+                try:
+                    arrays[key] = _npz_array(archive, archive_size, member, key, where)
+                except MNISTFormatError:  # a ValueError, already explained
+                    raise
+                except _ZIP_ERRORS as e:
+                    raise MNISTFormatError(
+                        f"{where}: npz array {key!r} is unreadable: {_describe_exc(e)}") from None
     splits = []
     for split in ("train", "test"):
         x, y = arrays[f"x_{split}"], arrays[f"y_{split}"]
@@ -254,36 +348,86 @@ def _load_npz(path: Path) -> tuple[_Split, _Split]:
     return splits[0], splits[1]
 
 
-def _npz_array(npz, key: str, where: str) -> np.ndarray:
-    try:
-        a = npz[key]
-    except ValueError as e:
-        if "allow_pickle" in str(e):
+def _npz_array(archive: zipfile.ZipFile, archive_size: int, member: str, key: str,
+               where: str) -> np.ndarray:
+    """Read one .npy member: header first, checked against MNIST and the member's size,
+    then exactly the data it announces (never a pickle)."""
+    info = archive.getinfo(member)
+    with archive.open(member) as m:  # by name: zipfile's messages then name it
+        prefix = m.read(len(np.lib.format.MAGIC_PREFIX))
+        if prefix != np.lib.format.MAGIC_PREFIX:  # a zip member that is not a .npy file
+            raise MNISTFormatError(
+                f"{where}: npz member {key!r} is not a .npy array: expected a uint8 array, "
+                f"found {info.file_size} bytes of other data")
+        version = tuple(m.read(2))
+        if version == (1, 0):
+            shape, fortran_order, dtype = np.lib.format.read_array_header_1_0(m)
+        elif version in ((2, 0), (3, 0)):
+            # 3.0 is 2.0 with a UTF-8 header; the header of a uint8 array is plain ASCII.
+            shape, fortran_order, dtype = np.lib.format.read_array_header_2_0(m)
+        else:
+            raise MNISTFormatError(
+                f"{where}: npz array {key!r} is unreadable: expected .npy format version "
+                f"1.0, 2.0 or 3.0, found {'.'.join(map(str, version)) or 'nothing'}")
+        header_len = m.tell()
+        if dtype.hasobject:
             raise MNISTFormatError(
                 f"{where}: npz array {key!r} is a pickled object array: expected dtype uint8, "
-                f"found dtype object (refused: pickled data is never loaded)") from None
-        raise MNISTFormatError(
-            f"{where}: npz array {key!r} is unreadable: {e}") from None
-    except (OSError, EOFError, zipfile.BadZipFile, zlib.error) as e:
-        raise MNISTFormatError(
-            f"{where}: npz array {key!r} is unreadable: {_exc_name(e)}: {e}") from None
-    if not isinstance(a, np.ndarray):  # a zip member that is not a .npy file
-        raise MNISTFormatError(
-            f"{where}: npz member {key!r} is not a .npy array: expected a uint8 array, "
-            f"found {len(a)} bytes of other data")
-    if a.dtype != np.uint8:
-        raise MNISTFormatError(
-            f"{where}: npz array {key!r} has the wrong dtype: expected uint8, found {a.dtype}")
-    images = key.startswith("x")
-    ok = (a.ndim == 3 and a.shape[1:] == (ROWS, COLS)) if images else a.ndim == 1
-    if not ok:
-        want = f"a 3-D array of shape (N, {ROWS}, {COLS})" if images else "a 1-D array (N,)"
-        raise MNISTFormatError(
-            f"{where}: npz array {key!r} has the wrong shape: expected {want}, "
-            f"found a {a.ndim}-D array of shape {a.shape}")
-    if not (a.flags.c_contiguous and a.flags.writeable):
-        a = np.array(a, order="C", copy=True)
-    return a
+                f"found dtype {dtype} (refused: pickled data is never loaded)")
+        if dtype != np.uint8:
+            raise MNISTFormatError(
+                f"{where}: npz array {key!r} has the wrong dtype: expected uint8, found {dtype}")
+        images = key.startswith("x")
+        ndim = len(shape)
+        ok = (ndim == 3 and shape[1:] == (ROWS, COLS)) if images else ndim == 1
+        if not ok or min(shape, default=0) < 0:
+            want = f"a 3-D array of shape (N, {ROWS}, {COLS})" if images else "a 1-D array (N,)"
+            raise MNISTFormatError(
+                f"{where}: npz array {key!r} has the wrong shape: expected {want}, "
+                f"found a {ndim}-D array of shape {shape}")
+        expected = math.prod(shape)  # * itemsize 1; Python ints: no overflow
+        found = info.file_size - header_len
+        if found != expected:
+            problem = "truncated payload" if found < expected else "over-long payload"
+            raise MNISTFormatError(
+                f"{where}: npz array {key!r}: {problem}: expected {expected} bytes after the "
+                f"{header_len}-byte .npy header (shape {shape}), found {found} bytes in the "
+                f"zip member")
+        # The sizes in the zip directory may lie, so nothing is allocated for data that is
+        # not known to exist: a stored member that lies within the file is read straight
+        # into its array; any other is read in bounded chunks into a growing buffer.
+        if (info.compress_type == zipfile.ZIP_STORED and info.compress_size == info.file_size
+                and info.header_offset + info.compress_size <= archive_size):
+            a = np.empty(expected, np.uint8)
+            view, got = memoryview(a), 0
+            while got < expected:
+                n = m.readinto(view[got:got + _NPZ_CHUNK])
+                if not n:
+                    break
+                got += n
+        else:
+            data = bytearray()  # grows by realloc: about the real size, never the claim
+            while len(data) < expected:
+                chunk = m.read(min(_NPZ_CHUNK, expected - len(data)))
+                if not chunk:
+                    break
+                data += chunk
+            got = len(data)
+            a = np.frombuffer(data, np.uint8) if got else np.empty(0, np.uint8)
+        if got < expected:
+            raise MNISTFormatError(
+                f"{where}: npz array {key!r}: truncated payload: expected {expected} bytes "
+                f"after the {header_len}-byte .npy header (shape {shape}), found the zip "
+                f"member's data ends after {got} bytes")
+    if fortran_order:
+        return np.ascontiguousarray(a.reshape(shape[::-1]).T)
+    return a.reshape(shape)
+
+
+def _describe_exc(e: BaseException) -> str:
+    text = str(e) or ("out of memory" if isinstance(e, MemoryError) else
+                      "the data ends early" if isinstance(e, EOFError) else "no details")
+    return f"{_exc_name(e)}: {text}"
 
 
 def _exc_name(e: BaseException) -> str:
