@@ -40,3 +40,48 @@ def mnist():
 @pytest.fixture
 def rng():
     return np.random.default_rng(12345)
+
+
+def _tutorial_training(module, images, labels):
+    """The tutorial's per-sample SGD loop over ``module``'s classes, log lines included;
+    returns the log, every step's (loss, correct) and the final parameters."""
+    np.random.seed(0)
+    conv = module.Conv3x3(8)
+    pool = module.MaxPool2()
+    softmax = module.Softmax(13 * 13 * 8, 10)
+
+    def forward(image, label):
+        out = conv.forward((image / 255) - 0.5)
+        out = pool.forward(out)
+        out = softmax.forward(out)
+        return out, -np.log(out[label]), 1 if np.argmax(out) == label else 0
+
+    def train(im, label):
+        out, loss, acc = forward(im, label)
+        gradient = np.zeros(10)
+        gradient[label] = -1 / out[label]
+        gradient = softmax.backprop(gradient)
+        gradient = pool.backprop(gradient)
+        conv.backprop(gradient)
+        return loss, acc
+
+    log, steps = [], []
+    loss = 0
+    num_correct = 0
+    for i, (im, label) in enumerate(zip(images, labels)):
+        if i % 100 == 99:
+            log.append('[Step %d] Past 100 steps :Average Loss %.3f | Accuracy %d%%' % (i + 1, loss / 100, num_correct))
+            loss = 0
+            num_correct = 0
+        l, acc = train(im, label)
+        loss += l
+        num_correct += acc
+        steps.append((l, acc))
+    return log, steps, (conv.filters, softmax.weights, softmax.biases)
+
+
+@pytest.fixture(scope="session")
+def tutorial_training():
+    """``f(module, images, labels) -> (log, steps, params)``: the tutorial's training loop,
+    verbatim, over ``module``'s ``Conv3x3``, ``MaxPool2`` and ``Softmax`` (seed 0)."""
+    return _tutorial_training

@@ -156,7 +156,7 @@ def test_batch_inference_keeps_rss_flat(linux_rss, mnist):
 # -------------------------------------------------------------------------- error paths
 
 def _error_loops():
-    pool, conv = compiled("maxpool"), compiled("conv")
+    pool = compiled("maxpool")
     x, wrong_out = np.zeros((4, 4, 2)), np.empty((3, 2, 2))
     int_x, out = np.zeros((4, 4, 2), dtype=np.int64), np.empty((2, 2, 2))
     facade, conv_layer = MaxPool2(), Conv3x3(2)

@@ -260,44 +260,6 @@ def test_mnist_tie_masks_over_many_images(mnist):
 
 # ----------------------------------------------------------------------------- training loop
 
-def tutorial_training(module, images, labels):
-    """The tutorial's per-sample SGD loop over ``module``'s classes, log lines included;
-    returns the log, every step's (loss, correct) and the final parameters."""
-    np.random.seed(0)
-    conv = module.Conv3x3(8)
-    pool = module.MaxPool2()
-    softmax = module.Softmax(13 * 13 * 8, 10)
-
-    def forward(image, label):
-        out = conv.forward((image / 255) - 0.5)
-        out = pool.forward(out)
-        out = softmax.forward(out)
-        return out, -np.log(out[label]), 1 if np.argmax(out) == label else 0
-
-    def train(im, label):
-        out, loss, acc = forward(im, label)
-        gradient = np.zeros(10)
-        gradient[label] = -1 / out[label]
-        gradient = softmax.backprop(gradient)
-        gradient = pool.backprop(gradient)
-        conv.backprop(gradient)
-        return loss, acc
-
-    log, steps = [], []
-    loss = 0
-    num_correct = 0
-    for i, (im, label) in enumerate(zip(images, labels)):
-        if i % 100 == 99:
-            log.append('[Step %d] Past 100 steps :Average Loss %.3f | Accuracy %d%%' % (i + 1, loss / 100, num_correct))
-            loss = 0
-            num_correct = 0
-        l, acc = train(im, label)
-        loss += l
-        num_correct += acc
-        steps.append((l, acc))
-    return log, steps, (conv.filters, softmax.weights, softmax.biases)
-
-
 def finer_log(steps, every=10):
     """Log lines every ``every`` steps, from the per-step results."""
     return ["%d %.3f %d" % (i + every, sum(l for l, _ in steps[i:i + every]) / every,
@@ -305,7 +267,7 @@ def finer_log(steps, every=10):
             for i in range(0, len(steps), every)]
 
 
-def test_200_training_steps_match_the_tutorial(mnist):
+def test_200_training_steps_match_the_tutorial(mnist, tutorial_training):
     (x_train, y_train), _ = mnist
     images, labels = x_train[:200], y_train[:200]
     fast_log, fast_steps, fast_params = tutorial_training(vec, images, labels)
