@@ -13,8 +13,8 @@ are read off its SGD updates with learning rate 1 (``before - after``):
   TensorFlow's plus the window's gradient at the extra tied positions, and the filter
   gradients differ by the convolution of precisely that extra gradient.
 
-TensorFlow is optional for users, so these tests skip without it, except in CI (env
-``CI`` set), which installs tensorflow-cpu: there a missing TensorFlow is a failure.
+TensorFlow is optional for users, so these tests skip without it, except in the project's CI (
+``CNN_EXT_CI`` set by .ci/run, which installs tensorflow-cpu): there a missing TensorFlow is a failure.
 """
 import os
 
@@ -23,11 +23,11 @@ os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")  # before TensorFlow is impor
 import numpy as np  # noqa: E402
 import pytest  # noqa: E402
 
-if os.environ.get("CI"):
+if os.environ.get("CNN_EXT_CI"):
     try:
         import tensorflow as tf  # noqa: F401
     except ImportError as exc:
-        pytest.fail(f"CI is set, so TensorFlow (tensorflow-cpu) must be installed for the gradient "
+        pytest.fail(f"CNN_EXT_CI is set (the project's CI), so TensorFlow (tensorflow-cpu) must be installed for the gradient "
                     f"oracle, but importing it failed: {exc}", pytrace=False)
 else:
     tf = pytest.importorskip(
