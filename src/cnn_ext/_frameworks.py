@@ -78,6 +78,16 @@ def _pooled_shape(image_shape, num_filters):
     return (h - 2) // 2, (w - 2) // 2, num_filters
 
 
+def _network_parameters(network, image_shape):
+    """``_parameters_of(network)`` and the pooled shape (ph, pw, f), checked against each other."""
+    filters, weights, biases = _parameters_of(network)
+    pooled_shape = _pooled_shape(image_shape, filters.shape[0])
+    ph, pw, f = pooled_shape
+    if weights.shape[0] != ph * pw * f:
+        raise ValueError(f"weights {weights.shape} do not fit images of shape {image_shape}")
+    return filters, weights, biases, pooled_shape
+
+
 def torch_network(network, learn_rate=0.005, threads=1, image_shape=(28, 28)):
     """A :class:`TorchNetwork` copy of ``network``, or ``None`` if PyTorch is not installed."""
     if _import("torch") is None:
@@ -108,12 +118,9 @@ class TorchNetwork:
         self.torch = torch
         if threads is not None:
             torch.set_num_threads(threads)
-        filters, weights, biases = _parameters_of(network)
+        filters, weights, biases, self.pooled_shape = _network_parameters(network, image_shape)
         self.num_filters = filters.shape[0]
-        self.pooled_shape = _pooled_shape(image_shape, self.num_filters)
         ph, pw, f = self.pooled_shape
-        if weights.shape[0] != ph * pw * f:
-            raise ValueError(f"weights {weights.shape} do not fit images of shape {image_shape}")
         nodes = weights.shape[1]
         self.learn_rate = float(learn_rate)
         # conv2d is a cross-correlation, as the tutorial's sum(region * filter): no flip.
@@ -186,12 +193,8 @@ class TensorFlowNetwork:
                 pass  # the runtime is already initialised: keep its pools
         self.threads = (tf.config.threading.get_intra_op_parallelism_threads(),
                         tf.config.threading.get_inter_op_parallelism_threads())
-        filters, weights, biases = _parameters_of(network)
+        filters, weights, biases, self.pooled_shape = _network_parameters(network, image_shape)
         self.num_filters = filters.shape[0]
-        self.pooled_shape = _pooled_shape(image_shape, self.num_filters)
-        ph, pw, f = self.pooled_shape
-        if weights.shape[0] != ph * pw * f:
-            raise ValueError(f"weights {weights.shape} do not fit images of shape {image_shape}")
         self.learn_rate = float(learn_rate)
         # filters (f, 3, 3) -> HWIO kernel (3, 3, 1, f); conv2d is a cross-correlation.
         self.kernel = tf.Variable(filters.transpose(1, 2, 0)[:, :, np.newaxis, :], dtype=tf.float64)
