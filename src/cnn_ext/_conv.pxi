@@ -2,6 +2,176 @@
 # Arrays are C-contiguous float64: image (h, w), filters (nf, 3, 3), out (h-2, w-2, nf).
 
 
+cdef extern from *:
+    """
+    /* Vector kernels of the AVX2 build for a number of filters that is a multiple of 4.
+
+       One 3x3 output is always the same chain of FMAs in tap order,
+           acc = 0; acc = fma(x[0,0], f[0,0], acc); acc = fma(x[0,1], f[0,1], acc); ...
+       whichever kernel computes it, so identical regions give bit-identical sums (the
+       max-pool tie rule) and the fused network gives the numbers of the layer calls.
+
+       The fused kernels walk the 2x2 pooling windows. A window's four outputs read a 4x4
+       patch of the image; CNN_EXT_PATCH visits that patch row-major and hands each pixel to
+       every (output position p, tap k) it belongs to, so each pixel is broadcast once per
+       window and each position still sees its taps in order 0..8, each tap its positions
+       in order (0,0), (0,1), (1,0), (1,1). */
+    #if CNN_EXT_V4D
+    #define CNN_EXT_PATCH(OP, x, w) do { cnn_ext_v4d v; \
+        v = cnn_ext_bcast(x);                 OP(0, 0); \
+        v = cnn_ext_bcast(x + 1);             OP(0, 1); OP(1, 0); \
+        v = cnn_ext_bcast(x + 2);             OP(0, 2); OP(1, 1); \
+        v = cnn_ext_bcast(x + 3);             OP(1, 2); \
+        v = cnn_ext_bcast(x + w);             OP(0, 3); OP(2, 0); \
+        v = cnn_ext_bcast(x + w + 1);         OP(0, 4); OP(1, 3); OP(2, 1); OP(3, 0); \
+        v = cnn_ext_bcast(x + w + 2);         OP(0, 5); OP(1, 4); OP(2, 2); OP(3, 1); \
+        v = cnn_ext_bcast(x + w + 3);         OP(1, 5); OP(3, 2); \
+        v = cnn_ext_bcast(x + 2 * w);         OP(0, 6); OP(2, 3); \
+        v = cnn_ext_bcast(x + 2 * w + 1);     OP(0, 7); OP(1, 6); OP(2, 4); OP(3, 3); \
+        v = cnn_ext_bcast(x + 2 * w + 2);     OP(0, 8); OP(1, 7); OP(2, 5); OP(3, 4); \
+        v = cnn_ext_bcast(x + 2 * w + 3);     OP(1, 8); OP(3, 5); \
+        v = cnn_ext_bcast(x + 3 * w);         OP(2, 6); \
+        v = cnn_ext_bcast(x + 3 * w + 1);     OP(2, 7); OP(3, 6); \
+        v = cnn_ext_bcast(x + 3 * w + 2);     OP(2, 8); OP(3, 7); \
+        v = cnn_ext_bcast(x + 3 * w + 3);     OP(3, 8); \
+        } while (0)
+
+    /* out (h-2, w-2, nf) of image (h, w); t holds the filters transposed, (9, nf) */
+    static void cnn_ext_conv_forward_v4(const double* image, Py_ssize_t h, Py_ssize_t w,
+                                        const double* t, Py_ssize_t nf, double* out) {
+        Py_ssize_t ow = w - 2;
+        for (Py_ssize_t i = 0; i < h - 2; i++) {
+            for (Py_ssize_t j = 0; j < ow; j++) {
+                const double* x = image + i * w + j;
+                double* o = out + (i * ow + j) * nf;
+                for (Py_ssize_t f = 0; f < nf; f += 4) {
+                    cnn_ext_v4d acc = {0, 0, 0, 0};
+                    for (int a = 0; a < 3; a++)
+                        for (int b = 0; b < 3; b++)
+                            acc = cnn_ext_fma(cnn_ext_bcast(x + a * w + b),
+                                              *(const cnn_ext_v4d*)(t + (3 * a + b) * nf + f), acc);
+                    *(cnn_ext_v4d*)(o + f) = acc;
+                }
+            }
+        }
+    }
+
+    /* Conv3x3 then MaxPool2 without storing the convolution: pool ((h-2)/2, (w-2)/2, nf).
+       With mask != NULL it also records, for the backward pass, which of each window's
+       four positions equal the window's maximum: mask (windows, 4, nf), all-ones or 0. */
+    static void cnn_ext_conv_pool_v4(const double* image, Py_ssize_t h, Py_ssize_t w,
+                                     const double* t, Py_ssize_t nf, double* pool,
+                                     void* mask) {
+        Py_ssize_t ph = (h - 2) / 2, pw = (w - 2) / 2;
+        for (Py_ssize_t f = 0; f < nf; f += 4) {
+            cnn_ext_v4d F[9];
+            for (int k = 0; k < 9; k++)
+                F[k] = *(const cnn_ext_v4d*)(t + k * nf + f);
+            for (Py_ssize_t pi = 0; pi < ph; pi++) {
+                for (Py_ssize_t pj = 0; pj < pw; pj++) {
+                    const double* x = image + 2 * pi * w + 2 * pj;
+                    cnn_ext_v4d acc[4] = {{0, 0, 0, 0}, {0, 0, 0, 0}, {0, 0, 0, 0}, {0, 0, 0, 0}};
+    #define CNN_EXT_CONV_OP(p, k) acc[p] = cnn_ext_fma(v, F[k], acc[p])
+                    CNN_EXT_PATCH(CNN_EXT_CONV_OP, x, w);
+    #undef CNN_EXT_CONV_OP
+                    /* the max in MaxPool2's order, NaN-propagating like np.amax */
+                    cnn_ext_v4d m = cnn_ext_max_nan(cnn_ext_max_nan(cnn_ext_max_nan(acc[0], acc[1]), acc[2]), acc[3]);
+                    Py_ssize_t win = pi * pw + pj;
+                    *(cnn_ext_v4d*)(pool + win * nf + f) = m;
+                    if (mask) {
+                        cnn_ext_v4i* q = (cnn_ext_v4i*)((long long*)mask + win * 4 * nf + f);
+                        for (int p = 0; p < 4; p++)  /* NaN equals nothing */
+                            *(cnn_ext_v4i*)((long long*)q + p * nf) = (cnn_ext_v4i)(acc[p] == m);
+                    }
+                }
+            }
+        }
+    }
+
+    /* d_L_d_filters (nf, 9) from the image (h, w) and per-position output gradients.
+       With mask == NULL, g is d_L_d_out (h-2, w-2, nf) itself; otherwise g is the gradient
+       of the pooled output (windows, nf) and each position's gradient is g where mask is set
+       and 0 elsewhere, which is what MaxPool2's backprop hands to Conv3x3's. Complete
+       windows are summed window by window; an odd last row or column of positions (which
+       MaxPool2 never routes to) follows, position by position. */
+    static void cnn_ext_filter_grad_v4(const double* image, Py_ssize_t h, Py_ssize_t w,
+                                       const double* g, const void* mask, Py_ssize_t nf,
+                                       double* d_L_d_filters) {
+        Py_ssize_t ch = h - 2, cw = w - 2, ph = ch / 2, pw = cw / 2;
+        for (Py_ssize_t f = 0; f < nf; f += 4) {
+            cnn_ext_v4d acc[9];
+            for (int k = 0; k < 9; k++)
+                acc[k] = (cnn_ext_v4d){0, 0, 0, 0};
+            for (Py_ssize_t pi = 0; pi < ph; pi++) {
+                for (Py_ssize_t pj = 0; pj < pw; pj++) {
+                    const double* x = image + 2 * pi * w + 2 * pj;
+                    cnn_ext_v4d d[4];
+                    if (mask) {
+                        Py_ssize_t win = pi * pw + pj;
+                        cnn_ext_v4i gw = *(const cnn_ext_v4i*)(g + win * nf + f);
+                        const long long* q = (const long long*)mask + win * 4 * nf + f;
+                        for (int p = 0; p < 4; p++)
+                            d[p] = (cnn_ext_v4d)(gw & *(const cnn_ext_v4i*)(q + p * nf));
+                    } else {
+                        const double* r = g + ((2 * pi) * cw + 2 * pj) * nf + f;
+                        d[0] = *(const cnn_ext_v4d*)r;
+                        d[1] = *(const cnn_ext_v4d*)(r + nf);
+                        d[2] = *(const cnn_ext_v4d*)(r + cw * nf);
+                        d[3] = *(const cnn_ext_v4d*)(r + cw * nf + nf);
+                    }
+    #define CNN_EXT_GRAD_OP(p, k) acc[k] = cnn_ext_fma(v, d[p], acc[k])
+                    CNN_EXT_PATCH(CNN_EXT_GRAD_OP, x, w);
+    #undef CNN_EXT_GRAD_OP
+                }
+            }
+            if (!mask) {
+                for (Py_ssize_t i = 0; i < ch; i++) {
+                    for (Py_ssize_t j = (i < 2 * ph ? 2 * pw : 0); j < cw; j++) {
+                        cnn_ext_v4d d = *(const cnn_ext_v4d*)(g + (i * cw + j) * nf + f);
+                        for (int a = 0; a < 3; a++)
+                            for (int b = 0; b < 3; b++)
+                                acc[3 * a + b] = cnn_ext_fma(cnn_ext_bcast(image + (i + a) * w + j + b),
+                                                             d, acc[3 * a + b]);
+                    }
+                }
+            }
+            for (int k = 0; k < 9; k++)
+                for (int q = 0; q < 4; q++)
+                    d_L_d_filters[9 * (f + q) + k] = acc[k][q];
+        }
+    }
+    #else
+    static void cnn_ext_conv_forward_v4(const double* image, Py_ssize_t h, Py_ssize_t w,
+                                        const double* t, Py_ssize_t nf, double* out) {}
+    static void cnn_ext_conv_pool_v4(const double* image, Py_ssize_t h, Py_ssize_t w,
+                                     const double* t, Py_ssize_t nf, double* pool, void* mask) {}
+    static void cnn_ext_filter_grad_v4(const double* image, Py_ssize_t h, Py_ssize_t w,
+                                       const double* g, const void* mask, Py_ssize_t nf,
+                                       double* d_L_d_filters) {}
+    #endif
+    """
+    void cnn_ext_conv_forward_v4(const double* image, Py_ssize_t h, Py_ssize_t w,
+                                 const double* t, Py_ssize_t nf, double* out) noexcept nogil
+    void cnn_ext_conv_pool_v4(const double* image, Py_ssize_t h, Py_ssize_t w,
+                              const double* t, Py_ssize_t nf, double* pool, void* mask) noexcept nogil
+    void cnn_ext_filter_grad_v4(const double* image, Py_ssize_t h, Py_ssize_t w,
+                                const double* g, const void* mask, Py_ssize_t nf,
+                                double* d_L_d_filters) noexcept nogil
+
+
+cdef inline bint _vector_conv(Py_ssize_t nf) noexcept nogil:
+    # The AVX2 build's vector kernels take the filters four at a time.
+    return CNN_EXT_V4D and nf % 4 == 0
+
+
+cdef inline void transpose_filters(const double* filters, Py_ssize_t nf, double* t) noexcept nogil:
+    # (nf, 9) -> (9, nf): the kernels read the same tap of consecutive filters.
+    cdef Py_ssize_t f, k
+    for f in range(nf):
+        for k in range(9):
+            t[k * nf + f] = filters[9 * f + k]
+
+
 cdef inline void _conv3x3_forward_c_impl(const double* image, Py_ssize_t h, Py_ssize_t w,
                             const double* filters, Py_ssize_t nf,
                             double* out, double* work) noexcept nogil:
@@ -38,8 +208,11 @@ cdef inline void _conv3x3_forward_c_impl(const double* image, Py_ssize_t h, Py_s
 cdef void conv3x3_forward_c(const double* image, Py_ssize_t h, Py_ssize_t w,
                             const double* filters, Py_ssize_t nf,
                             double* out, double* work) noexcept nogil:
+    if _vector_conv(nf):
+        transpose_filters(filters, nf, work)
+        cnn_ext_conv_forward_v4(image, h, w, work, nf, out)
     # nf == 8 (the tutorial's network) gets a copy with constant loop bounds: unrolled, vectorised.
-    if nf == 8:
+    elif nf == 8:
         _conv3x3_forward_c_impl(image, h, w, filters, 8, out, work)
     else:
         _conv3x3_forward_c_impl(image, h, w, filters, nf, out, work)
@@ -106,6 +279,9 @@ cdef void conv3x3_filter_grad_c(const double* image, Py_ssize_t h, Py_ssize_t w,
     cdef const double* x
     cdef const double* d
     cdef double acc
+    if _vector_conv(nf):
+        cnn_ext_filter_grad_v4(image, h, w, d_L_d_out, NULL, nf, d_L_d_filters)
+        return
     while f0 + 4 <= nf:
         cnn_ext_filter_grad_block4(image, h, w, d_L_d_out, nf, f0, d_L_d_filters)
         f0 += 4

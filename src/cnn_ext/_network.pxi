@@ -118,12 +118,21 @@ cdef inline Py_ssize_t argmax(const double* p, Py_ssize_t n) noexcept nogil:
 
 
 cdef inline void forward_c(const unsigned char* image, Shapes* s, const double* filters,
-                           const double* weights, const double* biases, Buffers* b) noexcept nogil:
+                           const double* weights, const double* biases, Buffers* b,
+                           bint training) noexcept nogil:
+    # With training set, the vector path leaves in b.d_conv the masks of the window maxima
+    # that the backward pass routes the gradient to; otherwise b.conv keeps the conv output.
     cdef Py_ssize_t k
     for k in range(s.h * s.w):
         b.x[k] = image[k] / 255.0 - 0.5  # the tutorial's (image / 255) - 0.5
-    conv3x3_forward_c(b.x, s.h, s.w, filters, s.nf, b.conv, b.work)
-    maxpool2_forward_c(b.conv, s.ch, s.cw, s.nf, b.pool)
+    if _vector_conv(s.nf):
+        # Conv3x3 and MaxPool2 in one pass over the pooling windows: the same numbers as the
+        # two layers, without storing the convolution.
+        transpose_filters(filters, s.nf, b.work)
+        cnn_ext_conv_pool_v4(b.x, s.h, s.w, b.work, s.nf, b.pool, b.d_conv if training else NULL)
+    else:
+        conv3x3_forward_c(b.x, s.h, s.w, filters, s.nf, b.conv, b.work)
+        maxpool2_forward_c(b.conv, s.ch, s.cw, s.nf, b.pool)
     softmax_forward_c(b.pool, s.L, weights, biases, s.nodes, b.totals, b.probs)
 
 
@@ -133,7 +142,7 @@ cdef double train_step_c(const unsigned char* image, Py_ssize_t label, Shapes* s
     """The tutorial's ``train(im, label)``: returns the loss, sets ``correct``."""
     cdef Py_ssize_t n
     cdef double p
-    forward_c(image, s, filters, weights, biases, b)
+    forward_c(image, s, filters, weights, biases, b, True)
     p = b.probs[label]
     correct[0] = argmax(b.probs, s.nodes) == label
     for n in range(s.nodes):
@@ -141,8 +150,12 @@ cdef double train_step_c(const unsigned char* image, Py_ssize_t label, Shapes* s
     b.grad[label] = -1 / p
     softmax_backprop_c(b.pool, s.L, weights, biases, s.nodes, b.totals, b.grad, learn_rate,
                        b.d_pool, b.work)
-    maxpool2_backprop_c(b.conv, s.ch, s.cw, s.nf, b.d_pool, b.d_conv)
-    conv3x3_filter_grad_c(b.x, s.h, s.w, b.d_conv, s.nf, b.d_filt)
+    if _vector_conv(s.nf):
+        # MaxPool2's backprop and the filter gradient in one pass, through the forward's masks.
+        cnn_ext_filter_grad_v4(b.x, s.h, s.w, b.d_pool, b.d_conv, s.nf, b.d_filt)
+    else:
+        maxpool2_backprop_c(b.conv, s.ch, s.cw, s.nf, b.d_pool, b.d_conv)
+        conv3x3_filter_grad_c(b.x, s.h, s.w, b.d_conv, s.nf, b.d_filt)
     sgd_update_c(filters, b.d_filt, 9 * s.nf, learn_rate)
     return -log(p) if p > 0 else INFINITY
 
@@ -251,7 +264,7 @@ def predict_proba(const unsigned char[:, :, ::1] images, const double[:, :, ::1]
             for i in prange(n, num_threads=threads, schedule="static"):
                 t = threadid()
                 forward_c(&images[i, 0, 0], &s, &filters[0, 0, 0], &weights[0, 0], &biases[0],
-                          &per_thread[t])
+                          &per_thread[t], False)
                 for k in range(s.nodes):
                     out[i, k] = per_thread[t].probs[k]
     finally:
