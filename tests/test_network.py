@@ -63,6 +63,32 @@ def test_fit_equals_the_facade_loop_in_the_same_order(mnist):
         assert np.array_equal(a, b)
 
 
+@pytest.mark.parametrize("shape,num_filters", [((13, 11), 4), ((12, 9), 8), ((4, 4), 4), ((7, 10), 3),
+                                               ((11, 11), 5)])
+def test_fused_equals_facade_for_other_shapes(shape, num_filters):
+    # The AVX2 build fuses conv+pool over the pooling windows when the filters come in fours;
+    # odd conv outputs leave a row or column that no window covers, and other filter counts
+    # take the layer kernels. Every case must still give the façade's numbers bit for bit.
+    rng = np.random.default_rng(num_filters)
+    images = rng.integers(0, 256, size=(40,) + shape).astype(np.uint8)
+    images[::2, : shape[0] // 2] = 0  # flat areas: max-pool ties
+    images[1::3] = np.where(images[1::3] > 128, 255, 0)  # two-valued images: ties of equal sums
+    labels = rng.integers(0, 10, size=40)
+    fused = Network(seed=5, num_filters=num_filters, image_shape=shape, learn_rate=0.02)
+    np.random.seed(5)
+    ph, pw = (shape[0] - 2) // 2, (shape[1] - 2) // 2
+    conv, pool, softmax = Conv3x3(num_filters, 0.02), MaxPool2(), Softmax(ph * pw * num_filters, 10, 0.02)
+    for image, label in zip(images, labels):
+        loss, hit = fused.train_step(image, label)
+        ref_loss, ref_hit = facade_step(conv, pool, softmax, image, label)
+        assert hit == ref_hit and abs(loss - ref_loss) <= 1e-12 * abs(ref_loss)
+    for a, b in zip(params(fused), (conv.filters, softmax.weights, softmax.biases)):
+        assert np.array_equal(a, b)
+    probs = fused.predict_proba(images, num_threads=2)
+    for k in (0, 1, 39):
+        assert np.array_equal(probs[k], softmax.forward(pool.forward(conv.forward((images[k] / 255) - 0.5))))
+
+
 def test_predict_proba_threads_and_facade_agree(mnist):
     _, (x_test, y_test) = mnist
     network = Network(seed=4)

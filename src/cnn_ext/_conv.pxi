@@ -36,21 +36,30 @@ cdef extern from *:
         v = cnn_ext_bcast(x + 3 * w + 3);     OP(3, 8); \
         } while (0)
 
-    /* out (h-2, w-2, nf) of image (h, w); t holds the filters transposed, (9, nf) */
+    /* out (h-2, w-2, nf) of image (h, w); t holds the filters transposed, (9, nf).
+       Four filters at a time, their nine tap vectors kept in registers over all positions. */
     static void cnn_ext_conv_forward_v4(const double* image, Py_ssize_t h, Py_ssize_t w,
                                         const double* t, Py_ssize_t nf, double* out) {
         Py_ssize_t ow = w - 2;
-        for (Py_ssize_t i = 0; i < h - 2; i++) {
-            for (Py_ssize_t j = 0; j < ow; j++) {
-                const double* x = image + i * w + j;
-                double* o = out + (i * ow + j) * nf;
-                for (Py_ssize_t f = 0; f < nf; f += 4) {
+        for (Py_ssize_t f = 0; f < nf; f += 4) {
+            cnn_ext_v4d F[9];
+            for (int k = 0; k < 9; k++)
+                F[k] = *(const cnn_ext_v4d*)(t + k * nf + f);
+            for (Py_ssize_t i = 0; i < h - 2; i++) {
+                const double* x = image + i * w;
+                double* o = out + i * ow * nf + f;
+                for (Py_ssize_t j = 0; j < ow; j++, x++, o += nf) {
                     cnn_ext_v4d acc = {0, 0, 0, 0};
-                    for (int a = 0; a < 3; a++)
-                        for (int b = 0; b < 3; b++)
-                            acc = cnn_ext_fma(cnn_ext_bcast(x + a * w + b),
-                                              *(const cnn_ext_v4d*)(t + (3 * a + b) * nf + f), acc);
-                    *(cnn_ext_v4d*)(o + f) = acc;
+                    acc = cnn_ext_fma(cnn_ext_bcast(x), F[0], acc);
+                    acc = cnn_ext_fma(cnn_ext_bcast(x + 1), F[1], acc);
+                    acc = cnn_ext_fma(cnn_ext_bcast(x + 2), F[2], acc);
+                    acc = cnn_ext_fma(cnn_ext_bcast(x + w), F[3], acc);
+                    acc = cnn_ext_fma(cnn_ext_bcast(x + w + 1), F[4], acc);
+                    acc = cnn_ext_fma(cnn_ext_bcast(x + w + 2), F[5], acc);
+                    acc = cnn_ext_fma(cnn_ext_bcast(x + 2 * w), F[6], acc);
+                    acc = cnn_ext_fma(cnn_ext_bcast(x + 2 * w + 1), F[7], acc);
+                    acc = cnn_ext_fma(cnn_ext_bcast(x + 2 * w + 2), F[8], acc);
+                    *(cnn_ext_v4d*)o = acc;
                 }
             }
         }

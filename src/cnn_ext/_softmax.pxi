@@ -24,58 +24,83 @@ cdef void softmax_probs_c(const double* totals, Py_ssize_t nodes, double* out) n
 
 cdef extern from *:
     """
-    /* Ten nodes (MNIST's classes), two rows of weights at a time: 20 contiguous doubles are
-       exactly five 4-wide vectors, so the short rows need no remainder loops. */
+    /* Ten nodes (MNIST's classes), four rows of weights at a time: 40 contiguous doubles
+       are exactly ten 4-wide vectors, W0..W9, and every node's value sits at a fixed lane
+       of a fixed vector, so the short rows need neither remainder loops nor gathers.
+       Row r of the four is elements 10r..10r+9: W0, W1 and the low half of W2 hold row 0,
+       the high half of W2, W3 and W4 row 1, and likewise W5..W9 rows 2 and 3. */
     #if CNN_EXT_V4D
     #define CNN_EXT_LOAD4(p) (*(const cnn_ext_v4d*)(p))
-    /* totals (10,) = x (L,) @ weights (L, 10), without the biases */
+    /* {a, a, b, b} */
+    static inline cnn_ext_v4d cnn_ext_pair(cnn_ext_v4d a, cnn_ext_v4d b) {
+        return (cnn_ext_v4d)_mm256_blend_pd((__m256d)a, (__m256d)b, 0xC);
+    }
+    /* totals (10,) = x (L,) @ weights (L, 10), without the biases. Ten accumulators, one
+       per vector, collect rows 4q + r; they are added as (rows 0 + 2) + (rows 1 + 3). */
     static inline void cnn_ext_dense10_forward(const double* x, Py_ssize_t L,
                                                const double* weights, double* totals) {
-        cnn_ext_v4d a0 = {0, 0, 0, 0}, a1 = a0, a2 = a0, a3 = a0, a4 = a0;
+        cnn_ext_v4d a[10];
+        for (int v = 0; v < 10; v++)
+            a[v] = (cnn_ext_v4d){0, 0, 0, 0};
         Py_ssize_t k = 0;
-        for (; k + 2 <= L; k += 2) {
+        for (; k + 4 <= L; k += 4) {
             const double* w = weights + 10 * k;
-            double xa = x[k], xb = x[k + 1];
-            cnn_ext_v4d xab = {xa, xa, xb, xb};
-            a0 += xa * CNN_EXT_LOAD4(w);
-            a1 += xa * CNN_EXT_LOAD4(w + 4);
-            a2 += xab * CNN_EXT_LOAD4(w + 8);
-            a3 += xb * CNN_EXT_LOAD4(w + 12);
-            a4 += xb * CNN_EXT_LOAD4(w + 16);
+            cnn_ext_v4d x0 = cnn_ext_bcast(x + k), x1 = cnn_ext_bcast(x + k + 1);
+            cnn_ext_v4d x2 = cnn_ext_bcast(x + k + 2), x3 = cnn_ext_bcast(x + k + 3);
+            cnn_ext_v4d X[10] = {x0, x0, cnn_ext_pair(x0, x1), x1, x1,
+                                 x2, x2, cnn_ext_pair(x2, x3), x3, x3};
+            for (int v = 0; v < 10; v++)
+                a[v] = cnn_ext_fma(X[v], CNN_EXT_LOAD4(w + 4 * v), a[v]);
         }
-        /* even rows were summed in a0, a1 and the low half of a2; odd rows in the rest */
-        totals[0] = a0[0] + a2[2]; totals[1] = a0[1] + a2[3];
-        totals[2] = a0[2] + a3[0]; totals[3] = a0[3] + a3[1];
-        totals[4] = a1[0] + a3[2]; totals[5] = a1[1] + a3[3];
-        totals[6] = a1[2] + a4[0]; totals[7] = a1[3] + a4[1];
-        totals[8] = a2[0] + a4[2]; totals[9] = a2[1] + a4[3];
+        cnn_ext_v4d b0 = a[0] + a[5], b1 = a[1] + a[6], b2 = a[2] + a[7];
+        cnn_ext_v4d b3 = a[3] + a[8], b4 = a[4] + a[9];
+        /* rows 0 and 2 are in b0, b1 and the low half of b2; rows 1 and 3 in the rest */
+        totals[0] = b0[0] + b2[2]; totals[1] = b0[1] + b2[3];
+        totals[2] = b0[2] + b3[0]; totals[3] = b0[3] + b3[1];
+        totals[4] = b1[0] + b3[2]; totals[5] = b1[1] + b3[3];
+        totals[6] = b1[2] + b4[0]; totals[7] = b1[3] + b4[1];
+        totals[8] = b2[0] + b4[2]; totals[9] = b2[1] + b4[3];
         for (; k < L; k++)
             for (int n = 0; n < 10; n++)
                 totals[n] += x[k] * weights[10 * k + n];
     }
     /* d_L_d_input (L,) = weights @ d_L_d_t with the weights before the update, then
-       weights -= learn_rate * outer(x, d_L_d_t), rounded as the tutorial rounds it */
+       weights -= outer(x, learn_rate * d_L_d_t), each weight in one FMA (the same update
+       as the tutorial's up to the rounding of one product). A row's dot product is (lanes 0+1 + lanes 2+3) of the sum of its
+       two full vectors, plus its two leftover lanes; hadd and two permutes turn the four
+       rows' sums into one vector without leaving the registers. */
     static inline void cnn_ext_dense10_backprop(const double* x, Py_ssize_t L, double* weights,
                                                 const double* t, double learn_rate,
                                                 double* d_L_d_input) {
-        cnn_ext_v4d t0 = {t[0], t[1], t[2], t[3]}, t1 = {t[4], t[5], t[6], t[7]};
-        cnn_ext_v4d t2 = {t[8], t[9], t[0], t[1]}, t3 = {t[2], t[3], t[4], t[5]};
-        cnn_ext_v4d t4 = {t[6], t[7], t[8], t[9]};
+        cnn_ext_v4d T[5] = {{t[0], t[1], t[2], t[3]}, {t[4], t[5], t[6], t[7]},
+                            {t[8], t[9], t[0], t[1]}, {t[2], t[3], t[4], t[5]},
+                            {t[6], t[7], t[8], t[9]}};
+        cnn_ext_v4d lrT[5];
+        for (int v = 0; v < 5; v++)
+            lrT[v] = learn_rate * T[v];
         Py_ssize_t k = 0;
-        for (; k + 2 <= L; k += 2) {
+        for (; k + 4 <= L; k += 4) {
             double* w = weights + 10 * k;
-            double xa = x[k], xb = x[k + 1];
-            cnn_ext_v4d xab = {xa, xa, xb, xb};
-            cnn_ext_v4d w0 = CNN_EXT_LOAD4(w), w1 = CNN_EXT_LOAD4(w + 4), w2 = CNN_EXT_LOAD4(w + 8);
-            cnn_ext_v4d w3 = CNN_EXT_LOAD4(w + 12), w4 = CNN_EXT_LOAD4(w + 16);
-            cnn_ext_v4d sa = w0 * t0 + w1 * t1, p2 = w2 * t2, sb = w3 * t3 + w4 * t4;
-            d_L_d_input[k] = ((sa[0] + sa[1]) + (sa[2] + sa[3])) + (p2[0] + p2[1]);
-            d_L_d_input[k + 1] = ((sb[0] + sb[1]) + (sb[2] + sb[3])) + (p2[2] + p2[3]);
-            *(cnn_ext_v4d*)w = w0 - learn_rate * (xa * t0);
-            *(cnn_ext_v4d*)(w + 4) = w1 - learn_rate * (xa * t1);
-            *(cnn_ext_v4d*)(w + 8) = w2 - learn_rate * (xab * t2);
-            *(cnn_ext_v4d*)(w + 12) = w3 - learn_rate * (xb * t3);
-            *(cnn_ext_v4d*)(w + 16) = w4 - learn_rate * (xb * t4);
+            cnn_ext_v4d W[10];
+            for (int v = 0; v < 10; v++)
+                W[v] = CNN_EXT_LOAD4(w + 4 * v);
+            __m256d A = (__m256d)cnn_ext_fma(W[1], T[1], W[0] * T[0]);
+            __m256d B = (__m256d)cnn_ext_fma(W[4], T[4], W[3] * T[3]);
+            __m256d C = (__m256d)cnn_ext_fma(W[6], T[1], W[5] * T[0]);
+            __m256d D = (__m256d)cnn_ext_fma(W[9], T[4], W[8] * T[3]);
+            __m256d AB = _mm256_hadd_pd(A, B), CD = _mm256_hadd_pd(C, D);
+            __m256d full = _mm256_add_pd(_mm256_permute2f128_pd(AB, CD, 0x20),
+                                         _mm256_permute2f128_pd(AB, CD, 0x31));
+            /* leftover lanes: W2 * T2 holds rows 0 and 1, W7 * T2 rows 2 and 3 */
+            __m256d rest = _mm256_hadd_pd((__m256d)(W[2] * T[2]), (__m256d)(W[7] * T[2]));
+            rest = _mm256_permute4x64_pd(rest, 0xD8);  /* rows 0, 2, 1, 3 -> 0, 1, 2, 3 */
+            _mm256_storeu_pd(d_L_d_input + k, _mm256_add_pd(full, rest));
+            cnn_ext_v4d x0 = cnn_ext_bcast(x + k), x1 = cnn_ext_bcast(x + k + 1);
+            cnn_ext_v4d x2 = cnn_ext_bcast(x + k + 2), x3 = cnn_ext_bcast(x + k + 3);
+            cnn_ext_v4d X[10] = {x0, x0, cnn_ext_pair(x0, x1), x1, x1,
+                                 x2, x2, cnn_ext_pair(x2, x3), x3, x3};
+            for (int v = 0; v < 10; v++)
+                *(cnn_ext_v4d*)(w + 4 * v) = cnn_ext_fnma(X[v], lrT[v % 5], W[v]);
         }
         for (; k < L; k++) {
             double* w = weights + 10 * k;
