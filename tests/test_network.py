@@ -201,3 +201,65 @@ def test_both_kernel_builds_agree(mnist):
 def test_bad_kernel_choice_is_a_clear_error():
     run = _run_with_kernels("sse9", "import cnn_ext")
     assert run.returncode != 0 and "CNN_EXT_KERNELS must be auto, baseline or avx2, got 'sse9'" in run.stderr
+
+
+def test_train_step_follows_replaced_parameters_and_learn_rate(mnist):
+    # train_step keeps a compiled state between calls; it must notice every change a user
+    # (or ModelSaver) can make to the layers and give the façade's numbers after it.
+    (x_train, y_train), _ = mnist
+    fused = Network(seed=6)
+    np.random.seed(6)
+    conv, pool, softmax = Conv3x3(8, 0.005), MaxPool2(), Softmax(13 * 13 * 8, 10, 0.005)
+    images, labels = x_train[:40], y_train[:40].tolist()
+
+    def both(k):
+        assert fused.train_step(images[k], labels[k])[1] == facade_step(conv, pool, softmax, images[k], labels[k])[1]
+
+    both(0)
+    new_filters = np.random.default_rng(0).standard_normal((8, 3, 3)).astype(np.float32)  # converted once
+    fused.conv.filters, conv.filters = new_filters, new_filters.astype(np.float64)
+    both(1)
+    assert fused.conv.filters.dtype == np.float64
+    fused.softmax.weights = np.asfortranarray(fused.softmax.weights * 0.5)  # not C order: converted
+    softmax.weights = softmax.weights * 0.5
+    both(2)
+    fused.softmax.biases = fused.softmax.biases + 0.1
+    softmax.biases = softmax.biases + 0.1
+    both(3)
+    fused.learn_rate = conv.learn_rate = softmax.learn_rate = 0.02
+    both(4)
+    fused.conv.filters[:] = 0.25  # in place: the same array, so the same state
+    conv.filters[:] = 0.25
+    both(5)
+    padded = np.zeros((29, 29), np.uint8)  # also 13x13 after conv and pool
+    padded[:28, :28] = images[6]
+    assert fused.train_step(padded, labels[6])[1] == facade_step(conv, pool, softmax, padded, labels[6])[1]
+    both(7)
+    for a, b in zip(params(fused), (conv.filters, softmax.weights, softmax.biases)):
+        assert np.array_equal(a, b)
+
+
+def test_train_state_rejects_changed_arrays_and_bad_input(mnist):
+    (x_train, _), _ = mnist
+    network = Network(seed=0)
+    network.train_step(x_train[0], 1)
+    state = network._train_state
+    with pytest.raises(ValueError, match=r"C-contiguous uint8 image of shape \(28, 28\)"):
+        state.step(x_train[0].astype(np.float64), 1)
+    with pytest.raises(ValueError, match=r"C-contiguous uint8 image of shape \(28, 28\)"):
+        state.step(x_train[0][:, ::2], 1)
+    with pytest.raises(ValueError, match=r"label 10 is not in 0..9"):
+        state.step(x_train[0], 10)
+    before = [p.copy() for p in params(network)]
+    network.softmax.weights.shape = (676, 20)  # same buffer, another shape
+    assert state.step(x_train[0], 1) is None  # stale: no step taken
+    with pytest.raises(ValueError, match=r"Softmax.biases must have shape \(20,\), got \(10,\)"):
+        network.train_step(x_train[0], 1)
+    network.softmax.weights.shape = (1352, 10)
+    network.conv.filters.flags.writeable = False
+    assert state.step(x_train[0], 1) is None
+    assert all(np.array_equal(a, b) for a, b in zip(params(network), before))
+    network.train_step(x_train[0], 1)  # a read-only array is copied once, as the façade does
+    assert network.conv.filters.flags.writeable
+    with pytest.raises(TypeError):
+        pickle_state = __import__("pickle").dumps(network._train_state)

@@ -189,3 +189,26 @@ def test_two_threads_fit_faster_than_twice_one(mnist):
         print("[threads] speed-up not asserted: the machine never had two free cores")
         return
     assert min(judged) < 1.8, f"two threads took {min(judged):.2f}x one thread's time: is the GIL held?"
+
+
+def test_threads_sharing_one_network_do_not_share_scratch_buffers(mnist):
+    # Several threads stepping the same Network race on its weights (as any shared model
+    # would), but each step must get scratch space of its own: the results stay finite and
+    # every step's loss is a real cross-entropy, never the garbage of a half-overwritten buffer.
+    (x_train, y_train), _ = mnist
+    net = Network(seed=3)
+    net.train_step(x_train[0], int(y_train[0]))  # build the compiled state first
+
+    def work(k):
+        out = []
+        for i in range(400):
+            j = (k * 400 + i) % 6000
+            out.append(net.train_step(x_train[j], int(y_train[j])))
+        return out
+
+    with ThreadPoolExecutor(max_workers=3) as pool:
+        results = [r for rs in pool.map(work, range(3)) for r in rs]
+    losses = np.array([loss for loss, _ in results])
+    assert len(losses) == 1200 and np.all(np.isfinite(losses)) and np.all(losses >= 0)
+    assert {hit for _, hit in results} <= {0, 1}
+    assert all(np.all(np.isfinite(p)) for p in (net.conv.filters, net.softmax.weights, net.softmax.biases))

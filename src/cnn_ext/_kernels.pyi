@@ -5,6 +5,7 @@ shapes; the layer façades do the friendly validation and conversion first.
 """
 import numpy as np
 import numpy.typing as npt
+from typing_extensions import disjoint_base
 
 def cpu_has_avx2_fma() -> bool: ...
 
@@ -60,6 +61,33 @@ def train_steps(
     losses: npt.NDArray[np.float64],
     correct: npt.NDArray[np.uint8],
 ) -> None: ...
+@disjoint_base
+class TrainState:
+    """Parameters and scratch buffers of one network, set up once for repeated steps."""
+
+    @property
+    def filters(self) -> npt.NDArray[np.float64]: ...
+    @property
+    def weights(self) -> npt.NDArray[np.float64]: ...
+    @property
+    def biases(self) -> npt.NDArray[np.float64]: ...
+    @property
+    def learn_rate(self) -> float: ...
+    @property
+    def h(self) -> int: ...
+    @property
+    def w(self) -> int: ...
+    def __init__(
+        self,
+        filters: npt.NDArray[np.float64],
+        weights: npt.NDArray[np.float64],
+        biases: npt.NDArray[np.float64],
+        learn_rate: float,
+        h: int,
+        w: int,
+    ) -> None: ...
+    def step(self, image: npt.NDArray[np.uint8], label: int) -> tuple[float, int] | None: ...
+
 def predict_proba(
     images: npt.NDArray[np.uint8],
     filters: npt.NDArray[np.float64],

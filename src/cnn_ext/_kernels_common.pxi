@@ -4,6 +4,12 @@ from libc.math cimport exp, log, INFINITY
 from libc.stdlib cimport calloc, free, malloc
 from libc.string cimport memset
 
+cimport cython
+cimport numpy as cnp
+import numpy as _np
+
+cnp.import_array()
+
 cdef extern from *:
     """
     /* The AVX2 build (and any build for a target with AVX2 and FMA) hand-vectorises the

@@ -230,6 +230,110 @@ def train_step(const unsigned char[:, ::1] image, long long label, double[:, :, 
     return loss, correct
 
 
+cdef inline bint _same_array(cnp.ndarray a, void* data, int ndim, Py_ssize_t d0, Py_ssize_t d1,
+                             Py_ssize_t d2) noexcept:
+    # Still the float64, C-contiguous, writable array of the recorded shape at the recorded address?
+    return (cnp.PyArray_DATA(a) == data and cnp.PyArray_NDIM(a) == ndim
+            and cnp.PyArray_TYPE(a) == cnp.NPY_DOUBLE and cnp.PyArray_IS_C_CONTIGUOUS(a)
+            and cnp.PyArray_ISWRITEABLE(a) and cnp.PyArray_DIM(a, 0) == d0
+            and (ndim < 2 or cnp.PyArray_DIM(a, 1) == d1) and (ndim < 3 or cnp.PyArray_DIM(a, 2) == d2))
+
+
+@cython.auto_pickle(False)  # it holds addresses and buffers: nothing to pickle
+cdef class TrainState:
+    """One network's parameters and scratch buffers, set up once for repeated ``step`` calls.
+
+    ``Network.train_step`` keeps one per network, so a single SGD step costs the kernels and
+    a few C-level checks, not a fresh allocation and six buffer acquisitions. It holds
+    references to the parameter arrays and checks, at every step, that they are still the
+    arrays it was built on (same address, shape, dtype, layout, writable); if not, ``step``
+    returns None and the caller builds a new state.
+    """
+    cdef readonly object filters, weights, biases
+    cdef readonly double learn_rate
+    cdef readonly Py_ssize_t h, w
+    cdef Shapes s
+    cdef Buffers b
+    cdef void* data[3]  # the parameters' addresses when the state was built
+    cdef bint busy
+
+    def __cinit__(self):
+        self.b.block = NULL
+
+    def __init__(self, double[:, :, ::1] filters, double[:, ::1] weights, double[::1] biases,
+                 double learn_rate, Py_ssize_t h, Py_ssize_t w):
+        """filters (nf, 3, 3), weights (L, nodes), biases (nodes,): writable float64 arrays
+        that the steps update in place; images will be uint8 (h, w)."""
+        cdef Shapes s = shapes_of(h, w, filters.shape[0], weights.shape[0], weights.shape[1])
+        if filters.shape[1] != 3 or filters.shape[2] != 3 or biases.shape[0] != s.nodes:
+            raise ValueError("filters must be (nf, 3, 3) and biases (nodes,)")
+        if self.b.block != NULL:
+            free(self.b.block)
+            self.b.block = NULL
+        if buffers_alloc(&self.b, &s) != 0:
+            raise MemoryError()
+        self.s = s
+        self.h, self.w = h, w
+        self.filters, self.weights, self.biases = filters.base, weights.base, biases.base
+        for a in (self.filters, self.weights, self.biases):
+            if type(a) is not _np.ndarray:
+                raise TypeError(f"parameters must be NumPy arrays, got {type(a).__name__}")
+        if not (_same_array(self.filters, &filters[0, 0, 0], 3, s.nf, 3, 3)
+                and _same_array(self.weights, &weights[0, 0], 2, s.L, s.nodes, 0)
+                and _same_array(self.biases, &biases[0], 1, s.nodes, 0, 0)):
+            raise ValueError("parameters must be whole float64 arrays, not views into others")
+        self.data[0], self.data[1], self.data[2] = &filters[0, 0, 0], &weights[0, 0], &biases[0]
+        self.learn_rate = learn_rate
+
+    def __dealloc__(self):
+        free(self.b.block)
+
+    def step(self, image, long long label):
+        """One SGD step on a uint8 (h, w) C-contiguous image: returns ``(loss, 1 or 0)``, or
+        None, without a step, if a parameter array changed shape, dtype, layout or
+        writability since the state was built."""
+        cdef cnp.ndarray im
+        cdef double loss
+        cdef unsigned char correct = 0
+        cdef Buffers spare
+        cdef Buffers* b = &self.b
+        cdef Shapes* s = &self.s
+        if self.b.block == NULL:
+            raise RuntimeError("TrainState was not initialised")
+        if not (type(image) is _np.ndarray and cnp.PyArray_TYPE(<cnp.ndarray>image) == cnp.NPY_UINT8
+                and cnp.PyArray_NDIM(<cnp.ndarray>image) == 2
+                and cnp.PyArray_IS_C_CONTIGUOUS(<cnp.ndarray>image)
+                and cnp.PyArray_DIM(<cnp.ndarray>image, 0) == s.h
+                and cnp.PyArray_DIM(<cnp.ndarray>image, 1) == s.w):
+            raise ValueError(f"expected a C-contiguous uint8 image of shape {(s.h, s.w)}")
+        im = <cnp.ndarray>image
+        if label < 0 or label >= s.nodes:
+            raise ValueError(f"label {label} is not in 0..{s.nodes - 1}")
+        if not (_same_array(self.filters, self.data[0], 3, s.nf, 3, 3)
+                and _same_array(self.weights, self.data[1], 2, s.L, s.nodes, 0)
+                and _same_array(self.biases, self.data[2], 1, s.nodes, 0, 0)):
+            return None  # the caller builds a new state, which checks the arrays afresh
+        if self.busy:
+            # Another thread is inside step() on this state (it released the GIL): use
+            # buffers of this call's own rather than share the scratch space.
+            if buffers_alloc(&spare, s) != 0:
+                raise MemoryError()
+            b = &spare
+        else:
+            self.busy = True
+        try:
+            with nogil:
+                loss = train_step_c(<const unsigned char*>cnp.PyArray_DATA(im), label, s,
+                                    <double*>self.data[0], <double*>self.data[1],
+                                    <double*>self.data[2], self.learn_rate, b, &correct)
+        finally:
+            if b == &self.b:
+                self.busy = False
+            else:
+                free(spare.block)
+        return loss, correct
+
+
 def predict_proba(const unsigned char[:, :, ::1] images, const double[:, :, ::1] filters,
                   const double[:, ::1] weights, const double[::1] biases,
                   double[:, ::1] out, int num_threads=0):

@@ -18,6 +18,7 @@ from .softmax import Softmax
 from ._validate import learn_rate, parameter, positive_int
 
 NUM_CLASSES = 10
+_UINT8 = np.dtype(np.uint8)
 
 
 def _check_batch(images, labels=None):
@@ -109,6 +110,8 @@ class Network:
         self.softmax = softmax if softmax is not None else Softmax(
             ((h - 2) // 2) * ((w - 2) // 2) * self.conv.num_filters, NUM_CLASSES)
         self.learn_rate = learn_rate
+        self._train_state = None  # kernels.TrainState of the last train_step, and its learn_rate
+        self._train_rate = None
 
     @property
     def learn_rate(self):
@@ -135,13 +138,26 @@ class Network:
 
     def train_step(self, image, label):
         """One SGD step on one uint8 image (h, w), the tutorial's ``train``: ``(loss, 1 or 0)``."""
-        if not (type(image) is np.ndarray and image.dtype == np.uint8 and image.ndim == 2
+        if not (type(image) is np.ndarray and image.dtype is _UINT8 and image.ndim == 2
                 and image.flags.c_contiguous):
             image = _check_batch(image)[0][0]
-        if not isinstance(label, numbers.Integral) or isinstance(label, bool) or not 0 <= label < NUM_CLASSES:
+        if not (type(label) is int or isinstance(label, numbers.Integral) and not isinstance(label, bool)) \
+                or not 0 <= label < NUM_CLASSES:
             raise ValueError(f"label must be an integer in 0..{NUM_CLASSES - 1}, got {label!r}")
+        # The compiled state (parameter addresses, scratch buffers) is reused while the layers
+        # hold the same arrays and learn rate; it re-checks the arrays itself at every step.
+        state, conv, softmax = self._train_state, self.conv, self.softmax
+        if (state is not None and state.filters is conv.filters and state.weights is softmax.weights
+                and state.biases is softmax.biases and self._train_rate is conv.learn_rate
+                and image.shape == (state.h, state.w)):
+            result = state.step(image, int(label))
+            if result is not None:
+                return result
+        self._train_state = None
         filters, weights, biases = self._parameters()
-        return kernels.train_step(image, label, filters, weights, biases, learn_rate(self.conv))
+        state = kernels.TrainState(filters, weights, biases, learn_rate(conv), *image.shape)
+        self._train_state, self._train_rate = state, conv.learn_rate
+        return state.step(image, int(label))
 
     def fit(self, images, labels, epochs=1, *, seed=0, shuffle=True, log_every=0, callback=None,
             chunk=2000):
