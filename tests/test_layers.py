@@ -251,3 +251,47 @@ def test_assigned_parameters_of_other_dtype_are_converted_once(rng):
     stored = softmax.weights
     softmax.backprop(np.array([0.0, 1.0, 0.0])), rsoftmax.backprop(np.array([0.0, 1.0, 0.0]))
     assert softmax.weights is stored and rel_error(softmax.weights, rsoftmax.weights) <= RTOL
+
+
+# --------------------------------------------------------------------------- kernel API
+
+def test_kernels_allocate_outputs_and_check_their_arrays(rng):
+    # The compiled functions take an output array or allocate one; either way the same numbers.
+    # They check every array themselves (the kernels run without bounds checks).
+    from cnn_ext._dispatch import kernels as k
+
+    image, filters = rng.standard_normal((9, 8)), rng.standard_normal((4, 3, 3))
+    out = np.empty((7, 6, 4))
+    assert k.conv3x3_forward(image, filters, out) is out
+    assert np.array_equal(k.conv3x3_forward(image, filters), out)
+    pooled = k.maxpool2_forward(out)
+    assert pooled.shape == (3, 3, 4) and pooled.flags.c_contiguous
+    grad = rng.standard_normal((3, 3, 4))
+    routed = k.maxpool2_backprop(out, grad)
+    assert routed.shape == out.shape and np.array_equal(routed, k.maxpool2_backprop(out, grad, np.empty_like(out)))
+    weights, biases = rng.standard_normal((36, 10)), np.zeros(10)
+    totals, probs = k.softmax_forward(pooled.ravel(), weights, biases)
+    assert probs.shape == (10,) and abs(probs.sum() - 1) < 1e-12
+    d_input = k.softmax_backprop(pooled.ravel(), weights.copy(), biases.copy(), totals, probs, 0.1)
+    assert d_input.shape == (36,)
+
+    with pytest.raises(TypeError, match="image must be a NumPy array, got list"):
+        k.conv3x3_forward(image.tolist(), filters)
+    with pytest.raises(ValueError, match="filters must be float64 in native byte order, got dtype float32"):
+        k.conv3x3_forward(image, filters.astype(np.float32))
+    with pytest.raises(ValueError, match="filters must be float64 in native byte order, got dtype >f8"):
+        k.conv3x3_forward(image, filters.astype(">f8"))
+    with pytest.raises(ValueError, match="image must be 2-D, got 3-D"):
+        k.conv3x3_forward(out, filters)
+    with pytest.raises(ValueError, match="x must be C-contiguous"):
+        k.maxpool2_forward(out[:, ::2])
+    read_only = np.empty((3, 3, 4))
+    read_only.flags.writeable = False
+    with pytest.raises(ValueError, match="out must be writable"):
+        k.maxpool2_forward(out, read_only)
+    with pytest.raises(ValueError, match=r"out must have shape \(3, 3, 4\), got \(3, 3, 3\)"):
+        k.maxpool2_forward(out, np.empty((3, 3, 3)))
+    with pytest.raises(ValueError, match="weights must be writable"):
+        frozen = weights.copy()
+        frozen.flags.writeable = False
+        k.softmax_backprop(pooled.ravel(), frozen, biases.copy(), totals, probs, 0.1)

@@ -105,7 +105,7 @@ def _kernel_loops():
     return {
         "maxpool2_forward (2,2,1)": (loop(pool.maxpool2_forward, x, out), 500_000),
         "maxpool2_backprop (4,4,2)": (loop(pool.maxpool2_backprop, x4, d4, dx4), 100_000),
-        "conv3x3_forward 4x4, 2 filters (malloc'd scratch)":
+        "conv3x3_forward 4x4, 2 filters":
             (loop(conv.conv3x3_forward, *bind(conv.conv3x3_forward, **conv_pool)), 100_000),
         "conv3x3_backprop 4x4, 2 filters":
             (loop(conv.conv3x3_backprop, *bind(conv.conv3x3_backprop, **conv_pool)), 50_000),

@@ -314,44 +314,58 @@ cdef void sgd_update_c(double* params, const double* grad, Py_ssize_t n,
         params[k] = params[k] - learn_rate * grad[k]
 
 
-def conv3x3_forward(const double[:, ::1] image, const double[:, :, ::1] filters,
-                    double[:, :, ::1] out):
-    """out[i, j, f] = sum(image[i:i+3, j:j+3] * filters[f]).
+def conv3x3_forward(image, filters, out=None):
+    """out[i, j, f] = sum(image[i:i+3, j:j+3] * filters[f]); returns out.
 
-    image (h, w), filters (nf, 3, 3), out (h-2, w-2, nf); all float64, C-contiguous.
+    image (h, w), filters (nf, 3, 3), out (h-2, w-2, nf), allocated if None; all float64,
+    C-contiguous.
     """
-    cdef Py_ssize_t h = image.shape[0], w = image.shape[1], nf = filters.shape[0]
+    cdef Arr im, fi, o
+    as_arr(image, 2, False, "image", &im)
+    as_arr(filters, 3, False, "filters", &fi)
+    cdef Py_ssize_t h = im.shape[0], w = im.shape[1], nf = fi.shape[0]
     if h < 3 or w < 3:
         raise ValueError(f"image must be at least 3x3, got {h}x{w}")
-    if filters.shape[1] != 3 or filters.shape[2] != 3 or nf < 1:
-        raise ValueError(f"filters must be (nf>=1, 3, 3), got {(filters.shape[0], filters.shape[1], filters.shape[2])}")
-    if out.shape[0] != h - 2 or out.shape[1] != w - 2 or out.shape[2] != nf:
-        raise ValueError(f"out must be {(h - 2, w - 2, nf)}, got {(out.shape[0], out.shape[1], out.shape[2])}")
-    cdef double* work = <double*> malloc(9 * nf * sizeof(double))
+    if fi.shape[1] != 3 or fi.shape[2] != 3 or nf < 1:
+        raise ValueError(f"filters must be (nf>=1, 3, 3), got {(fi.shape[0], fi.shape[1], fi.shape[2])}")
+    if out is None:
+        out = new_f64(3, h - 2, w - 2, nf)
+    as_arr(out, 3, True, "out", &o)
+    if o.shape[0] != h - 2 or o.shape[1] != w - 2 or o.shape[2] != nf:
+        raise ValueError(f"out must be {(h - 2, w - 2, nf)}, got {(o.shape[0], o.shape[1], o.shape[2])}")
+    cdef double small[9 * 32]  # the transposed filters; the heap only for more than 32
+    cdef double* work = &small[0] if nf <= 32 else <double*> malloc(9 * nf * sizeof(double))
     if work == NULL:
         raise MemoryError()
     with nogil:
-        conv3x3_forward_c(&image[0, 0], h, w, &filters[0, 0, 0], nf, &out[0, 0, 0], work)
-    free(work)
+        conv3x3_forward_c(im.data, h, w, fi.data, nf, o.data, work)
+    if work != &small[0]:
+        free(work)
+    return out
 
 
-def conv3x3_backprop(const double[:, ::1] image, const double[:, :, ::1] d_L_d_out,
-                     double[:, :, ::1] filters, double learn_rate):
+def conv3x3_backprop(image, d_L_d_out, filters, double learn_rate):
     """The filter gradient, applied in place: ``filters -= learn_rate * d_L_d_filters``.
 
     image (h, w) is the last forward input, d_L_d_out (h-2, w-2, nf); float64, C order.
     """
-    cdef Py_ssize_t h = image.shape[0], w = image.shape[1], nf = filters.shape[0]
+    cdef Arr im, d, fi
+    as_arr(image, 2, False, "image", &im)
+    as_arr(d_L_d_out, 3, False, "d_L_d_out", &d)
+    as_arr(filters, 3, True, "filters", &fi)
+    cdef Py_ssize_t h = im.shape[0], w = im.shape[1], nf = fi.shape[0]
     if h < 3 or w < 3:
         raise ValueError(f"image must be at least 3x3, got {h}x{w}")
-    if filters.shape[1] != 3 or filters.shape[2] != 3 or nf < 1:
-        raise ValueError(f"filters must be (nf>=1, 3, 3), got {(filters.shape[0], filters.shape[1], filters.shape[2])}")
-    if d_L_d_out.shape[0] != h - 2 or d_L_d_out.shape[1] != w - 2 or d_L_d_out.shape[2] != nf:
-        raise ValueError(f"d_L_d_out must be {(h - 2, w - 2, nf)}, got {(d_L_d_out.shape[0], d_L_d_out.shape[1], d_L_d_out.shape[2])}")
-    cdef double* d_L_d_filters = <double*> malloc(9 * nf * sizeof(double))
+    if fi.shape[1] != 3 or fi.shape[2] != 3 or nf < 1:
+        raise ValueError(f"filters must be (nf>=1, 3, 3), got {(fi.shape[0], fi.shape[1], fi.shape[2])}")
+    if d.shape[0] != h - 2 or d.shape[1] != w - 2 or d.shape[2] != nf:
+        raise ValueError(f"d_L_d_out must be {(h - 2, w - 2, nf)}, got {(d.shape[0], d.shape[1], d.shape[2])}")
+    cdef double small[9 * 32]
+    cdef double* d_L_d_filters = &small[0] if nf <= 32 else <double*> malloc(9 * nf * sizeof(double))
     if d_L_d_filters == NULL:
         raise MemoryError()
     with nogil:
-        conv3x3_filter_grad_c(&image[0, 0], h, w, &d_L_d_out[0, 0, 0], nf, d_L_d_filters)
-        sgd_update_c(&filters[0, 0, 0], d_L_d_filters, nf * 9, learn_rate)
-    free(d_L_d_filters)
+        conv3x3_filter_grad_c(im.data, h, w, d.data, nf, d_L_d_filters)
+        sgd_update_c(fi.data, d_L_d_filters, nf * 9, learn_rate)
+    if d_L_d_filters != &small[0]:
+        free(d_L_d_filters)

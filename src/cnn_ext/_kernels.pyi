@@ -12,8 +12,8 @@ def cpu_has_avx2_fma() -> bool: ...
 def conv3x3_forward(
     image: npt.NDArray[np.float64],
     filters: npt.NDArray[np.float64],
-    out: npt.NDArray[np.float64],
-) -> None: ...
+    out: npt.NDArray[np.float64] | None = None,
+) -> npt.NDArray[np.float64]: ...
 def conv3x3_backprop(
     image: npt.NDArray[np.float64],
     d_L_d_out: npt.NDArray[np.float64],
@@ -21,20 +21,21 @@ def conv3x3_backprop(
     learn_rate: float,
 ) -> None: ...
 def _check(got: tuple[int, ...], expected: tuple[int, ...], name: str) -> None: ...
-def maxpool2_forward(x: npt.NDArray[np.float64], out: npt.NDArray[np.float64]) -> None: ...
+def maxpool2_forward(
+    x: npt.NDArray[np.float64], out: npt.NDArray[np.float64] | None = None
+) -> npt.NDArray[np.float64]: ...
 def maxpool2_backprop(
     x: npt.NDArray[np.float64],
     d_L_d_out: npt.NDArray[np.float64],
-    d_L_d_input: npt.NDArray[np.float64],
-) -> None: ...
-def _check_dense(L: int, nodes: int, n_biases: int) -> None: ...
+    d_L_d_input: npt.NDArray[np.float64] | None = None,
+) -> npt.NDArray[np.float64]: ...
 def softmax_forward(
     x: npt.NDArray[np.float64],
     weights: npt.NDArray[np.float64],
     biases: npt.NDArray[np.float64],
-    totals: npt.NDArray[np.float64],
-    out: npt.NDArray[np.float64],
-) -> None: ...
+    totals: npt.NDArray[np.float64] | None = None,
+    out: npt.NDArray[np.float64] | None = None,
+) -> tuple[npt.NDArray[np.float64], npt.NDArray[np.float64]]: ...
 def softmax_backprop(
     x: npt.NDArray[np.float64],
     weights: npt.NDArray[np.float64],
@@ -42,8 +43,8 @@ def softmax_backprop(
     totals: npt.NDArray[np.float64],
     d_L_d_out: npt.NDArray[np.float64],
     learn_rate: float,
-    d_L_d_input: npt.NDArray[np.float64],
-) -> None: ...
+    d_L_d_input: npt.NDArray[np.float64] | None = None,
+) -> npt.NDArray[np.float64]: ...
 OPENMP: bool
 CFLAGS: str
 COMPILER: str

@@ -111,23 +111,40 @@ def _check(tuple got, tuple expected, str name):
         raise ValueError(f"{name} must have shape {expected}, got {got}")
 
 
-def maxpool2_forward(const double[:, :, ::1] x, double[:, :, ::1] out):
-    """out[i, j, f] = max(x[2i:2i+2, 2j:2j+2, f]); x (h, w, nf), out (h//2, w//2, nf)."""
-    cdef Py_ssize_t h = x.shape[0], w = x.shape[1], nf = x.shape[2]
+def maxpool2_forward(x, out=None):
+    """out[i, j, f] = max(x[2i:2i+2, 2j:2j+2, f]); x (h, w, nf), out (h//2, w//2, nf),
+    allocated if None; returns out."""
+    cdef Arr a, o
+    as_arr(x, 3, False, "x", &a)
+    cdef Py_ssize_t h = a.shape[0], w = a.shape[1], nf = a.shape[2]
     if h < 2 or w < 2 or nf < 1:
         raise ValueError(f"x must be at least (2, 2, 1), got {(h, w, nf)}")
-    _check((out.shape[0], out.shape[1], out.shape[2]), (h // 2, w // 2, nf), "out")
+    if out is None:
+        out = new_f64(3, h // 2, w // 2, nf)
+    as_arr(out, 3, True, "out", &o)
+    if o.shape[0] != h // 2 or o.shape[1] != w // 2 or o.shape[2] != nf:
+        _check((o.shape[0], o.shape[1], o.shape[2]), (h // 2, w // 2, nf), "out")
     with nogil:
-        maxpool2_forward_c(&x[0, 0, 0], h, w, nf, &out[0, 0, 0])
+        maxpool2_forward_c(a.data, h, w, nf, o.data)
+    return out
 
 
-def maxpool2_backprop(const double[:, :, ::1] x, const double[:, :, ::1] d_L_d_out,
-                      double[:, :, ::1] d_L_d_input):
-    """Route d_L_d_out (h//2, w//2, nf) to every max of x (h, w, nf) into d_L_d_input (h, w, nf)."""
-    cdef Py_ssize_t h = x.shape[0], w = x.shape[1], nf = x.shape[2]
+def maxpool2_backprop(x, d_L_d_out, d_L_d_input=None):
+    """Route d_L_d_out (h//2, w//2, nf) to every max of x (h, w, nf) into d_L_d_input
+    (h, w, nf), allocated if None; returns d_L_d_input."""
+    cdef Arr a, d, q
+    as_arr(x, 3, False, "x", &a)
+    as_arr(d_L_d_out, 3, False, "d_L_d_out", &d)
+    if d_L_d_input is None:
+        d_L_d_input = new_f64(3, a.shape[0], a.shape[1], a.shape[2])
+    as_arr(d_L_d_input, 3, True, "d_L_d_input", &q)
+    cdef Py_ssize_t h = a.shape[0], w = a.shape[1], nf = a.shape[2]
     if h < 2 or w < 2 or nf < 1:
         raise ValueError(f"x must be at least (2, 2, 1), got {(h, w, nf)}")
-    _check((d_L_d_out.shape[0], d_L_d_out.shape[1], d_L_d_out.shape[2]), (h // 2, w // 2, nf), "d_L_d_out")
-    _check((d_L_d_input.shape[0], d_L_d_input.shape[1], d_L_d_input.shape[2]), (h, w, nf), "d_L_d_input")
+    if d.shape[0] != h // 2 or d.shape[1] != w // 2 or d.shape[2] != nf:
+        _check((d.shape[0], d.shape[1], d.shape[2]), (h // 2, w // 2, nf), "d_L_d_out")
+    if q.shape[0] != h or q.shape[1] != w or q.shape[2] != nf:
+        _check((q.shape[0], q.shape[1], q.shape[2]), (h, w, nf), "d_L_d_input")
     with nogil:
-        maxpool2_backprop_c(&x[0, 0, 0], h, w, nf, &d_L_d_out[0, 0, 0], &d_L_d_input[0, 0, 0])
+        maxpool2_backprop_c(a.data, h, w, nf, d.data, q.data)
+    return d_L_d_input

@@ -234,46 +234,72 @@ cdef void softmax_backprop_c(const double* x, Py_ssize_t L, double* weights,
         biases[n] = biases[n] - learn_rate * d_L_d_t[n]
 
 
-def _check_dense(Py_ssize_t L, Py_ssize_t nodes, Py_ssize_t n_biases):
+cdef int _check_dense(Py_ssize_t L, Py_ssize_t nodes, Py_ssize_t n_biases) except -1:
     if nodes < 1 or L < 1:
         raise ValueError(f"weights must be (input_len>=1, nodes>=1), got {(L, nodes)}")
     if n_biases != nodes:
         raise ValueError(f"biases must have {nodes} entries, got {n_biases}")
+    return 0
 
 
-def softmax_forward(const double[::1] x, const double[:, ::1] weights,
-                    const double[::1] biases, double[::1] totals, double[::1] out):
-    """totals = x @ weights + biases; out = softmax(totals). x (L,), weights (L, nodes)."""
-    cdef Py_ssize_t L = weights.shape[0], nodes = weights.shape[1]
-    _check_dense(L, nodes, biases.shape[0])
-    if x.shape[0] != L:
-        raise ValueError(f"x must have {L} entries, got {x.shape[0]}")
-    if totals.shape[0] != nodes or out.shape[0] != nodes:
+def softmax_forward(x, weights, biases, totals=None, out=None):
+    """totals = x @ weights + biases; out = softmax(totals); returns (totals, out).
+
+    x (L,), weights (L, nodes), biases, totals and out (nodes,); totals and out are
+    allocated if None.
+    """
+    cdef Arr xa, wa, ba, ta, oa
+    as_arr(x, 1, False, "x", &xa)
+    as_arr(weights, 2, False, "weights", &wa)
+    as_arr(biases, 1, False, "biases", &ba)
+    cdef Py_ssize_t L = wa.shape[0], nodes = wa.shape[1]
+    if totals is None:
+        totals = new_f64(1, nodes)
+    if out is None:
+        out = new_f64(1, nodes)
+    as_arr(totals, 1, True, "totals", &ta)
+    as_arr(out, 1, True, "out", &oa)
+    _check_dense(L, nodes, ba.shape[0])
+    if xa.shape[0] != L:
+        raise ValueError(f"x must have {L} entries, got {xa.shape[0]}")
+    if ta.shape[0] != nodes or oa.shape[0] != nodes:
         raise ValueError(f"totals and out must have {nodes} entries, "
-                         f"got {totals.shape[0]} and {out.shape[0]}")
+                         f"got {ta.shape[0]} and {oa.shape[0]}")
     with nogil:
-        softmax_forward_c(&x[0], L, &weights[0, 0], &biases[0], nodes, &totals[0], &out[0])
+        softmax_forward_c(xa.data, L, wa.data, ba.data, nodes, ta.data, oa.data)
+    return totals, out
 
 
-def softmax_backprop(const double[::1] x, double[:, ::1] weights, double[::1] biases,
-                     const double[::1] totals, const double[::1] d_L_d_out,
-                     double learn_rate, double[::1] d_L_d_input):
-    """Update weights/biases in place and write the input gradient (L,) to d_L_d_input.
+def softmax_backprop(x, weights, biases, totals, d_L_d_out, double learn_rate, d_L_d_input=None):
+    """Update weights/biases in place and write the input gradient (L,) to d_L_d_input
+    (allocated if None); returns d_L_d_input.
 
     x (L,) and totals (nodes,) are from the last forward; d_L_d_out (nodes,).
     """
-    cdef Py_ssize_t L = weights.shape[0], nodes = weights.shape[1]
-    _check_dense(L, nodes, biases.shape[0])
-    if x.shape[0] != L or d_L_d_input.shape[0] != L:
+    cdef Arr xa, wa, ba, ta, ga, da
+    as_arr(x, 1, False, "x", &xa)
+    as_arr(weights, 2, True, "weights", &wa)
+    as_arr(biases, 1, True, "biases", &ba)
+    as_arr(totals, 1, False, "totals", &ta)
+    as_arr(d_L_d_out, 1, False, "d_L_d_out", &ga)
+    if d_L_d_input is None:
+        d_L_d_input = new_f64(1, wa.shape[0])
+    as_arr(d_L_d_input, 1, True, "d_L_d_input", &da)
+    cdef Py_ssize_t L = wa.shape[0], nodes = wa.shape[1]
+    _check_dense(L, nodes, ba.shape[0])
+    if xa.shape[0] != L or da.shape[0] != L:
         raise ValueError(f"x and d_L_d_input must have {L} entries, "
-                         f"got {x.shape[0]} and {d_L_d_input.shape[0]}")
-    if totals.shape[0] != nodes or d_L_d_out.shape[0] != nodes:
+                         f"got {xa.shape[0]} and {da.shape[0]}")
+    if ta.shape[0] != nodes or ga.shape[0] != nodes:
         raise ValueError(f"totals and d_L_d_out must have {nodes} entries, "
-                         f"got {totals.shape[0]} and {d_L_d_out.shape[0]}")
-    cdef double* scratch = <double*> malloc(2 * nodes * sizeof(double))
+                         f"got {ta.shape[0]} and {ga.shape[0]}")
+    cdef double small[2 * 64]  # the kernel's scratch; the heap only for more than 64 nodes
+    cdef double* scratch = &small[0] if nodes <= 64 else <double*> malloc(2 * nodes * sizeof(double))
     if scratch == NULL:
         raise MemoryError()
     with nogil:
-        softmax_backprop_c(&x[0], L, &weights[0, 0], &biases[0], nodes, &totals[0],
-                           &d_L_d_out[0], learn_rate, &d_L_d_input[0], scratch)
-    free(scratch)
+        softmax_backprop_c(xa.data, L, wa.data, ba.data, nodes, ta.data, ga.data, learn_rate,
+                           da.data, scratch)
+    if scratch != &small[0]:
+        free(scratch)
+    return d_L_d_input

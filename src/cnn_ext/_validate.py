@@ -27,6 +27,8 @@ def as_float64(value, where, ndim=None):
     Read-only arrays are fine (the kernels never write to inputs).
     """
     if type(value) is np.ndarray and value.dtype is _FLOAT64 and value.flags.c_contiguous:
+        if ndim is None or value.ndim == ndim:
+            return value  # the common case, answered with as few attribute reads as possible
         array = value
     else:
         try:
@@ -59,6 +61,9 @@ def parameter(layer, name, shape):
     """
     value = getattr(layer, name)
     flags = value.flags if type(value) is np.ndarray else None
+    if flags is not None and value.dtype is _FLOAT64 and flags.c_contiguous and flags.writeable \
+            and value.shape == shape:
+        return value
     if not (flags is not None and value.dtype is _FLOAT64 and flags.c_contiguous and flags.writeable):
         where = f"{type(layer).__name__}.{name}"
         value = np.array(as_float64(value, where), dtype=np.float64, order="C", copy=True)
@@ -70,6 +75,8 @@ def parameter(layer, name, shape):
 
 def learn_rate(layer):
     rate = layer.learn_rate
+    if type(rate) is float:
+        return rate
     if not isinstance(rate, numbers.Real) or isinstance(rate, bool):
         raise TypeError(f"{type(layer).__name__}.learn_rate must be a real number, got {rate!r}")
     return float(rate)

@@ -2,7 +2,7 @@
 import numpy as np
 
 from ._dispatch import kernels
-from ._validate import as_float64, expect_shape, learn_rate, parameter, positive_int
+from ._validate import _FLOAT64, as_float64, expect_shape, learn_rate, parameter, positive_int
 
 
 class Softmax:
@@ -26,7 +26,14 @@ class Softmax:
         self.last_totals = None
 
     def _parameters(self):
-        weights = self.weights
+        weights, biases = self.weights, self.biases
+        if type(weights) is np.ndarray and type(biases) is np.ndarray and weights.ndim == 2:
+            # The common case in one go: float64, C-contiguous, writable, matching shapes.
+            wf, bf = weights.flags, biases.flags
+            if (weights.dtype is _FLOAT64 and biases.dtype is _FLOAT64 and wf.c_contiguous
+                    and wf.writeable and bf.c_contiguous and bf.writeable
+                    and biases.shape == weights.shape[1:]):
+                return weights, biases
         if not isinstance(weights, np.ndarray) or weights.ndim != 2:
             weights = as_float64(weights, "Softmax.weights", ndim=2)
         input_len, nodes = weights.shape
@@ -44,9 +51,7 @@ class Softmax:
                 f"got shape {x.shape} with {x.size}"
             )
         flat = x.flatten()  # a copy, as in the tutorial
-        totals = np.empty(nodes)
-        output = np.empty(nodes)
-        kernels.softmax_forward(flat, weights, biases, totals, output)
+        totals, output = kernels.softmax_forward(flat, weights, biases)
         self.last_input_shape = x.shape
         self.last_input = flat
         self.last_totals = totals
@@ -66,6 +71,5 @@ class Softmax:
             )
         d_L_d_out = as_float64(d_L_d_out, "Softmax.backprop(d_L_d_out)", ndim=1)
         expect_shape(d_L_d_out, (nodes,), "Softmax.backprop(d_L_d_out)", " (one value per node)")
-        d_L_d_input = np.empty(input_len)
-        kernels.softmax_backprop(x, weights, biases, totals, d_L_d_out, learn_rate(self), d_L_d_input)
+        d_L_d_input = kernels.softmax_backprop(x, weights, biases, totals, d_L_d_out, learn_rate(self))
         return d_L_d_input.reshape(self.last_input_shape)
