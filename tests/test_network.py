@@ -1,4 +1,6 @@
 """The fused Network paths give the numbers of the layer-by-layer façade, bit for bit."""
+import pickle
+
 import numpy as np
 import pytest
 
@@ -261,5 +263,5 @@ def test_train_state_rejects_changed_arrays_and_bad_input(mnist):
     assert all(np.array_equal(a, b) for a, b in zip(params(network), before))
     network.train_step(x_train[0], 1)  # a read-only array is copied once, as the façade does
     assert network.conv.filters.flags.writeable
-    with pytest.raises(TypeError):
-        pickle_state = __import__("pickle").dumps(network._train_state)
+    with pytest.raises(TypeError):  # addresses and buffers do not pickle
+        pickle.dumps(network._train_state)
