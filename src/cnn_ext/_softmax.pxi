@@ -81,26 +81,31 @@ cdef extern from *:
         Py_ssize_t k = 0;
         for (; k + 4 <= L; k += 4) {
             double* w = weights + 10 * k;
-            cnn_ext_v4d W[10];
-            for (int v = 0; v < 10; v++)
-                W[v] = CNN_EXT_LOAD4(w + 4 * v);
-            __m256d A = (__m256d)cnn_ext_fma(W[1], T[1], W[0] * T[0]);
-            __m256d B = (__m256d)cnn_ext_fma(W[4], T[4], W[3] * T[3]);
-            __m256d C = (__m256d)cnn_ext_fma(W[6], T[1], W[5] * T[0]);
-            __m256d D = (__m256d)cnn_ext_fma(W[9], T[4], W[8] * T[3]);
+            cnn_ext_v4d x0 = cnn_ext_bcast(x + k), x1 = cnn_ext_bcast(x + k + 1);
+            cnn_ext_v4d x2 = cnn_ext_bcast(x + k + 2), x3 = cnn_ext_bcast(x + k + 3);
+            cnn_ext_v4d W0, W1;
+            /* Each pair of vectors is read, used for the input gradient, updated and stored
+               before the next is read: short live ranges, no spills (16 registers). */
+    #define CNN_EXT_PAIR(P, va, vb, Ta, Tb, Xa, Xb) \
+            W0 = CNN_EXT_LOAD4(w + 4 * (va)); W1 = CNN_EXT_LOAD4(w + 4 * (vb)); \
+            __m256d P = (__m256d)cnn_ext_fma(W1, T[Tb], W0 * T[Ta]); \
+            *(cnn_ext_v4d*)(w + 4 * (va)) = cnn_ext_fnma(Xa, lrT[Ta], W0); \
+            *(cnn_ext_v4d*)(w + 4 * (vb)) = cnn_ext_fnma(Xb, lrT[Tb], W1);
+            CNN_EXT_PAIR(A, 0, 1, 0, 1, x0, x0)
+            CNN_EXT_PAIR(B, 3, 4, 3, 4, x1, x1)
+            CNN_EXT_PAIR(C, 5, 6, 0, 1, x2, x2)
+            CNN_EXT_PAIR(D, 8, 9, 3, 4, x3, x3)
+    #undef CNN_EXT_PAIR
+            /* leftover lanes: W2 * T2 holds rows 0 and 1, W7 * T2 rows 2 and 3 */
+            W0 = CNN_EXT_LOAD4(w + 8); W1 = CNN_EXT_LOAD4(w + 28);
+            __m256d rest = _mm256_hadd_pd((__m256d)(W0 * T[2]), (__m256d)(W1 * T[2]));
+            *(cnn_ext_v4d*)(w + 8) = cnn_ext_fnma(cnn_ext_pair(x0, x1), lrT[2], W0);
+            *(cnn_ext_v4d*)(w + 28) = cnn_ext_fnma(cnn_ext_pair(x2, x3), lrT[2], W1);
             __m256d AB = _mm256_hadd_pd(A, B), CD = _mm256_hadd_pd(C, D);
             __m256d full = _mm256_add_pd(_mm256_permute2f128_pd(AB, CD, 0x20),
                                          _mm256_permute2f128_pd(AB, CD, 0x31));
-            /* leftover lanes: W2 * T2 holds rows 0 and 1, W7 * T2 rows 2 and 3 */
-            __m256d rest = _mm256_hadd_pd((__m256d)(W[2] * T[2]), (__m256d)(W[7] * T[2]));
             rest = _mm256_permute4x64_pd(rest, 0xD8);  /* rows 0, 2, 1, 3 -> 0, 1, 2, 3 */
             _mm256_storeu_pd(d_L_d_input + k, _mm256_add_pd(full, rest));
-            cnn_ext_v4d x0 = cnn_ext_bcast(x + k), x1 = cnn_ext_bcast(x + k + 1);
-            cnn_ext_v4d x2 = cnn_ext_bcast(x + k + 2), x3 = cnn_ext_bcast(x + k + 3);
-            cnn_ext_v4d X[10] = {x0, x0, cnn_ext_pair(x0, x1), x1, x1,
-                                 x2, x2, cnn_ext_pair(x2, x3), x3, x3};
-            for (int v = 0; v < 10; v++)
-                *(cnn_ext_v4d*)(w + 4 * v) = cnn_ext_fnma(X[v], lrT[v % 5], W[v]);
         }
         for (; k < L; k++) {
             double* w = weights + 10 * k;
