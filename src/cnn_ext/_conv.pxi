@@ -36,42 +36,20 @@ cdef extern from *:
         v = cnn_ext_bcast(x + 3 * w + 3);     OP(3, 8); \
         } while (0)
 
-    /* out (h-2, w-2, nf) of image (h, w); t holds the filters transposed, (9, nf).
-       Four filters at a time, their nine tap vectors kept in registers over all positions. */
-    static void cnn_ext_conv_forward_v4(const double* image, Py_ssize_t h, Py_ssize_t w,
-                                        const double* t, Py_ssize_t nf, double* out) {
-        Py_ssize_t ow = w - 2;
-        for (Py_ssize_t f = 0; f < nf; f += 4) {
-            cnn_ext_v4d F[9];
-            for (int k = 0; k < 9; k++)
-                F[k] = *(const cnn_ext_v4d*)(t + k * nf + f);
-            for (Py_ssize_t i = 0; i < h - 2; i++) {
-                const double* x = image + i * w;
-                double* o = out + i * ow * nf + f;
-                for (Py_ssize_t j = 0; j < ow; j++, x++, o += nf) {
-                    cnn_ext_v4d acc = {0, 0, 0, 0};
-                    acc = cnn_ext_fma(cnn_ext_bcast(x), F[0], acc);
-                    acc = cnn_ext_fma(cnn_ext_bcast(x + 1), F[1], acc);
-                    acc = cnn_ext_fma(cnn_ext_bcast(x + 2), F[2], acc);
-                    acc = cnn_ext_fma(cnn_ext_bcast(x + w), F[3], acc);
-                    acc = cnn_ext_fma(cnn_ext_bcast(x + w + 1), F[4], acc);
-                    acc = cnn_ext_fma(cnn_ext_bcast(x + w + 2), F[5], acc);
-                    acc = cnn_ext_fma(cnn_ext_bcast(x + 2 * w), F[6], acc);
-                    acc = cnn_ext_fma(cnn_ext_bcast(x + 2 * w + 1), F[7], acc);
-                    acc = cnn_ext_fma(cnn_ext_bcast(x + 2 * w + 2), F[8], acc);
-                    *(cnn_ext_v4d*)o = acc;
-                }
-            }
-        }
-    }
-
-    /* Conv3x3 then MaxPool2 without storing the convolution: pool ((h-2)/2, (w-2)/2, nf).
-       With mask != NULL it also records, for the backward pass, which of each window's
-       four positions equal the window's maximum: mask (windows, 4, nf), all-ones or 0. */
-    static void cnn_ext_conv_pool_v4(const double* image, Py_ssize_t h, Py_ssize_t w,
-                                     const double* t, Py_ssize_t nf, double* pool,
-                                     void* mask) {
-        Py_ssize_t ph = (h - 2) / 2, pw = (w - 2) / 2;
+    /* Conv3x3 over the pooling windows of its output, with any of three results:
+       conv_out (h-2, w-2, nf), the convolution itself (only the positions inside complete
+       windows: an odd last row or column is left to the caller); pool ((h-2)/2, (w-2)/2, nf),
+       the window maxima in MaxPool2's order, NaN-propagating like np.amax; and mask
+       (windows, 4, nf), all-ones where a position equals its window's maximum, which is
+       where MaxPool2's backprop routes the gradient. Four filters at a time, their nine
+       tap vectors in registers. */
+    static inline __attribute__((always_inline))
+    void cnn_ext_conv_windows_v4(const double* image, Py_ssize_t h, Py_ssize_t w,
+                                 const double* t, Py_ssize_t nf, double* conv_out,
+                                 double* pool, void* mask, const int store_conv, const int store_pool) {
+        /* inlined into its two callers below with constant store_conv and store_pool: each
+           gets a copy without the outputs it does not use */
+        Py_ssize_t cw = w - 2, ph = (h - 2) / 2, pw = (w - 2) / 2;
         for (Py_ssize_t f = 0; f < nf; f += 4) {
             cnn_ext_v4d F[9];
             for (int k = 0; k < 9; k++)
@@ -83,15 +61,51 @@ cdef extern from *:
     #define CNN_EXT_CONV_OP(p, k) acc[p] = cnn_ext_fma(v, F[k], acc[p])
                     CNN_EXT_PATCH(CNN_EXT_CONV_OP, x, w);
     #undef CNN_EXT_CONV_OP
-                    /* the max in MaxPool2's order, NaN-propagating like np.amax */
-                    cnn_ext_v4d m = cnn_ext_max_nan(cnn_ext_max_nan(cnn_ext_max_nan(acc[0], acc[1]), acc[2]), acc[3]);
-                    Py_ssize_t win = pi * pw + pj;
-                    *(cnn_ext_v4d*)(pool + win * nf + f) = m;
-                    if (mask) {
-                        cnn_ext_v4i* q = (cnn_ext_v4i*)((long long*)mask + win * 4 * nf + f);
-                        for (int p = 0; p < 4; p++)  /* NaN equals nothing */
-                            *(cnn_ext_v4i*)((long long*)q + p * nf) = (cnn_ext_v4i)(acc[p] == m);
+                    if (store_conv) {
+                        double* o = conv_out + ((2 * pi) * cw + 2 * pj) * nf + f;
+                        *(cnn_ext_v4d*)o = acc[0];
+                        *(cnn_ext_v4d*)(o + nf) = acc[1];
+                        *(cnn_ext_v4d*)(o + cw * nf) = acc[2];
+                        *(cnn_ext_v4d*)(o + cw * nf + nf) = acc[3];
                     }
+                    if (store_pool) {
+                        cnn_ext_v4d m = cnn_ext_max_nan(cnn_ext_max_nan(cnn_ext_max_nan(acc[0], acc[1]), acc[2]), acc[3]);
+                        Py_ssize_t win = pi * pw + pj;
+                        *(cnn_ext_v4d*)(pool + win * nf + f) = m;
+                        if (mask) {
+                            long long* q = (long long*)mask + win * 4 * nf + f;
+                            for (int p = 0; p < 4; p++)  /* NaN equals nothing */
+                                *(cnn_ext_v4i*)(q + p * nf) = (cnn_ext_v4i)(acc[p] == m);
+                        }
+                    }
+                }
+            }
+        }
+    }
+
+    /* Conv3x3 and MaxPool2 in one pass, the convolution never stored (the fused network) */
+    static void cnn_ext_conv_pool_v4(const double* image, Py_ssize_t h, Py_ssize_t w,
+                                     const double* t, Py_ssize_t nf, double* pool, void* mask) {
+        cnn_ext_conv_windows_v4(image, h, w, t, nf, NULL, pool, mask, 0, 1);
+    }
+
+    /* out (h-2, w-2, nf) of image (h, w); t holds the filters transposed, (9, nf): the
+       complete pooling windows as above, then an odd last row and column one position at a
+       time, with the same chain of FMAs. */
+    static void cnn_ext_conv_forward_v4(const double* image, Py_ssize_t h, Py_ssize_t w,
+                                        const double* t, Py_ssize_t nf, double* out) {
+        Py_ssize_t ch = h - 2, cw = w - 2, ph = ch / 2, pw = cw / 2;
+        cnn_ext_conv_windows_v4(image, h, w, t, nf, out, NULL, NULL, 1, 0);
+        for (Py_ssize_t i = 0; i < ch; i++) {
+            for (Py_ssize_t j = (i < 2 * ph ? 2 * pw : 0); j < cw; j++) {
+                const double* x = image + i * w + j;
+                for (Py_ssize_t f = 0; f < nf; f += 4) {
+                    cnn_ext_v4d acc = {0, 0, 0, 0};
+                    for (int a = 0; a < 3; a++)
+                        for (int b = 0; b < 3; b++)
+                            acc = cnn_ext_fma(cnn_ext_bcast(x + a * w + b),
+                                              *(const cnn_ext_v4d*)(t + (3 * a + b) * nf + f), acc);
+                    *(cnn_ext_v4d*)(out + (i * cw + j) * nf + f) = acc;
                 }
             }
         }
