@@ -2,7 +2,7 @@
 import numpy as np
 
 from ._dispatch import kernels
-from ._validate import as_float64, expect_shape, learn_rate, parameter, positive_int
+from ._validate import _FLOAT64, as_float64, expect_shape, learn_rate, parameter, positive_int
 
 
 class Conv3x3:
@@ -29,6 +29,21 @@ class Conv3x3:
                 yield image[i:(i + 3), j:(j + 3)], i, j
 
     def forward(self, input):
+        filters = self.filters
+        if type(input) is np.ndarray and input.dtype is _FLOAT64 and type(filters) is np.ndarray \
+                and filters.shape[:1] == (self.num_filters,):
+            # The common case goes straight to the kernel, which checks every array in C;
+            # whatever it refuses takes the checked path, which converts or explains.
+            try:
+                output = kernels.conv3x3_forward(input, filters)
+            except (TypeError, ValueError):
+                pass
+            else:
+                self.last_input = input
+                return output
+        return self._checked_forward(input)
+
+    def _checked_forward(self, input):
         image = as_float64(input, "Conv3x3.forward(input)", ndim=2)
         h, w = image.shape
         if h < 3 or w < 3:
@@ -39,6 +54,18 @@ class Conv3x3:
         return output
 
     def backprop(self, d_L_d_out):
+        rate, filters = learn_rate(self), self.filters
+        if type(d_L_d_out) is np.ndarray and type(filters) is np.ndarray \
+                and filters.shape[:1] == (self.num_filters,):
+            try:  # as in forward: the kernel checks, the checked path converts or explains
+                kernels.conv3x3_backprop(self.last_input, d_L_d_out, filters, rate)
+            except (TypeError, ValueError):
+                pass
+            else:
+                return None
+        return self._checked_backprop(d_L_d_out)
+
+    def _checked_backprop(self, d_L_d_out):
         if self.last_input is None:
             raise RuntimeError("Conv3x3.backprop() called before forward(): there is no input to learn from")
         image = as_float64(self.last_input, "Conv3x3.last_input", ndim=2)

@@ -1,4 +1,5 @@
 """MaxPool2: the tutorial's 2x2 max pooling, with its loops in :mod:`cnn_ext._maxpool`."""
+import numpy as np
 
 from ._dispatch import kernels
 from ._validate import as_float64, expect_shape
@@ -22,6 +23,19 @@ class MaxPool2:
                 yield image[i * 2:(i + 1) * 2, j * 2:(j + 1) * 2], i, j
 
     def forward(self, input):
+        if type(input) is np.ndarray:
+            # The common case goes straight to the kernel, which checks the array in C;
+            # whatever it refuses takes the checked path, which converts or explains.
+            try:
+                output = kernels.maxpool2_forward(input)
+            except (TypeError, ValueError):
+                pass
+            else:
+                self.last_input = input
+                return output
+        return self._checked_forward(input)
+
+    def _checked_forward(self, input):
         x = as_float64(input, "MaxPool2.forward(input)", ndim=3)
         h, w, f = x.shape
         if h < 2 or w < 2 or f < 1:
@@ -31,6 +45,14 @@ class MaxPool2:
         return output
 
     def backprop(self, d_L_d_out):
+        if type(d_L_d_out) is np.ndarray and type(self.last_input) is np.ndarray:
+            try:
+                return kernels.maxpool2_backprop(self.last_input, d_L_d_out)
+            except (TypeError, ValueError):
+                pass
+        return self._checked_backprop(d_L_d_out)
+
+    def _checked_backprop(self, d_L_d_out):
         if self.last_input is None:
             raise RuntimeError("MaxPool2.backprop() called before forward(): no window maxima to route to")
         x = as_float64(self.last_input, "MaxPool2.last_input", ndim=3)

@@ -42,6 +42,22 @@ class Softmax:
         return weights, biases
 
     def forward(self, input):
+        if type(input) is np.ndarray and input.dtype is _FLOAT64:
+            # The common case goes straight to the kernel, which checks every array in C;
+            # whatever it refuses takes the checked path, which converts or explains.
+            flat = input.flatten()  # a copy, as in the tutorial
+            try:
+                totals, output = kernels.softmax_forward(flat, self.weights, self.biases)
+            except (TypeError, ValueError):
+                pass
+            else:
+                self.last_input_shape = input.shape
+                self.last_input = flat
+                self.last_totals = totals
+                return output
+        return self._checked_forward(input)
+
+    def _checked_forward(self, input):
         x = as_float64(input, "Softmax.forward(input)")
         weights, biases = self._parameters()
         input_len, nodes = weights.shape
@@ -58,6 +74,18 @@ class Softmax:
         return output
 
     def backprop(self, d_L_d_out):
+        rate = learn_rate(self)
+        if type(d_L_d_out) is np.ndarray and self.last_totals is not None:
+            try:
+                d_L_d_input = kernels.softmax_backprop(self.last_input, self.weights, self.biases,
+                                                       self.last_totals, d_L_d_out, rate)
+            except (TypeError, ValueError):
+                pass
+            else:
+                return d_L_d_input.reshape(self.last_input_shape)
+        return self._checked_backprop(d_L_d_out)
+
+    def _checked_backprop(self, d_L_d_out):
         if self.last_totals is None:
             raise RuntimeError("Softmax.backprop() called before forward(): there are no totals to differentiate")
         weights, biases = self._parameters()
