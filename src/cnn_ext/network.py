@@ -138,14 +138,28 @@ class Network:
 
     def train_step(self, image, label):
         """One SGD step on one uint8 image (h, w), the tutorial's ``train``: ``(loss, 1 or 0)``."""
+        # The common case: the compiled state of the last call (parameter addresses, scratch
+        # buffers) is reused while the layers hold the same arrays and learn rate; it checks
+        # the image, the label and the arrays itself, in C. Anything else: the checked path.
+        state, conv, softmax = self._train_state, self.conv, self.softmax
+        if (state is not None and type(label) is int and 0 <= label < NUM_CLASSES
+                and state.filters is conv.filters and state.weights is softmax.weights
+                and state.biases is softmax.biases and self._train_rate is conv.learn_rate):
+            try:
+                result = state.step(image, label)
+            except ValueError:  # another image shape, dtype or layout
+                result = None
+            if result is not None:
+                return result
+        return self._checked_train_step(image, label)
+
+    def _checked_train_step(self, image, label):
         if not (type(image) is np.ndarray and image.dtype is _UINT8 and image.ndim == 2
                 and image.flags.c_contiguous):
             image = _check_batch(image)[0][0]
         if not (type(label) is int or isinstance(label, numbers.Integral) and not isinstance(label, bool)) \
                 or not 0 <= label < NUM_CLASSES:
             raise ValueError(f"label must be an integer in 0..{NUM_CLASSES - 1}, got {label!r}")
-        # The compiled state (parameter addresses, scratch buffers) is reused while the layers
-        # hold the same arrays and learn rate; it re-checks the arrays itself at every step.
         state, conv, softmax = self._train_state, self.conv, self.softmax
         if (state is not None and state.filters is conv.filters and state.weights is softmax.weights
                 and state.biases is softmax.biases and self._train_rate is conv.learn_rate
