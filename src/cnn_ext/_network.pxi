@@ -117,6 +117,14 @@ cdef inline Py_ssize_t argmax(const double* p, Py_ssize_t n) noexcept nogil:
     return best
 
 
+# The tutorial's normalisation, (pixel / 255) - 0.5, for each of the 256 pixel values: a
+# table lookup gives the same doubles as the division, without 784 divisions per image.
+cdef double NORMALISED[256]
+cdef int _v
+for _v in range(256):
+    NORMALISED[_v] = _v / 255.0 - 0.5
+
+
 cdef inline void forward_c(const unsigned char* image, Shapes* s, const double* filters,
                            const double* weights, const double* biases, Buffers* b,
                            bint training) noexcept nogil:
@@ -124,7 +132,7 @@ cdef inline void forward_c(const unsigned char* image, Shapes* s, const double* 
     # that the backward pass routes the gradient to; otherwise b.conv keeps the conv output.
     cdef Py_ssize_t k
     for k in range(s.h * s.w):
-        b.x[k] = image[k] / 255.0 - 0.5  # the tutorial's (image / 255) - 0.5
+        b.x[k] = NORMALISED[image[k]]  # the tutorial's (image / 255) - 0.5
     if _vector_conv(s.nf):
         # Conv3x3 and MaxPool2 in one pass over the pooling windows: the same numbers as the
         # two layers, without storing the convolution.
