@@ -265,3 +265,28 @@ def test_train_state_rejects_changed_arrays_and_bad_input(mnist):
     assert network.conv.filters.flags.writeable
     with pytest.raises(TypeError):  # addresses and buffers do not pickle
         pickle.dumps(network._train_state)
+
+
+@pytest.mark.parametrize("poison", [np.nan, np.inf, 1e305, -1e305])
+def test_fused_path_keeps_the_nan_rule_for_unbounded_filters(mnist, poison):
+    # The fused kernels take window maxima without a NaN check when the filters are bounded
+    # (no conv sum can overflow); a NaN, an inf or a huge weight must switch the check back
+    # on, so the network still gives the façade's numbers (NaN included).
+    (x_train, y_train), (x_test, _) = mnist
+    fused = Network(seed=8)
+    fused.conv.filters[2, 1, 1] = poison
+    np.random.seed(8)
+    conv, pool, softmax = Conv3x3(8, 0.005), MaxPool2(), Softmax(13 * 13 * 8, 10, 0.005)
+    conv.filters[2, 1, 1] = poison
+    probs = fused.predict_proba(x_test[:20])
+    for k in range(20):
+        expected = softmax.forward(pool.forward(conv.forward((x_test[k] / 255) - 0.5)))
+        np.testing.assert_array_equal(probs[k], expected)
+    with np.errstate(all="ignore"):
+        for image, label in zip(x_train[:5], y_train[:5]):
+            loss, hit = fused.train_step(image, label)
+            ref_loss, ref_hit = facade_step(conv, pool, softmax, image, label)
+            assert hit == ref_hit and (loss == ref_loss or np.isnan(loss) and np.isnan(ref_loss)
+                                       or abs(loss - ref_loss) <= 1e-12 * abs(ref_loss))
+    for a, b in zip(params(fused), (conv.filters, softmax.weights, softmax.biases)):
+        np.testing.assert_array_equal(a, b)

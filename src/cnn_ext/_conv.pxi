@@ -46,9 +46,12 @@ cdef extern from *:
     static inline __attribute__((always_inline))
     void cnn_ext_conv_windows_v4(const double* image, Py_ssize_t h, Py_ssize_t w,
                                  const double* t, Py_ssize_t nf, double* conv_out,
-                                 double* pool, void* mask, const int store_conv, const int store_pool) {
-        /* inlined into its two callers below with constant store_conv and store_pool: each
-           gets a copy without the outputs it does not use */
+                                 double* pool, void* mask, const int store_conv, const int store_pool,
+                                 const int nan_free) {
+        /* inlined into its callers below with constant store_conv, store_pool and nan_free:
+           each gets a copy without the outputs and checks it does not use. nan_free: the
+           caller knows no output is NaN, so a plain vmaxpd (b > m ? b : m, the same rule
+           and the same result as cnn_ext_max_nan on numbers) takes the maximum. */
         Py_ssize_t cw = w - 2, ph = (h - 2) / 2, pw = (w - 2) / 2;
         for (Py_ssize_t f = 0; f < nf; f += 4) {
             cnn_ext_v4d F[9];
@@ -69,7 +72,14 @@ cdef extern from *:
                         *(cnn_ext_v4d*)(o + cw * nf + nf) = acc[3];
                     }
                     if (store_pool) {
-                        cnn_ext_v4d m = cnn_ext_max_nan(cnn_ext_max_nan(cnn_ext_max_nan(acc[0], acc[1]), acc[2]), acc[3]);
+                        cnn_ext_v4d m;
+                        if (nan_free) {
+                            __m256d r = _mm256_max_pd((__m256d)acc[1], (__m256d)acc[0]);
+                            r = _mm256_max_pd((__m256d)acc[2], r);
+                            m = (cnn_ext_v4d)_mm256_max_pd((__m256d)acc[3], r);
+                        } else {
+                            m = cnn_ext_max_nan(cnn_ext_max_nan(cnn_ext_max_nan(acc[0], acc[1]), acc[2]), acc[3]);
+                        }
                         Py_ssize_t win = pi * pw + pj;
                         *(cnn_ext_v4d*)(pool + win * nf + f) = m;
                         if (mask) {
@@ -85,8 +95,12 @@ cdef extern from *:
 
     /* Conv3x3 and MaxPool2 in one pass, the convolution never stored (the fused network) */
     static void cnn_ext_conv_pool_v4(const double* image, Py_ssize_t h, Py_ssize_t w,
-                                     const double* t, Py_ssize_t nf, double* pool, void* mask) {
-        cnn_ext_conv_windows_v4(image, h, w, t, nf, NULL, pool, mask, 0, 1);
+                                     const double* t, Py_ssize_t nf, double* pool, void* mask,
+                                     int nan_free) {
+        if (nan_free)
+            cnn_ext_conv_windows_v4(image, h, w, t, nf, NULL, pool, mask, 0, 1, 1);
+        else
+            cnn_ext_conv_windows_v4(image, h, w, t, nf, NULL, pool, mask, 0, 1, 0);
     }
 
     /* out (h-2, w-2, nf) of image (h, w); t holds the filters transposed, (9, nf): the
@@ -95,7 +109,7 @@ cdef extern from *:
     static void cnn_ext_conv_forward_v4(const double* image, Py_ssize_t h, Py_ssize_t w,
                                         const double* t, Py_ssize_t nf, double* out) {
         Py_ssize_t ch = h - 2, cw = w - 2, ph = ch / 2, pw = cw / 2;
-        cnn_ext_conv_windows_v4(image, h, w, t, nf, out, NULL, NULL, 1, 0);
+        cnn_ext_conv_windows_v4(image, h, w, t, nf, out, NULL, NULL, 1, 0, 0);
         for (Py_ssize_t i = 0; i < ch; i++) {
             for (Py_ssize_t j = (i < 2 * ph ? 2 * pw : 0); j < cw; j++) {
                 const double* x = image + i * w + j;
@@ -167,7 +181,8 @@ cdef extern from *:
     static void cnn_ext_conv_forward_v4(const double* image, Py_ssize_t h, Py_ssize_t w,
                                         const double* t, Py_ssize_t nf, double* out) {}
     static void cnn_ext_conv_pool_v4(const double* image, Py_ssize_t h, Py_ssize_t w,
-                                     const double* t, Py_ssize_t nf, double* pool, void* mask) {}
+                                     const double* t, Py_ssize_t nf, double* pool, void* mask,
+                                     int nan_free) {}
     static void cnn_ext_filter_grad_v4(const double* image, Py_ssize_t h, Py_ssize_t w,
                                        const double* g, const void* mask, Py_ssize_t nf,
                                        double* d_L_d_filters) {}
@@ -176,7 +191,8 @@ cdef extern from *:
     void cnn_ext_conv_forward_v4(const double* image, Py_ssize_t h, Py_ssize_t w,
                                  const double* t, Py_ssize_t nf, double* out) noexcept nogil
     void cnn_ext_conv_pool_v4(const double* image, Py_ssize_t h, Py_ssize_t w,
-                              const double* t, Py_ssize_t nf, double* pool, void* mask) noexcept nogil
+                              const double* t, Py_ssize_t nf, double* pool, void* mask,
+                              int nan_free) noexcept nogil
     void cnn_ext_filter_grad_v4(const double* image, Py_ssize_t h, Py_ssize_t w,
                                 const double* g, const void* mask, Py_ssize_t nf,
                                 double* d_L_d_filters) noexcept nogil

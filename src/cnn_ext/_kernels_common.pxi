@@ -1,6 +1,6 @@
 # The body shared by _kernels.pyx and _kernels_avx2.pyx.
 from cython.parallel cimport prange, threadid
-from libc.math cimport exp, log, INFINITY
+from libc.math cimport exp, fabs, log, INFINITY
 from libc.stdlib cimport calloc, free, malloc
 from libc.string cimport memset
 

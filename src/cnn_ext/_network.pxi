@@ -125,6 +125,17 @@ for _v in range(256):
     NORMALISED[_v] = _v / 255.0 - 0.5
 
 
+cdef inline bint filters_bounded(const double* filters, Py_ssize_t n) noexcept nogil:
+    # Pixels are normalised into [-0.5, 0.5]: with every filter weight at most 1e300 in
+    # magnitude a conv sum stays below 4.5e300, finite, so no NaN can reach a pool window
+    # and the maxima need no NaN rule. (A NaN weight fails the test, as it should.)
+    cdef Py_ssize_t k
+    for k in range(n):
+        if not (fabs(filters[k]) <= 1e300):
+            return False
+    return True
+
+
 cdef inline void forward_c(const unsigned char* image, Shapes* s, const double* filters,
                            const double* weights, const double* biases, Buffers* b,
                            bint training) noexcept nogil:
@@ -137,7 +148,8 @@ cdef inline void forward_c(const unsigned char* image, Shapes* s, const double* 
         # Conv3x3 and MaxPool2 in one pass over the pooling windows: the same numbers as the
         # two layers, without storing the convolution.
         transpose_filters(filters, s.nf, b.work)
-        cnn_ext_conv_pool_v4(b.x, s.h, s.w, b.work, s.nf, b.pool, b.d_conv if training else NULL)
+        cnn_ext_conv_pool_v4(b.x, s.h, s.w, b.work, s.nf, b.pool, b.d_conv if training else NULL,
+                             filters_bounded(filters, 9 * s.nf))
     else:
         conv3x3_forward_c(b.x, s.h, s.w, filters, s.nf, b.conv, b.work)
         maxpool2_forward_c(b.conv, s.ch, s.cw, s.nf, b.pool)
@@ -165,7 +177,7 @@ cdef double train_step_c(const unsigned char* image, Py_ssize_t label, Shapes* s
         maxpool2_backprop_c(b.conv, s.ch, s.cw, s.nf, b.d_pool, b.d_conv)
         conv3x3_filter_grad_c(b.x, s.h, s.w, b.d_conv, s.nf, b.d_filt)
     sgd_update_c(filters, b.d_filt, 9 * s.nf, learn_rate)
-    return -log(p) if p > 0 else INFINITY
+    return -log(p) if p > 0 else (p if p != p else INFINITY)  # NaN stays NaN, as -np.log(nan)
 
 
 cdef Shapes shapes_of(Py_ssize_t h, Py_ssize_t w, Py_ssize_t nf, Py_ssize_t L,

@@ -133,7 +133,8 @@ class Network:
         out = self.conv.forward((image / 255) - 0.5)
         out = self.pool.forward(out)
         out = self.softmax.forward(out)
-        loss = -math.log(out[label]) if out[label] > 0 else math.inf
+        p = float(out[label])
+        loss = -math.log(p) if p > 0 else (p if math.isnan(p) else math.inf)
         return out, loss, 1 if np.argmax(out) == label else 0
 
     def train_step(self, image, label):
