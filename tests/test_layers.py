@@ -295,3 +295,18 @@ def test_kernels_allocate_outputs_and_check_their_arrays(rng):
         frozen = weights.copy()
         frozen.flags.writeable = False
         k.softmax_backprop(pooled.ravel(), frozen, biases.copy(), totals, probs, 0.1)
+
+
+def test_softmax_backprop_does_not_write_into_a_memmap(tmp_path, rng):
+    # The checked path swaps a parameter that is not a plain ndarray for a float64 copy before
+    # updating it in place; the fast path must not write through a subclass instead.
+    softmax = Softmax(6, 3)
+    weights = np.memmap(tmp_path / "w.dat", dtype=np.float64, mode="w+", shape=(6, 3))
+    weights[:] = rng.standard_normal((6, 3))
+    weights.flush()
+    before = np.array(weights)
+    softmax.weights = weights
+    out = softmax.forward(rng.standard_normal(6))
+    softmax.backprop(np.eye(3)[1] * -1 / out[1])
+    assert type(softmax.weights) is np.ndarray and not np.array_equal(softmax.weights, before)
+    assert np.array_equal(np.memmap(tmp_path / "w.dat", dtype=np.float64, mode="r", shape=(6, 3)), before)

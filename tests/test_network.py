@@ -290,3 +290,36 @@ def test_fused_path_keeps_the_nan_rule_for_unbounded_filters(mnist, poison):
                                        or abs(loss - ref_loss) <= 1e-12 * abs(ref_loss))
     for a, b in zip(params(fused), (conv.filters, softmax.weights, softmax.biases)):
         np.testing.assert_array_equal(a, b)
+
+
+def test_network_copies_and_pickles_after_training(mnist):
+    # The compiled state train_step keeps is left out of copies and pickles; each copy
+    # builds its own and trains exactly like the original.
+    import copy
+
+    (x_train, y_train), _ = mnist
+    net = Network(seed=9)
+    net.train_step(x_train[0], int(y_train[0]))
+    copies = [copy.deepcopy(net), pickle.loads(pickle.dumps(net))]
+    assert all(other._train_state is None for other in copies)
+    for image, label in zip(x_train[1:4], y_train[1:4]):
+        expected = net.train_step(image, int(label))
+        assert all(other.train_step(image, int(label)) == expected for other in copies)
+    for other in copies:
+        for a, b in zip(params(other), params(net)):
+            assert np.array_equal(a, b) and a is not b
+
+
+def test_train_state_refuses_byte_swapped_parameters(mnist):
+    (x_train, _), _ = mnist
+    net = Network(seed=0)
+    net.train_step(x_train[0], 1)
+    state = net._train_state
+    filters = net.conv.filters
+    filters.byteswap(inplace=True)
+    swapped = filters.view(filters.dtype.newbyteorder())  # same values, non-native order
+    assert np.array_equal(swapped, filters.byteswap())
+    filters.dtype = swapped.dtype  # the layer's own array, reinterpreted in place
+    assert state.step(x_train[1], 2) is None  # stale: the state no longer trusts it
+    net.train_step(x_train[1], 2)  # the checked path converts it to native float64
+    assert net.conv.filters.dtype == np.float64 and net.conv.filters.dtype.isnative

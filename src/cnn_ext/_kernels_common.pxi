@@ -19,8 +19,9 @@ cdef extern from *:
     #if (defined(__GNUC__) || defined(__clang__)) && defined(__AVX2__) && defined(__FMA__)
     #define CNN_EXT_V4D 1
     #include <immintrin.h>
-    typedef double cnn_ext_v4d __attribute__((vector_size(32), aligned(8)));
-    typedef long long cnn_ext_v4i __attribute__((vector_size(32), aligned(8)));
+    /* may_alias, as __m256d: the kernels read the same buffers as doubles and as masks */
+    typedef double cnn_ext_v4d __attribute__((vector_size(32), aligned(8), may_alias));
+    typedef long long cnn_ext_v4i __attribute__((vector_size(32), aligned(8), may_alias));
     /* a * b + c with one rounding, spelled out so that no kernel depends on contraction */
     static inline cnn_ext_v4d cnn_ext_fma(cnn_ext_v4d a, cnn_ext_v4d b, cnn_ext_v4d c) {
         return (cnn_ext_v4d)_mm256_fmadd_pd((__m256d)a, (__m256d)b, (__m256d)c);

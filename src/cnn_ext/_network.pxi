@@ -254,7 +254,8 @@ cdef inline bint _same_array(cnp.ndarray a, void* data, int ndim, Py_ssize_t d0,
                              Py_ssize_t d2) noexcept:
     # Still the float64, C-contiguous, writable array of the recorded shape at the recorded address?
     return (cnp.PyArray_DATA(a) == data and cnp.PyArray_NDIM(a) == ndim
-            and cnp.PyArray_TYPE(a) == cnp.NPY_DOUBLE and cnp.PyArray_IS_C_CONTIGUOUS(a)
+            and cnp.PyArray_TYPE(a) == cnp.NPY_DOUBLE and cnp.PyArray_ISNOTSWAPPED(a)
+            and cnp.PyArray_IS_C_CONTIGUOUS(a)
             and cnp.PyArray_ISWRITEABLE(a) and cnp.PyArray_DIM(a, 0) == d0
             and (ndim < 2 or cnp.PyArray_DIM(a, 1) == d1) and (ndim < 3 or cnp.PyArray_DIM(a, 2) == d2))
 
@@ -284,6 +285,8 @@ cdef class TrainState:
                  double learn_rate, Py_ssize_t h, Py_ssize_t w):
         """filters (nf, 3, 3), weights (L, nodes), biases (nodes,): writable float64 arrays
         that the steps update in place; images will be uint8 (h, w)."""
+        if self.busy:
+            raise RuntimeError("TrainState.__init__ called while another thread is inside step()")
         cdef Shapes s = shapes_of(h, w, filters.shape[0], weights.shape[0], weights.shape[1])
         if filters.shape[1] != 3 or filters.shape[2] != 3 or biases.shape[0] != s.nodes:
             raise ValueError("filters must be (nf, 3, 3) and biases (nodes,)")
@@ -301,7 +304,7 @@ cdef class TrainState:
         if not (_same_array(self.filters, &filters[0, 0, 0], 3, s.nf, 3, 3)
                 and _same_array(self.weights, &weights[0, 0], 2, s.L, s.nodes, 0)
                 and _same_array(self.biases, &biases[0], 1, s.nodes, 0, 0)):
-            raise ValueError("parameters must be whole float64 arrays, not views into others")
+            raise ValueError("parameters must be native float64 C-contiguous writable NumPy arrays")
         self.data[0], self.data[1], self.data[2] = &filters[0, 0, 0], &weights[0, 0], &biases[0]
         self.learn_rate = learn_rate
 

@@ -113,6 +113,13 @@ class Network:
         self._train_state = None  # kernels.TrainState of the last train_step, and its learn_rate
         self._train_rate = None
 
+    def __getstate__(self):
+        # The compiled TrainState (addresses, buffers) does not copy or pickle; a copy builds
+        # its own at its first train_step.
+        state = self.__dict__.copy()
+        state["_train_state"] = state["_train_rate"] = None
+        return state
+
     @property
     def learn_rate(self):
         """The SGD step size, shared by the conv and softmax layers."""

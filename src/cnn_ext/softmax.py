@@ -74,10 +74,13 @@ class Softmax:
         return output
 
     def backprop(self, d_L_d_out):
-        rate = learn_rate(self)
-        if type(d_L_d_out) is np.ndarray and self.last_totals is not None:
+        rate, weights, biases = learn_rate(self), self.weights, self.biases
+        # Exact ndarrays only: the checked path swaps a subclass (a memmap, say) for a plain
+        # copy before updating it in place, and so must the fast one.
+        if type(d_L_d_out) is np.ndarray and type(weights) is np.ndarray and type(biases) is np.ndarray \
+                and self.last_totals is not None:
             try:
-                d_L_d_input = kernels.softmax_backprop(self.last_input, self.weights, self.biases,
+                d_L_d_input = kernels.softmax_backprop(self.last_input, weights, biases,
                                                        self.last_totals, d_L_d_out, rate)
             except (TypeError, ValueError):
                 pass
