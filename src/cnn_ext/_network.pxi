@@ -250,14 +250,24 @@ def train_step(const unsigned char[:, ::1] image, long long label, double[:, :, 
     return loss, correct
 
 
-cdef inline bint _same_array(cnp.ndarray a, void* data, int ndim, Py_ssize_t d0, Py_ssize_t d1,
-                             Py_ssize_t d2) noexcept:
-    # Still the float64, C-contiguous, writable array of the recorded shape at the recorded address?
-    return (cnp.PyArray_DATA(a) == data and cnp.PyArray_NDIM(a) == ndim
-            and cnp.PyArray_TYPE(a) == cnp.NPY_DOUBLE and cnp.PyArray_ISNOTSWAPPED(a)
-            and cnp.PyArray_IS_C_CONTIGUOUS(a)
-            and cnp.PyArray_ISWRITEABLE(a) and cnp.PyArray_DIM(a, 0) == d0
-            and (ndim < 2 or cnp.PyArray_DIM(a, 1) == d1) and (ndim < 3 or cnp.PyArray_DIM(a, 2) == d2))
+cdef int _parameter_arrays(object filters, object weights, object biases, Arr* arrays) except -1:
+    # The kernels' own array check (float64, native order, C-contiguous, writable), on exact
+    # ndarrays: the state keeps them and writes to them in place.
+    for a in (filters, weights, biases):
+        if type(a) is not _np.ndarray:
+            raise TypeError(f"parameters must be NumPy arrays, got {type(a).__name__}")
+    as_arr(filters, 3, True, "filters", &arrays[0])
+    as_arr(weights, 2, True, "weights", &arrays[1])
+    as_arr(biases, 1, True, "biases", &arrays[2])
+    return 0
+
+
+cdef inline bint _same_arrays(const Arr* a, const Arr* b) noexcept:
+    # Same addresses and shapes: filters (nf, 3, 3), weights (L, nodes), biases (nodes,).
+    return (a[0].data == b[0].data and a[1].data == b[1].data and a[2].data == b[2].data
+            and a[0].shape[0] == b[0].shape[0] and a[0].shape[1] == b[0].shape[1]
+            and a[0].shape[2] == b[0].shape[2] and a[1].shape[0] == b[1].shape[0]
+            and a[1].shape[1] == b[1].shape[1] and a[2].shape[0] == b[2].shape[0])
 
 
 @cython.auto_pickle(False)  # it holds addresses and buffers: nothing to pickle
@@ -275,20 +285,21 @@ cdef class TrainState:
     cdef readonly Py_ssize_t h, w
     cdef Shapes s
     cdef Buffers b
-    cdef void* data[3]  # the parameters' addresses when the state was built
+    cdef Arr arrays[3]  # the parameters' addresses and shapes when the state was built
     cdef bint busy
 
     def __cinit__(self):
         self.b.block = NULL
 
-    def __init__(self, double[:, :, ::1] filters, double[:, ::1] weights, double[::1] biases,
-                 double learn_rate, Py_ssize_t h, Py_ssize_t w):
+    def __init__(self, filters, weights, biases, double learn_rate, Py_ssize_t h, Py_ssize_t w):
         """filters (nf, 3, 3), weights (L, nodes), biases (nodes,): writable float64 arrays
         that the steps update in place; images will be uint8 (h, w)."""
+        cdef Arr arrays[3]
         if self.busy:
             raise RuntimeError("TrainState.__init__ called while another thread is inside step()")
-        cdef Shapes s = shapes_of(h, w, filters.shape[0], weights.shape[0], weights.shape[1])
-        if filters.shape[1] != 3 or filters.shape[2] != 3 or biases.shape[0] != s.nodes:
+        _parameter_arrays(filters, weights, biases, arrays)
+        cdef Shapes s = shapes_of(h, w, arrays[0].shape[0], arrays[1].shape[0], arrays[1].shape[1])
+        if arrays[0].shape[1] != 3 or arrays[0].shape[2] != 3 or arrays[2].shape[0] != s.nodes:
             raise ValueError("filters must be (nf, 3, 3) and biases (nodes,)")
         if self.b.block != NULL:
             free(self.b.block)
@@ -297,15 +308,8 @@ cdef class TrainState:
             raise MemoryError()
         self.s = s
         self.h, self.w = h, w
-        self.filters, self.weights, self.biases = filters.base, weights.base, biases.base
-        for a in (self.filters, self.weights, self.biases):
-            if type(a) is not _np.ndarray:
-                raise TypeError(f"parameters must be NumPy arrays, got {type(a).__name__}")
-        if not (_same_array(self.filters, &filters[0, 0, 0], 3, s.nf, 3, 3)
-                and _same_array(self.weights, &weights[0, 0], 2, s.L, s.nodes, 0)
-                and _same_array(self.biases, &biases[0], 1, s.nodes, 0, 0)):
-            raise ValueError("parameters must be native float64 C-contiguous writable NumPy arrays")
-        self.data[0], self.data[1], self.data[2] = &filters[0, 0, 0], &weights[0, 0], &biases[0]
+        self.filters, self.weights, self.biases = filters, weights, biases
+        self.arrays[0], self.arrays[1], self.arrays[2] = arrays[0], arrays[1], arrays[2]
         self.learn_rate = learn_rate
 
     def __dealloc__(self):
@@ -332,10 +336,13 @@ cdef class TrainState:
         im = <cnp.ndarray>image
         if label < 0 or label >= s.nodes:
             raise ValueError(f"label {label} is not in 0..{s.nodes - 1}")
-        if not (_same_array(self.filters, self.data[0], 3, s.nf, 3, 3)
-                and _same_array(self.weights, self.data[1], 2, s.L, s.nodes, 0)
-                and _same_array(self.biases, self.data[2], 1, s.nodes, 0, 0)):
+        cdef Arr now[3]
+        try:
+            _parameter_arrays(self.filters, self.weights, self.biases, now)
+        except ValueError:  # no longer float64, native, C-contiguous or writable
             return None  # the caller builds a new state, which checks the arrays afresh
+        if not _same_arrays(now, self.arrays):
+            return None
         if self.busy:
             # Another thread is inside step() on this state (it released the GIL): use
             # buffers of this call's own rather than share the scratch space.
@@ -347,8 +354,8 @@ cdef class TrainState:
         try:
             with nogil:
                 loss = train_step_c(<const unsigned char*>cnp.PyArray_DATA(im), label, s,
-                                    <double*>self.data[0], <double*>self.data[1],
-                                    <double*>self.data[2], self.learn_rate, b, &correct)
+                                    now[0].data, now[1].data, now[2].data, self.learn_rate, b,
+                                    &correct)
         finally:
             if b == &self.b:
                 self.busy = False

@@ -149,10 +149,8 @@ class Network:
         # The common case: the compiled state of the last call (parameter addresses, scratch
         # buffers) is reused while the layers hold the same arrays and learn rate; it checks
         # the image, the label and the arrays itself, in C. Anything else: the checked path.
-        state, conv, softmax = self._train_state, self.conv, self.softmax
-        if (state is not None and type(label) is int and 0 <= label < NUM_CLASSES
-                and state.filters is conv.filters and state.weights is softmax.weights
-                and state.biases is softmax.biases and self._train_rate is conv.learn_rate):
+        state = self._reusable_state()
+        if state is not None and type(label) is int and 0 <= label < NUM_CLASSES:
             try:
                 result = state.step(image, label)
             except ValueError:  # another image shape, dtype or layout
@@ -168,18 +166,25 @@ class Network:
         if not (type(label) is int or isinstance(label, numbers.Integral) and not isinstance(label, bool)) \
                 or not 0 <= label < NUM_CLASSES:
             raise ValueError(f"label must be an integer in 0..{NUM_CLASSES - 1}, got {label!r}")
-        state, conv, softmax = self._train_state, self.conv, self.softmax
-        if (state is not None and state.filters is conv.filters and state.weights is softmax.weights
-                and state.biases is softmax.biases and self._train_rate is conv.learn_rate
-                and image.shape == (state.h, state.w)):
+        state = self._reusable_state()
+        if state is not None and image.shape == (state.h, state.w):
             result = state.step(image, int(label))
             if result is not None:
                 return result
         self._train_state = None
         filters, weights, biases = self._parameters()
-        state = kernels.TrainState(filters, weights, biases, learn_rate(conv), *image.shape)
-        self._train_state, self._train_rate = state, conv.learn_rate
+        state = kernels.TrainState(filters, weights, biases, learn_rate(self.conv), *image.shape)
+        self._train_state, self._train_rate = state, self.conv.learn_rate
         return state.step(image, int(label))
+
+    def _reusable_state(self):
+        # The TrainState of the last train_step while the layers still hold the arrays and
+        # learn rate it was built on (it checks the arrays' shape and layout itself).
+        state, conv, softmax = self._train_state, self.conv, self.softmax
+        if (state is not None and state.filters is conv.filters and state.weights is softmax.weights
+                and state.biases is softmax.biases and self._train_rate is conv.learn_rate):
+            return state
+        return None
 
     def fit(self, images, labels, epochs=1, *, seed=0, shuffle=True, log_every=0, callback=None,
             chunk=2000):
