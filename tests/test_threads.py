@@ -36,7 +36,7 @@ def run_job(job, data, barrier=None):
     start = 300 * k
     images, labels = x_train[start:start + 300], y_train[start:start + 300]
     results = []
-    lines = net.fit(images, labels, epochs=1, seed=k, log_every=100, chunk=64)
+    lines = net.fit(images, labels, epochs=1, seed=k, log_every=100, chunk=64).lines
     results.append("\n".join(lines).encode())
     for i in range(20):
         loss, hit = net.train_step(x_train[start + i], int(y_train[start + i]))
