@@ -17,7 +17,7 @@ import time
 
 import numpy as np
 
-__all__ = ["plot_filters", "plot_trace", "plot_gradients", "plot_softmax_templates",
+__all__ = ["plot_filters", "plot_trace", "plot_gradients", "plot_explain", "plot_softmax_templates",
            "plot_history", "plot_tie_rule", "LiveTraining", "NoDisplayError"]
 
 DIVERGING = "RdBu_r"
@@ -197,12 +197,25 @@ def plot_trace(trace):
     (input, probabilities, legend, conv maps, pooled maps).
     """
     _check_trace(trace, "plot_trace")
+    fig = _figure(_trace_size(trace.num_filters), layout="constrained")
+    _draw_trace(fig, trace)
+    return fig
+
+
+def _trace_size(nf):
+    return (max(2.0 * nf, 12.0), 8.4)
+
+
+def _gradients_size(nf):
+    return (max(2.0 * nf, 12.0), 10.5)
+
+
+def _draw_trace(fig, trace):
     nf = trace.num_filters
     ties = trace.window_ties()
     counts = trace.tie_counts()
     tie_map = trace.tie_map()
     windows = ties.size
-    fig = _figure((max(2.0 * nf, 12.0), 8.4), layout="constrained")
     top, conv_row, pool_row = fig.subfigures(3, 1, height_ratios=[1.15, 1.1, 1.0])
     ax_in, ax_p, ax_leg = top.subplots(1, 3, gridspec_kw={"width_ratios": [1, 2.3, 1.9]})
     ax_in.imshow(trace.input, cmap="gray", vmin=-0.5, vmax=0.5, interpolation="nearest")
@@ -242,7 +255,6 @@ def plot_trace(trace):
     pool_row.suptitle(f"MaxPool2: {nf} maps of {ph}x{pw}; each filter's windows by number of "
                       f"tied maxima (of {ph * pw})", fontsize=10)
     _colorbar(pool_row, image, axes, shrink=0.8)
-    return fig
 
 
 def plot_gradients(trace):
@@ -257,9 +269,14 @@ def plot_gradients(trace):
     _check_trace(trace, "plot_gradients")
     if trace.label is None:
         raise ValueError("plot_gradients needs a trace with a label: Network.trace(image, label)")
+    fig = _figure(_gradients_size(trace.num_filters), layout="constrained")
+    _draw_gradients(fig, trace)
+    return fig
+
+
+def _draw_gradients(fig, trace):
     nf = trace.num_filters
     nodes = len(trace.probs)
-    fig = _figure((max(2.0 * nf, 12.0), 10.5), layout="constrained")
     top, pool_row, conv_row, filt_row = fig.subfigures(4, 1, height_ratios=[1.0, 1.0, 1.1, 1.0])
     ax_out, ax_b, ax_w = top.subplots(1, 3, gridspec_kw={"width_ratios": [1, 1, 2.6]})
     for ax, values, title in ((ax_out, trace.d_L_d_out, "d_L_d_out = -1/p at the label"),
@@ -304,6 +321,25 @@ def plot_gradients(trace):
                             color="white" if abs(v) > 0.6 * vmax else "black")
         subfig.suptitle(title, fontsize=10)
         _colorbar(subfig, image, axes, shrink=0.8)
+
+
+def plot_explain(trace, title=None):
+    """``plot_trace`` and, for a labelled trace, ``plot_gradients`` stacked in one Figure
+    (what ``cnn-ext explain`` saves), under ``title``."""
+    _check_trace(trace, "plot_explain")
+    nf = trace.num_filters
+    w, h = _trace_size(nf)
+    if trace.label is None:
+        fig = _figure((w, h + 0.4), layout="constrained")
+        _draw_trace(fig, trace)
+    else:
+        fig = _figure((w, h + _gradients_size(nf)[1] + 0.6), layout="constrained")
+        forward, backward = fig.subfigures(2, 1, height_ratios=[h, _gradients_size(nf)[1]])
+        _draw_trace(forward, trace)
+        _draw_gradients(backward, trace)
+        backward.set_facecolor("#f7f7f7")
+    if title:
+        fig.suptitle(title, fontsize=12, fontweight="bold")
     return fig
 
 
@@ -566,26 +602,32 @@ class LiveTraining:
         filters = np.asarray(network.conv.filters, dtype=np.float64)
         nf = filters.shape[0]
         self.figure = fig = plt.figure(figsize=(max(1.1 * nf, 8.8), 6.2), num=title)
-        grid = fig.add_gridspec(2, nf, height_ratios=[1, 2.2], hspace=0.45, wspace=0.15,
-                                left=0.08, right=0.97, top=0.88, bottom=0.09)
+        outer = fig.add_gridspec(2, 1, height_ratios=[1, 2.1], hspace=0.25, left=0.08, right=0.97,
+                                 top=0.9, bottom=0.09)
+        top = outer[0].subgridspec(1, nf, wspace=0.12)
+        bottom = outer[1].subgridspec(1, 2, wspace=0.28)
         self._filter_images = []
         self._vmax = _symmetric(filters)
         for f in range(nf):
-            ax = fig.add_subplot(grid[0, f])
+            ax = fig.add_subplot(top[0, f])
             self._filter_images.append(ax.imshow(filters[f], cmap=DIVERGING, vmin=-self._vmax,
                                                  vmax=self._vmax, interpolation="nearest"))
             _bare(ax)
             ax.set_title(f"filter {f}", fontsize=8)
-        half = nf // 2
-        self._ax_loss = fig.add_subplot(grid[1, :half])
-        self._ax_acc = fig.add_subplot(grid[1, half:])
+        self._ax_loss = fig.add_subplot(bottom[0, 0])
+        self._ax_acc = fig.add_subplot(bottom[0, 1])
         (self._loss_line,) = self._ax_loss.plot([], [], color="#1f77b4")
         (self._acc_line,) = self._ax_acc.plot([], [], color="#2ca02c")
         self._ax_loss.set(xlabel="step", ylabel="mean loss", title="loss (per log interval)")
         self._ax_acc.set(xlabel="step", ylabel="accuracy (%)", title="accuracy (per log interval)")
+        from matplotlib.ticker import FuncFormatter
+
+        thousands = FuncFormatter(lambda v, _: f"{v / 1000:g}k" if v else "0")
         for ax in (self._ax_loss, self._ax_acc):
             ax.set_xlim(0, self.total_steps)
             ax.grid(alpha=0.3)
+            if self.total_steps >= 5000:
+                ax.xaxis.set_major_formatter(thousands)
         self._ax_acc.set_ylim(0, 100)
         self._status = fig.suptitle(self._status_text(), fontsize=10)
         try:
