@@ -42,10 +42,15 @@ class Trace:
       ``filters - learn_rate * d_L_d_filters``.
     - ``d_L_d_totals`` (nodes,), ``d_L_d_biases`` (nodes,) (equal: ``d_L_d_t`` of the
       tutorial's Softmax.backprop) and ``d_L_d_weights`` (input_len, nodes), the outer product
-      ``flat pool x d_L_d_t``. ``Softmax.backprop`` applies ``biases - learn_rate *
-      d_L_d_biases``; for the weights the AVX2 kernels round ``weights - flat * (learn_rate *
-      d_L_d_t)`` once (one FMA per weight), the portable ones as ``weights - learn_rate *
-      d_L_d_weights``: the same update up to the rounding of one product.
+      ``flat pool x d_L_d_t``.
+
+    The gradients are exact: the numbers the kernels subtract. How the subtraction
+    ``p - learn_rate * g`` rounds depends on the build: the portable kernels round the
+    product, then the difference, as NumPy does (so ``filters - learn_rate * d_L_d_filters``
+    is the updated filters, bit for bit); the AVX2 build, compiled with FMA contraction,
+    rounds once per parameter, and its 10-node softmax updates each weight as
+    ``w - x * (learn_rate * d_L_d_t)`` in one FMA. ``Network.trace(..., update=True)``
+    applies the layers' own update, whichever it is.
     """
 
     image: np.ndarray
@@ -79,6 +84,14 @@ class Trace:
     @property
     def has_gradients(self):
         return self.label is not None
+
+    def __repr__(self):
+        h, w = self.input.shape
+        text = f"Trace(input {h}x{w}, {self.num_filters} filters, prediction {self.prediction}"
+        if self.label is not None:
+            text += f", label {self.label}, loss {self.loss:.4g}"
+        ties = self.tie_counts().sum(axis=0)
+        return text + f", windows: {ties[3]} 4-way / {ties[2]} 3-way / {ties[1]} 2-way ties, {ties[0]} single)"
 
     def window_ties(self):
         """Per pooling window, how many of its 4 positions equal the maximum: int (ph, pw, nf).
