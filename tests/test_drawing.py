@@ -784,3 +784,36 @@ def test_headless_board_without_tk_draws_and_converts():
     """)
     assert run.returncode == 0, run.stderr
     assert run.stdout.split() == ["True", "255"]
+
+
+def test_no_digit_check_uses_imaging_when_it_has_one(monkeypatch):
+    blank, stroke = np.zeros((28, 28), np.uint8), np.zeros((28, 28), np.uint8)
+    stroke[4:24, 13:15] = 255
+    checked = []
+    if hasattr(cnn_ext.imaging, "digit_problem"):
+        assert drawing._digit_problem(stroke) is None and drawing._digit_problem(blank)
+    monkeypatch.setattr(cnn_ext.imaging, "digit_problem",
+                        lambda image: checked.append(image) or "too faint", raising=False)
+    assert drawing._digit_problem(stroke) == "too faint" and checked[0] is stroke
+    monkeypatch.delattr(cnn_ext.imaging, "digit_problem")
+    assert drawing._digit_problem(stroke) is None  # the fallback: an empty image only
+    assert drawing._digit_problem(blank) == "the canvas is empty"
+
+
+def test_network_view_images():
+    """The maps beside the prediction: tiles of the maps on one symmetric blue-white-red
+    scale, 0 white; the input in grey, upscaled by repetition."""
+    maps = np.zeros((2, 3, 5))
+    maps[0, 0, 0], maps[1, 2, 4], maps[0, 1, 0] = 2.0, -2.0, 1.0
+    grid = drawing._map_grid(maps, 2, columns=4)
+    assert grid.shape == (2 * 2 * 2 + 4, 4 * 3 * 2 + 3 * 4, 3) and grid.dtype == np.uint8
+    assert grid[0, 0].tolist() == [178, 24, 43]  # +max: red
+    tile5 = (2 * 2 + 4, 0)  # filter 4 starts the second row
+    assert grid[tile5[0] + 2, tile5[1] + 4].tolist() == [33, 102, 172]  # -max: blue
+    assert grid[0, 2].tolist() == [212, 136, 145]  # +max/2: halfway to red
+    assert grid[0, 4].tolist() == [247, 247, 247]  # 0: white
+    assert grid[4, 0].tolist() == [217, 217, 217]  # the gap
+    image = np.arange(12, dtype=np.uint8).reshape(3, 4)
+    grey = drawing._grey(image, 3)
+    assert grey.shape == (9, 12, 3) and np.array_equal(grey[::3, ::3, 1], image)
+    assert (drawing._map_grid(np.zeros((4, 4, 8)), 1) != 217).sum() > 0  # blank maps: white tiles
