@@ -260,3 +260,42 @@ def test_trace_is_frozen_and_refuses_bad_input(trained):
     before = copy.deepcopy(params(trained))
     trained.trace(image, np.int64(3))
     assert all(np.array_equal(a, b) for a, b in zip(params(trained), before))
+
+
+def test_portable_kernels_update_as_numpy_does(mnist):
+    """On the portable kernels (CNN_EXT_KERNELS=baseline) the step is NumPy's
+    ``p - learn_rate * g`` with the trace's gradients, for every parameter, bit for bit."""
+    import os
+    import subprocess
+    import sys
+    import textwrap
+    from pathlib import Path
+
+    import cnn_ext
+
+    code = textwrap.dedent("""
+        import copy
+        import numpy as np
+        from cnn_ext import Network, _dispatch
+        from cnn_ext.datasets import mnist
+        assert _dispatch.NAME == "_kernels", _dispatch.NAME
+        (x, y), _ = mnist.load_data()
+        net = Network(seed=0)
+        net.fit(x[:1000], y[:1000])
+        same = []
+        for i in range(1000, 1010):
+            before = copy.deepcopy((net.conv.filters, net.softmax.weights, net.softmax.biases))
+            t = net.trace(x[i], int(y[i]), update=True)
+            lr = t.learn_rate
+            expected = (before[0] - lr * t.d_L_d_filters, before[1] - lr * t.d_L_d_weights,
+                        before[2] - lr * t.d_L_d_biases)
+            got = (net.conv.filters, net.softmax.weights, net.softmax.biases)
+            same.append(all(np.array_equal(a, b) for a, b in zip(got, expected)))
+        print(same)
+    """)
+    env = dict(os.environ, CNN_EXT_KERNELS="baseline")
+    env["PYTHONPATH"] = os.pathsep.join(
+        p for p in (str(Path(cnn_ext.__file__).resolve().parents[1]), env.get("PYTHONPATH")) if p)
+    run = subprocess.run([sys.executable, "-c", code], env=env, capture_output=True, text=True, timeout=300)
+    assert run.returncode == 0, run.stderr
+    assert run.stdout.strip() == str([True] * 10)
