@@ -1,9 +1,10 @@
 """Build the Cython kernels of cnn_ext.
 
-Flags are portable on purpose: no -march=native and no -ffast-math, and floating-point
+Flags are portable on purpose: no -march=native and no -ffast-math. Floating-point
 contraction (FMA) is off in the portable build, so a sum is computed the same way wherever
-it appears. Identical 3x3 regions must give bit-identical convolution sums, because the
-tutorial's max-pool tie rule depends on exact equality.
+it appears; the AVX2 variant turns it on (see KERNELS below).
+Identical 3x3 regions must give bit-identical convolution sums, because the tutorial's
+max-pool tie rule depends on exact equality.
 
 What the build can use is found by probing the *target* compiler, the one setuptools will
 build the extensions with (``CC``, ``CFLAGS``, ``CPPFLAGS``, ``LDFLAGS``, and on macOS
@@ -15,6 +16,7 @@ Environment:
   CNN_EXT_NO_OPENMP=1     build without OpenMP (batch inference then runs on one thread)
   CNN_EXT_KEEP_SYMBOLS=1  do not strip the extension modules (for a debugger or profiler)
 """
+import glob
 import os
 import sys
 import tempfile
@@ -129,6 +131,10 @@ else:
     strip_args = ["-Wl,--strip-all"]  # ELF: PyInit_* stays exported through .dynsym
 
 
+# The C side of the kernels: header-only, included by the generated C (src/cnn_ext/kernels).
+HEADERS = sorted(glob.glob("src/cnn_ext/kernels/*.h"))
+
+
 def extension(name, isa_flags):
     cflags, ldflags = [f for f in compile_args if not f.startswith("-ffp-contract") or not isa_flags], []
     cflags += isa_flags
@@ -139,7 +145,8 @@ def extension(name, isa_flags):
     return Extension(
         f"cnn_ext.{name}",
         [f"src/cnn_ext/{name}.pyx"],
-        include_dirs=[np.get_include()],
+        include_dirs=[np.get_include(), "src"],
+        depends=HEADERS,
         define_macros=[
             ("NPY_NO_DEPRECATED_API", "NPY_1_7_API_VERSION"),
             ("CNN_EXT_CFLAGS", '"' + " ".join(cflags) + '"'),
@@ -155,7 +162,7 @@ setup(
     # A compiled module's stub is installed only where that module is built.
     package_data={"cnn_ext": ["py.typed"] + [f"{name}.pyi" for name in KERNELS],
                   "cnn_ext.datasets": ["data/*.gz"]},
-    exclude_package_data={"cnn_ext": ["*.pyx", "*.pxi", "*.pxd", "*.c"]
+    exclude_package_data={"cnn_ext": ["*.pyx", "*.pxi", "*.pxd", "*.c", "kernels/*.h"]
                           + [f"{name}.pyi" for name in ALL_KERNELS if name not in KERNELS]},
     ext_modules=cythonize(
         [extension(name, flags) for name, flags in KERNELS.items()],
