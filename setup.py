@@ -94,7 +94,7 @@ def extension(name, isa_flags):
 
 setup(
     package_dir={"cnn_ext": "src/cnn_ext", "cnn_ext_reference": "python/cnn_ext_reference"},
-    packages=["cnn_ext", "cnn_ext.datasets", "cnn_ext_reference"],
+    packages=["cnn_ext", "cnn_ext.bench", "cnn_ext.datasets", "cnn_ext_reference"],
     package_data={"cnn_ext": ["py.typed", "*.pyi"], "cnn_ext.datasets": ["data/*.gz"]},
     exclude_package_data={"cnn_ext": ["*.pyx", "*.pxi", "*.pxd", "*.c", "kernels/*.h"]},
     ext_modules=cythonize(
