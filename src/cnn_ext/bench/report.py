@@ -55,7 +55,7 @@ def format_fraction(fraction):
         return f"{fraction * 100:.0f}%"
     if fraction >= 0.001:
         return f"{fraction * 100:.1f}%"
-    return f"{fraction * 100:.0e}%"
+    return f"{fraction * 100:.2g}%"
 
 
 def machine_info():
@@ -244,6 +244,7 @@ def plot_scaling(scaling, path):
         return False
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
+    import matplotlib.ticker
 
     inference, epoch = scaling["inference"], scaling["epoch"]
     fig, (left, right) = plt.subplots(1, 2, figsize=(10, 4))
@@ -258,7 +259,13 @@ def plot_scaling(scaling, path):
     if inference[0].get("floor_s"):
         left.plot(threads, [1.0 / r["floor_s"] for r in inference], "--", color="#4c72b0",
                   label="arithmetic limit (peak x threads)")
+    for t, v, r in zip(threads, speed, inference):
+        if r.get("fraction_of_peak") is not None:
+            left.annotate(f"{format_fraction(r['fraction_of_peak'])} of peak", (t, v), fontsize=7,
+                          textcoords="offset points", xytext=(4, -12))
+    left.yaxis.set_major_formatter(matplotlib.ticker.FuncFormatter(lambda v, _: f"{v / 1000:,.0f}k"))
     left.set_xticks(threads)
+    left.set_xlim(threads[0] - 0.3, threads[-1] + 0.5)
     left.set_xlabel("threads")
     left.set_ylabel("images per second")
     left.set_ylim(bottom=0)
@@ -274,6 +281,10 @@ def plot_scaling(scaling, path):
     if epoch[0].get("floor_s"):
         right.plot(sizes, [epoch[0]["floor_s"] * n for n in sizes], "--", color="#4c72b0",
                    label="arithmetic limit (1 core at peak)")
+        last = epoch[-1]
+        right.annotate(f"{format_fraction(last['fraction_of_peak'])} of peak",
+                       (sizes[-1], seconds[-1]), fontsize=7, textcoords="offset points",
+                       xytext=(-60, -14))
     right.set_xlabel("training images")
     right.set_ylabel("seconds")
     right.set_ylim(bottom=0)

@@ -191,6 +191,18 @@ def run(cfg):
     return result
 
 
+def scaling_title(result):
+    """The scaling figure's title: date, kernels, peak, and the load the machine had."""
+    title = f"cnn_ext scaling, {result['date'][:16].replace('T', ' ')} UTC"
+    if result["peak"]:
+        title += (f"; {result['peak']['kernels']} kernels, peak {result['peak_gflops']:.1f} GFLOP/s "
+                  "per core (float64)")
+    load = result["machine"].get("load_average_at_start")
+    if load:
+        title += f"; load average {load[0]:.1f} on {result['machine']['logical_cpus']} CPUs at start"
+    return title
+
+
 def main(argv=None):
     """``cnn-ext bench [options]``: run, print the table and the peak figures, write the files."""
     cfg = parse_args(argv)
@@ -221,7 +233,7 @@ def main(argv=None):
     if cfg.scaling:
         scaling = dict(result["scaling"], peak_gflops=result["peak_gflops"], date=result["date"],
                        machine=result["machine"], schema=SCHEMA + "/scaling",
-                       title=f"cnn_ext scaling ({result['date']}, {result['build_info'].get('simd', '')})")
+                       title=scaling_title(result))
         base = os.path.splitext(cfg.scaling)[0]
         report.write_json(scaling, base + ".json")
         print(f"wrote {base}.json")
