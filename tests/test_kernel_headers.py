@@ -18,7 +18,9 @@ import pytest
 HEADER_DIR = Path(__file__).resolve().parents[1] / "src" / "cnn_ext" / "kernels"
 HEADERS = sorted(p.name for p in HEADER_DIR.glob("*.h"))
 X86_64 = platform.machine().lower() in ("x86_64", "amd64")
-FLAGS = ["-std=c99", "-Wall", "-Wextra", "-Wno-unused-parameter", "-Werror", "-fsyntax-only"]
+# -Wundef: a header that tests CNN_EXT_V4D without including simd.h would silently
+# compile its portable stand-ins, even in the AVX2 build.
+FLAGS = ["-std=c99", "-Wall", "-Wextra", "-Wundef", "-Wno-unused-parameter", "-Werror", "-fsyntax-only"]
 # (compiler, target flags, required in the project's CI)
 BUILDS = [("gcc", [], True), ("clang", [], True)]
 if X86_64:
