@@ -21,7 +21,7 @@ def quick_run(tmp_path_factory):
         import matplotlib  # noqa: F401
 
         out_png = tmp / "bench.png"
-        argv += ["--plot", str(out_png)]
+        argv += ["--plot", str(out_png), "--scaling", str(tmp / "scaling.png")]
     except ImportError:
         out_png = None
     capture = pytest.MonkeyPatch()
@@ -93,6 +93,47 @@ def test_printed_table(quick_run):
     assert "wrote" in stdout and "inference throughput:" in stdout
     for name in (bench.REF, bench.NUMPY, bench.FUSED):
         assert name in stdout
+
+
+def test_peak_and_fraction_of_peak(quick_run):
+    _, stdout, result, _ = quick_run
+    peak = result["peak"]
+    assert result["peak_gflops"] == peak["gflops"] > 0
+    assert peak["kernels"] in ("_kernels", "_kernels_avx2") and peak["isa"]
+    assert len(peak["measurements_gflops"]) == 2  # before and after the cases
+    madds = result["multiply_adds_per_image"]
+    assert madds["training"] == 137_904 and madds["inference"] == 62_192
+    for row in result["rows"]:
+        label = f"{row['section']} / {row['implementation']}"
+        assert "fraction_of_peak" in row, label
+        if row["section"] == "layer":
+            assert row["fraction_of_peak"] is None, label
+            continue
+        kind = "inference" if row["section"] == "inference" else "training"
+        threads = 2 if row["implementation"] == "cnn_ext 2 threads" else 1
+        threads = min(threads, result["machine"]["usable_cpus"] or threads)
+        floor = 2 * madds[kind] / (peak["gflops"] * 1e9 * threads)
+        assert row["floor_s"] == pytest.approx(floor), label
+        assert row["fraction_of_peak"] == pytest.approx(floor / row["median_s"]), label
+        assert 0 < row["fraction_of_peak"] < 1, label  # no result beats the arithmetic floor
+    assert "peak: " in stdout and "of peak" in stdout
+    assert "train step: cnn_ext fused:" in stdout and "inference: cnn_ext 1 thread:" in stdout
+
+
+def test_scaling_written(quick_run, tmp_path_factory):
+    *_, result, png = quick_run
+    if png is None:
+        pytest.skip("matplotlib is not installed, so the scaling run (which draws a figure) was not made")
+    scaling = json.loads((png.parent / "scaling.json").read_text(encoding="utf-8"))
+    assert scaling["inference"] == result["scaling"]["inference"]
+    threads = [row["threads"] for row in scaling["inference"]]
+    assert threads == list(range(1, len(threads) + 1)) and len(threads) == result["machine"]["usable_cpus"]
+    sizes = [row["train_images"] for row in scaling["epoch"]]
+    assert sizes == sorted(sizes) and sizes[-1] == 60_000
+    for row in scaling["inference"] + scaling["epoch"]:
+        assert row["median_s"] > 0 and 0 < row["fraction_of_peak"] < 1
+    data = (png.parent / "scaling.png").read_bytes()
+    assert data[:8] == b"\x89PNG\r\n\x1a\n" and len(data) > 10_000
 
 
 def test_plot_written(quick_run):
