@@ -182,6 +182,11 @@ def plot(rows, path):
         ax.grid(axis="x", which="both", alpha=0.3)
         for yy, v in zip(y, values):
             ax.text(v, yy, " " + format_time(v * 1e-6), va="center", fontsize=6)
+        floors = [r["floor_s"] for r in group if r.get("floor_s") and r.get("peak_threads", 1) == 1]
+        if floors:  # the arithmetic floor of one core at the measured peak
+            ax.axvline(floors[0] * 1e6, color="#c44e52", linestyle="--", linewidth=1,
+                       label=f"arithmetic floor, 1 core at peak: {format_time(floors[0])}")
+            ax.legend(fontsize=6, loc="lower right")
     axes[-1, 0].set_xlabel("median time per image (microseconds, log scale)")
     fig.suptitle("cnn_ext benchmark (lower is better)", fontsize=10)
     fig.tight_layout()
