@@ -632,3 +632,34 @@ def test_largest_mnist_model_within_the_bounds_round_trips(workdir):
         save_params(name, *arrays)
         assert os.path.getsize(name) < MAX_MODEL_BYTES
         assert load_params(name)["softmax_weights"].shape == (169 * 1024, 10)
+
+
+def archive_of_empty_entries(count):
+    buf = io.BytesIO()
+    with zipfile.ZipFile(buf, "w") as z:
+        for i in range(count):
+            z.writestr(f"{i:x}", b"")
+    return buf.getvalue()
+
+
+@pytest.mark.parametrize("count, fragment", [
+    (17, "17 entries in"),
+    (60_000, "60000 entries in"),
+    (70_000, "a Zip64 archive"),  # more than 65,535 entries
+])
+def test_npz_with_many_entries_is_refused_before_zipfile_parses_them(workdir, count, fragment):
+    raw = archive_of_empty_entries(count)
+    (workdir / "m.npz").write_bytes(raw)
+    peak = traced_peak(lambda: load_params("m.npz"), ModelFileError)
+    with pytest.raises(ModelFileError, match="not a cnn_ext .npz model") as info:
+        load_params("m.npz")
+    assert fragment in str(info.value)
+    # zipfile would build a ZipInfo per entry first (~600 bytes each); only the file is read.
+    assert peak < len(raw) + MiB, f"{peak / MiB:.0f} MiB allocated for a {len(raw) / MiB:.1f} MiB archive"
+
+
+def test_npz_with_a_comment_is_still_read(workdir):
+    save_params("m.npz", *params())
+    with zipfile.ZipFile("m.npz", "a") as z:
+        z.comment = b"x" * 1000
+    assert load_params("m.npz")["conv_filters"].shape == (8, 3, 3)
