@@ -156,6 +156,7 @@ def _check_train_args(args):
 
 
 def cmd_train(args):
+    """``cnn-ext train``: check, load, fit with the tutorial's log, test, save; exit status."""
     import os
 
     from .network import Network
@@ -327,6 +328,7 @@ def _evaluation_figure(plt, result, images, labels, predicted):
 
 
 def cmd_evaluate(args):
+    """``cnn-ext evaluate``: loss, accuracy, per class and confusion matrix of a saved model."""
     if args.plot:
         _check_plotting()
     if args.data is None and args.test_size is not None and args.test_size > MNIST_SIZES["test"]:
