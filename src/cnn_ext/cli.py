@@ -280,6 +280,8 @@ def build_parser():
     draw.add_argument("--model", default=DEFAULT_MODEL, metavar="NAME")
     draw.set_defaults(func=cmd_draw)
 
+    from .explain import add_parser as add_explain
+    add_explain(sub)
     bench = sub.add_parser("bench", add_help=False,
                            help="time cnn_ext against the tutorial's NumPy loops, vectorised NumPy and "
                                 "the frameworks (cnn-ext bench --help for options)")
