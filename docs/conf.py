@@ -4,7 +4,7 @@ Build it with ``pip install ".[docs]"`` and ``sphinx-build -W -b html docs docs/
 The API reference is read from the *installed* cnn_ext's docstrings; the example notebooks
 (``examples/*.ipynb``, kept in git without outputs) are copied to ``docs/notebooks/`` and
 executed during the build by myst-nb, so their outputs are always fresh. The figures of the
-tie-rule page are drawn by ``cnn_ext.viz`` during the build (matplotlib's plot directive),
+tie-rule page are drawn by ``cnn_ext.viz`` during the build (into ``docs/_generated/``),
 and the benchmark table is read from ``docs/bench.json``.
 
 ``CNN_EXT_DOCS_NOTEBOOKS=DIR`` takes the notebooks from DIR instead and does not execute them
@@ -30,7 +30,6 @@ extensions = [
     "sphinx.ext.autodoc",
     "sphinx.ext.napoleon",
     "sphinx.ext.viewcode",
-    "matplotlib.sphinxext.plot_directive",
     "myst_nb",
 ]
 
@@ -46,13 +45,6 @@ autodoc_typehints = "none"  # the docstrings state shapes and dtypes
 add_module_names = False
 napoleon_google_docstring = True
 napoleon_numpy_docstring = True
-
-# matplotlib's plot directive: figures drawn at build time, no source link, PNG only.
-plot_include_source = False
-plot_html_show_source_link = False
-plot_html_show_formats = False
-plot_formats = [("png", 110)]
-plot_rcparams = {"figure.dpi": 110}
 
 # myst-nb: execute every notebook at build time (fail on any error), unless the caller
 # gives already executed ones.
@@ -110,5 +102,21 @@ def _bench_table():
         path.write_text(text)
 
 
+def _tie_figures():
+    """The tie-rule page's figures, drawn by cnn_ext.viz from a traced MNIST digit."""
+    from cnn_ext import Network, viz
+    from cnn_ext.datasets import mnist
+
+    (x_train, y_train), _ = mnist.load_data()
+    out = DOCS / "_generated"
+    out.mkdir(exist_ok=True)
+    net = Network(seed=0)
+    image, label = x_train[0], int(y_train[0])
+    viz.plot_tie_rule(net.trace(image, label)).savefig(out / "tie_rule.png", dpi=100)
+    net.fit(x_train, y_train, epochs=1, seed=0)  # about a second
+    viz.plot_trace(net.trace(image, label)).savefig(out / "tie_trace.png", dpi=90)
+
+
 _copy_notebooks()
 _bench_table()
+_tie_figures()

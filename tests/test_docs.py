@@ -79,7 +79,7 @@ def test_tie_rule_page_has_its_figure(html):
         assert path.is_file() and path.stat().st_size > 10_000, f"{src} is missing or nearly empty"
 
 
-@pytest.mark.parametrize("name", ["01_tutorial", "02_ties", "03_speed"])
+@pytest.mark.parametrize("name", ["01_tutorial", "02_ties", "03_speed", "04_draw"])
 def test_notebook_pages_have_outputs(html, name):
     text = page(html, f"notebooks/{name}.html")
     assert "cell_output" in text, f"{name}.html has no cell outputs"
@@ -101,5 +101,6 @@ def test_benchmark_page(html):
 def test_index_links_every_page(html):
     text = page(html, "index.html")
     for target in ("install.html", "api.html", "ties.html", "benchmark.html",
-                   "notebooks/01_tutorial.html", "notebooks/02_ties.html", "notebooks/03_speed.html"):
+                   "notebooks/01_tutorial.html", "notebooks/02_ties.html", "notebooks/03_speed.html",
+                   "notebooks/04_draw.html"):
         assert f'href="{target}' in text, f"index.html does not link {target}"

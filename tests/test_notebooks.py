@@ -18,7 +18,7 @@ import pytest
 REPO = Path(__file__).resolve().parents[1]
 EXAMPLES = REPO / "examples"
 NOTEBOOKS = sorted(EXAMPLES.glob("*.ipynb"))
-NOTEBOOK_MODULES = ("nbclient", "nbformat", "ipykernel", "matplotlib", "tqdm")
+NOTEBOOK_MODULES = ("nbclient", "nbformat", "ipykernel", "ipywidgets", "anywidget", "matplotlib")
 CELL_TIMEOUT = 600  # seconds for one cell; the notebooks take well under a minute each
 
 
@@ -80,7 +80,7 @@ def executed_dir(tmp_path_factory):
 
 def test_examples_are_there():
     names = [p.name for p in NOTEBOOKS]
-    assert names == ["01_tutorial.ipynb", "02_ties.ipynb", "03_speed.ipynb"], names
+    assert names == ["01_tutorial.ipynb", "02_ties.ipynb", "03_speed.ipynb", "04_draw.ipynb"], names
 
 
 @pytest.mark.parametrize("path", NOTEBOOKS, ids=lambda p: p.stem)
