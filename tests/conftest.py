@@ -26,7 +26,7 @@ def shared_mnist_dir():
     if path is None:
         if os.environ.get("CNN_EXT_CI"):
             pytest.fail("the project's CI must provide ../shared/data/mnist (or CNN_EXT_SHARED_MNIST)")
-        pytest.skip("../shared/data/mnist not present (only the project's CI and developers have it)")
+        pytest.skip("these tests compare the built-in MNIST with the original MNIST download (four IDX .gz files), which is not on this computer; to run them, set CNN_EXT_SHARED_MNIST to a folder holding those files")
     return path
 
 

@@ -97,7 +97,7 @@ def test_printed_table(quick_run):
 def test_plot_written(quick_run):
     *_, png = quick_run
     if png is None:
-        pytest.skip("matplotlib not installed: the plot is optional")
+        pytest.skip("matplotlib is not installed, so the benchmark chart was not drawn (pip install 'cnn_ext[plot]')")
     data = png.read_bytes()
     assert data[:8] == b"\x89PNG\r\n\x1a\n" and len(data) > 10_000
 

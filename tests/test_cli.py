@@ -76,7 +76,7 @@ def test_evaluate_reports_accuracy_per_class_and_confusion(trained):
 
 
 def test_plots(trained, tmp_path):
-    pytest.importorskip("matplotlib", reason="matplotlib is the optional 'plot' extra")
+    pytest.importorskip("matplotlib", reason="matplotlib is not installed, so the --plot pictures were not drawn (pip install 'cnn_ext[plot]')")
     folder, _ = trained
     cnn_ext("evaluate", "--model", "small", "--test-size", 300, "--plot", tmp_path / "eval.png", cwd=folder)
     cnn_ext("train", "--train-size", 300, "--test-size", 50, "--log-every", 50, "--plot", tmp_path / "curves.png",

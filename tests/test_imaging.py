@@ -426,5 +426,80 @@ def test_unconvertible_image_mode():
 
 
 def test_public_api():
-    assert set(imaging.__all__) == {"to_mnist", "load_image"}
+    assert set(imaging.__all__) == {"to_mnist", "load_image", "digit_problem", "has_digit"}
     assert to_mnist.__doc__ and load_image.__doc__
+
+
+# ------------------------------------------------------------------ is there a digit?
+
+
+def _paper(value=255, size=200):
+    return np.full((size, size), value, np.uint8)
+
+
+def _no_digit_pictures():
+    rng = np.random.default_rng(7)
+    light_noise = [np.clip(rng.normal(235, 10, (200, 200)), 0, 255).astype(np.uint8) for _ in range(6)]
+    faint = _paper()
+    faint[50:150, 95:105] = 245  # a stroke 10 grey levels from the paper: below what to_mnist sees
+    dot = _paper()
+    dot[100:103, 100:103] = 0  # a speck, which to_mnist would blow up to a 20x20 blob
+    blob = _paper()
+    blob[30:170, 30:170] = 0  # a filled square
+    return {
+        "blank white": _paper(),
+        "blank black": _paper(0),
+        "uniform noise": rng.integers(0, 256, (200, 200)).astype(np.uint8),
+        **{f"grey noise 10 #{k}": image for k, image in enumerate(light_noise)},
+        "grey noise 20": np.clip(rng.normal(235, 20, (200, 200)), 0, 255).astype(np.uint8),
+        "grey noise 40": np.clip(rng.normal(235, 40, (200, 200)), 0, 255).astype(np.uint8),
+        "grey noise 80": np.clip(rng.normal(200, 80, (200, 200)), 0, 255).astype(np.uint8),
+        "faint stroke": faint,
+        "dot": dot,
+        "filled square": blob,
+    }
+
+
+@pytest.mark.parametrize("name", list(_no_digit_pictures()))
+def test_pictures_without_a_digit(name):
+    picture = _no_digit_pictures()[name]
+    problem = imaging.digit_problem(picture)
+    assert problem is not None, name
+    assert not imaging.has_digit(picture)
+    # the same answer for the picture as a file and for its to_mnist result
+    assert imaging.digit_problem(to_mnist(picture)) == problem
+
+
+def test_every_mnist_test_digit_holds_a_digit(mnist):
+    """The bounds come from MNIST's statistics: every test digit passes, as it is and
+    after to_mnist, and so does a thin but clear stroke."""
+    _, (x_test, _) = mnist
+    assert all(imaging.digit_problem(image) is None for image in x_test)
+    assert all(imaging.has_digit(to_mnist(image)) for image in x_test[:2000])
+    pencil = _paper()
+    pencil[40:160, 98:101] = 140  # a thin, light pencil "1"
+    assert imaging.has_digit(pencil)
+
+
+def test_reasons_say_what_is_wrong():
+    assert "blank" in imaging.digit_problem(np.zeros((28, 28), np.uint8))
+    assert "too much ink" in imaging.digit_problem(_no_digit_pictures()["filled square"])
+    speck = np.zeros((28, 28), np.uint8)
+    speck[10:13, 10:13] = 255
+    assert "too little ink" in imaging.digit_problem(speck)
+    smudge = np.zeros((28, 28), np.uint8)
+    smudge[4:24, 8:18] = 60
+    smudge[12, 12] = 255
+    assert "no clear stroke" in imaging.digit_problem(smudge)
+    specks = np.zeros((28, 28), np.uint8)
+    specks[4:24:3, 4:24:3] = 255
+    assert "scattered specks" in imaging.digit_problem(specks)
+
+
+def test_a_decompression_bomb_is_refused_in_one_line(tmp_path):
+    # 30000 x 30000 of one colour: a PNG of a few hundred kB that decodes to 900 megapixels
+    path = tmp_path / "bomb.png"
+    Image.new("1", (30000, 30000)).save(path)
+    assert path.stat().st_size < 2_000_000
+    with pytest.raises(ValueError, match=r"too large to be a digit's picture"):
+        load_image(path)

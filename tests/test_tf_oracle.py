@@ -31,8 +31,8 @@ if os.environ.get("CNN_EXT_CI"):
                     f"oracle, but importing it failed: {exc}", pytrace=False)
 else:
     tf = pytest.importorskip(
-        "tensorflow", reason="TensorFlow is not installed (pip install tensorflow-cpu): the gradient "
-                             "oracle tests need it; CI installs it and fails instead of skipping")
+        "tensorflow", reason="TensorFlow is not installed, so cnn_ext's gradients were not compared with "
+                             "TensorFlow's (pip install tensorflow-cpu to run this comparison)")
 
 import cnn_ext  # noqa: E402
 from cnn_ext import _frameworks  # noqa: E402
@@ -211,7 +211,7 @@ def test_tensorflow_forward_matches_predict_proba(mnist):
 def test_torch_matches_on_unique_max_images(mnist):
     """PyTorch's copy (channels-first, permuted dense weights) trains like the tutorial
     where windows have a unique maximum. Optional everywhere (CI does not install torch)."""
-    pytest.importorskip("torch", reason="PyTorch is not installed (optional)")
+    pytest.importorskip("torch", reason="PyTorch is not installed, so cnn_ext was not compared with PyTorch (pip install torch to run this comparison)")
     from cnn_ext.bench import unique_max_images
 
     import cnn_ext_reference as ref

@@ -42,7 +42,7 @@ def test_constructors_reject_nonsense():
     conv = Conv3x3(2)
     conv.learn_rate = "fast"
     conv.forward(np.zeros((4, 4)))
-    with pytest.raises(TypeError, match=r"learn_rate must be a real number, got 'fast'"):
+    with pytest.raises(TypeError, match=r"learn_rate must be a positive number, got 'fast'"):
         conv.backprop(np.zeros((2, 2, 2)))
 
 

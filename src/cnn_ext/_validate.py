@@ -12,6 +12,7 @@ _REAL_KINDS = "biuf"  # bool, signed, unsigned, floating
 # Native float64 is a singleton dtype: an identity test is the cheapest check there is,
 # and these checks run on every layer call.
 _FLOAT64 = np.dtype(np.float64)
+_MAX_FLOAT = float(np.finfo(np.float64).max)
 
 
 def _describe(value):
@@ -74,12 +75,21 @@ def parameter(layer, name, shape):
 
 
 def learn_rate(layer):
+    """The layer's ``learn_rate`` as a float, if it is a finite number > 0.
+
+    A zero, negative, NaN or infinite rate would silently turn every weight into NaN or
+    stop learning; it is refused when a layer is about to learn with it.
+    """
     rate = layer.learn_rate
-    if type(rate) is float:
+    if type(rate) is float and 0.0 < rate <= _MAX_FLOAT:  # False for NaN
         return rate
-    if not isinstance(rate, numbers.Real) or isinstance(rate, bool):
-        raise TypeError(f"{type(layer).__name__}.learn_rate must be a real number, got {rate!r}")
-    return float(rate)
+    where = f"{type(layer).__name__}.learn_rate"
+    if not isinstance(rate, numbers.Real) or isinstance(rate, (bool, np.bool_)):
+        raise TypeError(f"{where} must be a positive number, got {rate!r}")
+    value = float(rate)
+    if not 0.0 < value <= _MAX_FLOAT:
+        raise ValueError(f"{where} must be a finite number > 0, got {rate!r}")
+    return value
 
 
 def positive_int(value, where):

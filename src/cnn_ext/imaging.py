@@ -16,7 +16,7 @@ import struct
 import numpy as np
 from PIL import Image, ImageOps, UnidentifiedImageError
 
-__all__ = ["to_mnist", "load_image"]
+__all__ = ["to_mnist", "load_image", "digit_problem", "has_digit"]
 
 SIZE = 28  # side of the MNIST frame
 BOX = 20  # side of the box the digit is scaled to fit
@@ -41,6 +41,23 @@ NOISE_MARGIN = 2.0
 # at this cut (99.9% of them even at 0.25), so MNIST input comes back nearly unchanged.
 EXTENT_FRACTION = 0.2
 
+# What a digit looks like in MNIST, from MNIST's own 70,000 images (raw, and after
+# to_mnist; the test suite checks every test digit passes). A picture outside these
+# bounds holds no digit the network could read, and predicting on it would only give a
+# confident wrong answer (a blank page was "1 (93%)").
+# - Ink pixels (> 0): MNIST digits have 34..351 (the digit's 20x20 box holds 400, and
+#   strokes are thin). More fills the box: noise, a texture, a blob (to_mnist scales
+#   a speck up to fill it too). Fewer than 15 is a speck left in a 28x28 frame: to_mnist
+#   scales any stroke to 20 pixels, so a thin pen's "1" still has about 20.
+MIN_INK_PIXELS = 15
+MAX_INK_PIXELS = 380
+# - Share of the ink mass in strong pixels (>= half white): at least 0.57 in MNIST, whose
+#   strokes are solid with a thin antialiased rim. Noise and faint smudges are mostly grey.
+MIN_STRONG_SHARE = 0.5
+# - Share of the ink pixels with no ink among their 8 neighbours: at most 4.5% in MNIST
+#   (strokes are connected). Scattered specks (noise that survived to_mnist) are not.
+MAX_ISOLATED_SHARE = 0.15
+
 # ITU-R 601-2 luma, the weights Pillow's convert("L") uses, so that an RGB array and
 # the same picture as a PIL image give the same grey levels.
 _LUMA = np.array([0.299, 0.587, 0.114], np.float32)
@@ -57,7 +74,8 @@ def load_image(path):
     is read completely and closed before returning.
 
     Raises ``FileNotFoundError`` if there is no such file, ``ValueError`` if the file is
-    not an image Pillow can read (wrong content, truncated file).
+    not an image Pillow can read (wrong content, truncated file) or would decode to more
+    than twice Pillow's ``Image.MAX_IMAGE_PIXELS`` (a decompression bomb).
     """
     name = os.fspath(path)
     try:
@@ -70,6 +88,9 @@ def load_image(path):
         raise FileNotFoundError(errno.ENOENT, "No such image file", name) from None
     except (PermissionError, IsADirectoryError):
         raise
+    except Image.DecompressionBombError as exc:
+        # A small file that would decode to gigapixels: refuse it before any memory is used.
+        raise ValueError(f"{name!r} is too large to be a digit's picture ({exc})") from None
     # Pillow's decoders signal a bad or truncated file with any of these.
     except (UnidentifiedImageError, OSError, SyntaxError, EOFError, ValueError, struct.error) as exc:
         raise ValueError(f"{name!r} is not a PNG/JPEG image Pillow can read ({exc})") from exc
@@ -124,6 +145,51 @@ def to_mnist(image):
     patch = _fit_box(ink)
     patch = np.rint(patch * (255.0 / patch.max())).astype(np.uint8)
     return _centre(patch)
+
+
+def digit_problem(image):
+    """Why ``image`` holds no digit the network can read, or ``None`` if it holds one.
+
+    ``image`` is a (28, 28) uint8 array in MNIST's conventions (an MNIST digit, or what
+    :func:`to_mnist` returns), taken as it is; anything else that :func:`to_mnist`
+    accepts (a file, a PIL image, another array) is converted with it first. The answer
+    is a short reason, e.g. ``"the picture is blank"``, based on MNIST's own statistics:
+    how many pixels carry ink, whether they form strokes, and how much of the ink is in
+    solid strokes.
+    """
+    if not (isinstance(image, np.ndarray) and image.shape == (SIZE, SIZE) and image.dtype == np.uint8):
+        image = to_mnist(image)
+    ink = image.astype(np.float64) / 255.0
+    pixels = int(np.count_nonzero(ink))
+    if pixels == 0:
+        return "the picture is blank: no ink stands out of the background"
+    if pixels < MIN_INK_PIXELS:
+        return (f"too little ink: {pixels} pixels of the 28x28 digit, where MNIST digits have "
+                f"at least 34; a speck, not a digit")
+    if pixels > MAX_INK_PIXELS:
+        return (f"too much ink: {pixels} pixels of the 28x28 digit, where MNIST digits have at "
+                f"most 351; noise, a texture or a filled shape, not a stroke")
+    on = ink > 0
+    padded = np.pad(on, 1)
+    neighbours = np.zeros(on.shape, np.int8)
+    for dy in (0, 1, 2):
+        for dx in (0, 1, 2):
+            if (dy, dx) != (1, 1):
+                neighbours += padded[dy:dy + SIZE, dx:dx + SIZE]
+    isolated = float(np.count_nonzero(on & (neighbours == 0))) / pixels
+    if isolated > MAX_ISOLATED_SHARE:
+        return (f"scattered specks: {100 * isolated:.0f}% of the ink pixels touch no other, where "
+                f"MNIST digits have at most 5%; noise, not a stroke")
+    strong = float(ink[ink >= 0.5].sum() / ink.sum())
+    if strong < MIN_STRONG_SHARE:
+        return (f"no clear stroke: only {100 * strong:.0f}% of the ink is solid, where MNIST "
+                f"digits have at least 57%; noise or a smudge")
+    return None
+
+
+def has_digit(image):
+    """Whether ``image`` (as for :func:`digit_problem`) holds a digit: ``digit_problem(image) is None``."""
+    return digit_problem(image) is None
 
 
 # --------------------------------------------------------------------------- helpers

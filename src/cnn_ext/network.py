@@ -7,6 +7,8 @@ tutorial does, ``(image / 255) - 0.5``, before the first layer.
 """
 import math
 import numbers
+import os
+import warnings
 from dataclasses import dataclass, field
 
 import numpy as np
@@ -16,57 +18,111 @@ from .conv import Conv3x3
 from .maxpool import MaxPool2
 from .softmax import Softmax
 from ._validate import learn_rate, parameter, positive_int
+from .history import EpochRecord, History, StepRecord
 
 NUM_CLASSES = 10
 _UINT8 = np.dtype(np.uint8)
 
 
-def _check_batch(images, labels=None):
-    """uint8 C-contiguous images (n, h, w) and int64 labels (n,), or a clear error."""
+def _check_images(images, network, where):
+    """uint8 C-contiguous images (n, h, w) whose pooled maps fit ``network.softmax``.
+
+    One (h, w) image becomes a batch of one. Anything else gets a ValueError naming the
+    shape or values that came and what to pass instead.
+    """
+    network._parameters()  # inconsistent parameters are the first problem to name
     array = np.asarray(images)
-    if array.ndim == 2:
+    if array.dtype.kind not in "biuf":
+        raise TypeError(f"{where} expects uint8 images (pixel values 0..255), got dtype {array.dtype}")
+    if array.ndim == 2 and network._fits(array.shape):
         array = array[np.newaxis]
-    if array.ndim != 3:
-        raise ValueError(f"expected uint8 images of shape (n, h, w) or one (h, w) image, got shape {array.shape}")
+    elif array.ndim != 3 or not network._fits(array.shape[1:]):
+        raise ValueError(f"{where} expects uint8 images of shape (n, {network._shape_hint()}) or one "
+                         f"({network._shape_hint()}) image, got shape {array.shape}"
+                         + network._reshape_hint(array.shape))
     if array.dtype != np.uint8:
         # MNIST pixels are uint8; integer-valued arrays in 0..255 of other dtypes are fine.
-        if array.dtype.kind not in "biuf" or (array.size and not (
-                np.all(array == np.round(array)) and array.min() >= 0 and array.max() <= 255)):
-            raise ValueError(f"expected uint8 images (pixel values 0..255, as MNIST ships them), "
-                             f"got dtype {array.dtype}" + (f" with values {array.min()}..{array.max()}"
-                                                           if array.size and array.dtype.kind in "biuf" else ""))
+        if array.size and not (np.all(array == np.round(array)) and array.min() >= 0 and array.max() <= 255):
+            lo, hi = array.min(), array.max()
+            hint = (" The network normalises pixels itself, (image / 255) - 0.5 as in the tutorial: "
+                    "pass the raw uint8 image (e.g. x_train[i]), not image / 255 or (image / 255) - 0.5."
+                    if array.dtype.kind == "f" and lo >= -0.5 and hi <= 1.0 else "")
+            raise ValueError(f"{where} expects uint8 images (pixel values 0..255, as MNIST ships them), "
+                             f"got dtype {array.dtype} with values {lo:g}..{hi:g}.{hint}")
         array = array.astype(np.uint8)
-    array = np.ascontiguousarray(array)
-    if labels is not None:
-        labels = np.asarray(labels)
-        if labels.shape != (array.shape[0],):
-            raise ValueError(f"expected {array.shape[0]} labels, got shape {labels.shape}")
-        if labels.dtype.kind not in "iu" or (labels.size and (labels.min() < 0 or labels.max() >= NUM_CLASSES)):
-            raise ValueError(f"labels must be integers in 0..{NUM_CLASSES - 1}, got dtype {labels.dtype}"
-                             + (f" with values {labels.min()}..{labels.max()}" if labels.size else ""))
-        labels = np.ascontiguousarray(labels, dtype=np.int64)
-    return array, labels
+    return np.ascontiguousarray(array)
 
 
-@dataclass
-class StepLog:
-    """Running loss and accuracy over the last ``count`` training steps."""
+def _check_labels(labels, count, nodes, where):
+    """int64 C-contiguous labels (count,) in 0..nodes-1, or a clear error."""
+    labels = np.asarray(labels)
+    if labels.shape != (count,):
+        raise ValueError(f"{where} expects {count} labels (one per image), got shape {labels.shape}")
+    if labels.dtype.kind not in "iu":
+        raise TypeError(f"{where} expects integer labels in 0..{nodes - 1}, got dtype {labels.dtype}"
+                        + (" (convert with labels.astype(int))" if labels.dtype.kind in "fb" else ""))
+    if labels.size and (labels.min() < 0 or labels.max() >= nodes):
+        raise ValueError(f"{where} expects labels in 0..{nodes - 1} (the softmax has {nodes} nodes), "
+                         f"got values {labels.min()}..{labels.max()}")
+    # int64 whatever the platform's default int (int32 on Windows under NumPy 1.x): the
+    # kernels take `long long` indices.
+    return np.ascontiguousarray(labels, dtype=np.int64)
 
-    step: int = 0
-    count: int = 0
-    loss: float = 0.0
-    correct: int = 0
 
-    def add(self, loss, correct):
-        self.step += 1
-        self.count += 1
-        self.loss += loss
-        self.correct += correct
+def _check_label(label, nodes, where):
+    if isinstance(label, np.ndarray) and label.ndim == 0:
+        label = label[()]
+    if isinstance(label, (bool, np.bool_)) or not isinstance(label, numbers.Integral):
+        raise TypeError(f"{where} expects an integer label in 0..{nodes - 1}, got {label!r}")
+    if not 0 <= label < nodes:
+        raise ValueError(f"{where} expects a label in 0..{nodes - 1} (the softmax has {nodes} nodes), "
+                         f"got {label!r}")
+    return int(label)
 
-    def line(self):
-        """The tutorial's log line, averaged over the steps since the last line."""
-        return "[Step %d] Past %d steps :Average Loss %.3f | Accuracy %d%%" % (
-            self.step, self.count, self.loss / self.count, round(100 * self.correct / self.count))
+
+def _check_int(value, where, minimum):
+    if isinstance(value, (bool, np.bool_)) or not isinstance(value, numbers.Integral) or value < minimum:
+        raise ValueError(f"{where} must be an integer >= {minimum}, got {value!r}")
+    return int(value)
+
+
+def check_learn_rate(value, where="learn_rate"):
+    """``value`` as a float if it is a finite number > 0, else a clear TypeError/ValueError."""
+    if isinstance(value, (bool, np.bool_)) or not isinstance(value, numbers.Real):
+        raise TypeError(f"{where} must be a positive number, got {value!r}")
+    rate = float(value)
+    if not (rate > 0 and math.isfinite(rate)):
+        raise ValueError(f"{where} must be a finite number > 0, got {value!r}")
+    return rate
+
+
+# predict_proba never starts more OpenMP threads than this many per CPU: libgomp ends the
+# whole interpreter when it cannot create a thread, which no try/except catches.
+THREADS_PER_CPU = 4
+
+
+def _thread_count(num_threads, images):
+    """The OpenMP thread count for a batch: 0 (OpenMP's default, one per core) for None,
+    else at most one per image and at most THREADS_PER_CPU per CPU."""
+    if num_threads is None:
+        return 0
+    threads = positive_int(num_threads, "num_threads")
+    return max(1, min(threads, images, THREADS_PER_CPU * (os.cpu_count() or 1)))
+
+
+class _StepLog:
+    """Running loss and accuracy since the last log record (mutable; fit hands out
+    immutable StepRecords of it)."""
+
+    def __init__(self):
+        self.step = 0
+        self.count = 0
+        self.loss = 0.0
+        self.correct = 0
+
+    def record(self, epoch):
+        return StepRecord(self.step, epoch, self.count, self.loss / self.count if self.count else math.nan,
+                          self.correct / self.count if self.count else math.nan)
 
     def reset(self):
         self.count, self.loss, self.correct = 0, 0.0, 0
@@ -74,7 +130,8 @@ class StepLog:
 
 @dataclass
 class Evaluation:
-    """Loss, accuracy and confusion matrix (rows: true label, columns: predicted)."""
+    """Mean cross-entropy ``loss``, ``accuracy`` (0..1) and ``confusion`` (nodes, nodes)
+    int64 (rows: true label, columns: predicted)."""
 
     loss: float
     accuracy: float
@@ -91,17 +148,23 @@ class Network:
 
     Built from existing layers, or new ones: ``Network(seed=0)`` seeds NumPy's global
     random state and draws the conv filters, then the softmax weights, exactly as the
-    tutorial's script does after ``np.random.seed(0)``.
+    tutorial's script does after ``np.random.seed(0)``. The number of classes is the
+    softmax's ``nodes`` (10 for MNIST); labels are integers in ``0..nodes-1``.
 
     ``train_step``, ``fit``, ``predict_proba``, ``predict`` and ``evaluate`` run fused
-    compiled kernels (:mod:`cnn_ext._network`) on the layers' own parameter arrays, which
-    they update in place; they give bit for bit the numbers of the layer-by-layer calls
-    (``forward`` and the layers' own methods), but do not set the layers' ``last_*``
-    attributes. Images are uint8 (h, w) or (n, h, w), as MNIST ships them.
+    compiled kernels on the layers' own parameter arrays, which they update in place;
+    they give bit for bit the numbers of the layer-by-layer calls (``forward`` and the
+    layers' own methods), but do not set the layers' ``last_*`` attributes.
+
+    Images are **raw uint8 pixels** (h, w) or (n, h, w), as MNIST ships them: the network
+    normalises each one itself, ``(image / 255) - 0.5``, as the tutorial does before its
+    first layer. (The layer classes, like the tutorial's, take whatever floats they are
+    given, so feed them the normalised image.)
     """
 
     def __init__(self, conv=None, pool=None, softmax=None, *, num_filters=8, image_shape=(28, 28),
                  seed=None, learn_rate=0.005):
+        rate = check_learn_rate(learn_rate, "Network(learn_rate)")
         if seed is not None:
             np.random.seed(seed)
         h, w = image_shape
@@ -109,7 +172,7 @@ class Network:
         self.pool = pool if pool is not None else MaxPool2()
         self.softmax = softmax if softmax is not None else Softmax(
             ((h - 2) // 2) * ((w - 2) // 2) * self.conv.num_filters, NUM_CLASSES)
-        self.learn_rate = learn_rate
+        self.learn_rate = rate
         self._train_state = None  # kernels.TrainState of the last train_step, and its learn_rate
         self._train_rate = None
 
@@ -120,23 +183,67 @@ class Network:
         state["_train_state"] = state["_train_rate"] = None
         return state
 
+    def __repr__(self):
+        weights = self.softmax.weights
+        count = sum(int(np.size(a)) for a in (self.conv.filters, weights, self.softmax.biases))
+        return (f"Network(Conv3x3({self.conv.num_filters}) -> MaxPool2 -> "
+                f"Softmax({np.shape(weights)[0]}, {self.nodes}), learn_rate={self.conv.learn_rate!r}, "
+                f"parameters={count:,})")
+
     @property
     def learn_rate(self):
-        """The SGD step size, shared by the conv and softmax layers."""
+        """The SGD step size, shared by the conv and softmax layers: a finite number > 0."""
         return self.conv.learn_rate
 
     @learn_rate.setter
     def learn_rate(self, value):
-        self.conv.learn_rate = value
-        self.softmax.learn_rate = value
+        rate = check_learn_rate(value)
+        self.conv.learn_rate = rate
+        self.softmax.learn_rate = rate
+
+    @property
+    def nodes(self):
+        """The number of classes: the softmax layer's ``nodes``."""
+        return int(np.shape(self.softmax.weights)[1])
+
+    def _rate(self):
+        # The fused kernels take one learn rate for both layers.
+        rate = check_learn_rate(learn_rate(self.conv), "Conv3x3.learn_rate")
+        if learn_rate(self.softmax) != rate:
+            raise ValueError(f"Network trains both layers with one learn rate, but Conv3x3.learn_rate is "
+                             f"{self.conv.learn_rate!r} and Softmax.learn_rate {self.softmax.learn_rate!r}: "
+                             f"set network.learn_rate instead")
+        return rate
 
     def _parameters(self):
         filters = parameter(self.conv, "filters", (self.conv.num_filters, 3, 3))
         weights, biases = self.softmax._parameters()
         return filters, weights, biases
 
+    def _fits(self, shape):
+        """Whether uint8 images of ``shape`` (h, w) give the softmax its input length."""
+        if len(shape) != 2 or shape[0] < 3 or shape[1] < 3:
+            return False
+        h, w = shape
+        return ((h - 2) // 2) * ((w - 2) // 2) * self.conv.num_filters == np.shape(self.softmax.weights)[0]
+
+    def _shape_hint(self):
+        side = math.isqrt(np.shape(self.softmax.weights)[0] // max(self.conv.num_filters, 1))
+        if self._fits((2 * side + 2, 2 * side + 2)):
+            return f"{2 * side + 2}, {2 * side + 2}"
+        return "h, w"
+
+    def _reshape_hint(self, shape):
+        side = self._shape_hint().split(",")[0]
+        if side.isdigit() and len(shape) == 2 and shape[-1] == int(side) ** 2:
+            return f": flat images must be reshaped first, images.reshape(-1, {side}, {side})"
+        if side.isdigit() and len(shape) == 1 and shape[0] == int(side) ** 2:
+            return f": a flat image must be reshaped first, image.reshape({side}, {side})"
+        return ""
+
     def forward(self, image, label):
-        """The tutorial's ``forward`` through the layer objects: ``(probabilities (10,), loss, 1 or 0)``."""
+        """The tutorial's ``forward`` through the layer objects, for one uint8 image (h, w)
+        and its label: ``(probabilities (nodes,) float64, loss, 1 or 0)``."""
         out = self.conv.forward((image / 255) - 0.5)
         out = self.pool.forward(out)
         out = self.softmax.forward(out)
@@ -145,15 +252,17 @@ class Network:
         return out, loss, 1 if np.argmax(out) == label else 0
 
     def train_step(self, image, label):
-        """One SGD step on one uint8 image (h, w), the tutorial's ``train``: ``(loss, 1 or 0)``."""
+        """One SGD step on one uint8 image (h, w) with an integer label in 0..nodes-1, the
+        tutorial's ``train``: returns ``(loss, 1 or 0)`` (1 if the image was classified
+        correctly before the update)."""
         # The common case: the compiled state of the last call (parameter addresses, scratch
         # buffers) is reused while the layers hold the same arrays and learn rate; it checks
         # the image, the label and the arrays itself, in C. Anything else: the checked path.
         state = self._reusable_state()
-        if state is not None and type(label) is int and 0 <= label < NUM_CLASSES:
+        if state is not None and type(label) is int and label >= 0:
             try:
                 result = state.step(image, label)
-            except ValueError:  # another image shape, dtype or layout
+            except (ValueError, OverflowError):  # another image shape, dtype or layout; a label too large
                 result = None
             if result is not None:
                 return result
@@ -161,100 +270,178 @@ class Network:
 
     def _checked_train_step(self, image, label):
         if not (type(image) is np.ndarray and image.dtype is _UINT8 and image.ndim == 2
-                and image.flags.c_contiguous):
-            image = _check_batch(image)[0][0]
-        if not (type(label) is int or isinstance(label, numbers.Integral) and not isinstance(label, bool)) \
-                or not 0 <= label < NUM_CLASSES:
-            raise ValueError(f"label must be an integer in 0..{NUM_CLASSES - 1}, got {label!r}")
+                and image.flags.c_contiguous and self._fits(image.shape)):
+            array = np.asarray(image)
+            if array.ndim != 2:
+                raise ValueError(f"Network.train_step(image) expects one uint8 image of shape "
+                                 f"({self._shape_hint()}), got shape {array.shape}"
+                                 + (": train on a batch with Network.fit(images, labels)" if array.ndim == 3
+                                    else self._reshape_hint(array.shape)))
+            image = _check_images(array, self, "Network.train_step(image)")[0]
+        label = _check_label(label, self.nodes, "Network.train_step(label)")
+        rate = self._rate()
         state = self._reusable_state()
         if state is not None and image.shape == (state.h, state.w):
-            result = state.step(image, int(label))
+            result = state.step(image, label)
             if result is not None:
                 return result
         self._train_state = None
         filters, weights, biases = self._parameters()
-        state = kernels.TrainState(filters, weights, biases, learn_rate(self.conv), *image.shape)
+        state = kernels.TrainState(filters, weights, biases, rate, *image.shape)
         self._train_state, self._train_rate = state, self.conv.learn_rate
-        return state.step(image, int(label))
+        return state.step(image, label)
 
     def _reusable_state(self):
         # The TrainState of the last train_step while the layers still hold the arrays and
         # learn rate it was built on (it checks the arrays' shape and layout itself).
         state, conv, softmax = self._train_state, self.conv, self.softmax
         if (state is not None and state.filters is conv.filters and state.weights is softmax.weights
-                and state.biases is softmax.biases and self._train_rate is conv.learn_rate):
+                and state.biases is softmax.biases and self._train_rate is conv.learn_rate
+                and softmax.learn_rate is conv.learn_rate):
             return state
         return None
 
-    def fit(self, images, labels, epochs=1, *, seed=0, shuffle=True, log_every=0, callback=None,
-            chunk=2000):
-        """Per-sample SGD over uint8 ``images`` (n, h, w) and ``labels`` (n,) for ``epochs`` epochs.
+    def _held(self):
+        """What the kernels of ``fit`` work on: the parameter arrays and the learn rate."""
+        return (self.conv.filters, self.softmax.weights, self.softmax.biases, self.conv.learn_rate,
+                self.softmax.learn_rate)
 
-        Each epoch visits the images in a permutation drawn from ``seed`` (the same seed
-        gives the same order, hence the same weights, bit for bit). The steps run in
-        compiled chunks of up to ``chunk`` images without the GIL; between chunks
-        ``callback(kind, value)`` is called with ``("progress", StepLog)``, then
-        ``("log", line)`` every ``log_every`` steps and ``("epoch", number)`` after each
-        epoch. Returns the list of log lines.
+    def _replaced(self, held):
+        return any(now is not then for now, then in zip(self._held(), held))
+
+    def fit(self, images, labels, epochs=1, *, seed=0, shuffle=True, log_every=0, callback=None,
+            chunk=2000, validation_data=None):
+        """Per-sample SGD over uint8 ``images`` (n, h, w) and integer ``labels`` (n,).
+
+        Each of the ``epochs`` epochs visits the images in a permutation drawn from ``seed``
+        (the same seed gives the same order, hence the same weights, bit for bit; with
+        ``shuffle=False``, in order). The steps run in compiled chunks of up to ``chunk``
+        images without the GIL. Between chunks, ``callback(kind, record)`` is called with
+
+        - ``("progress", StepRecord)``: the running loss and accuracy since the last log;
+        - ``("log", StepRecord)`` every ``log_every`` steps (``str(record)`` is the
+          tutorial's "[Step N] Past 100 steps :Average Loss ..." line);
+        - ``("epoch", EpochRecord)`` after each epoch.
+
+        Every record is a new immutable object. If the callback replaces a layer's
+        parameter array or the learn rate, the following steps train the new ones.
+        ``validation_data=(x, y)`` is evaluated after every epoch. A loss that becomes NaN
+        (a learn rate too large, say) gives one ``RuntimeWarning`` naming the step.
+
+        Returns a :class:`~cnn_ext.history.History`: per-epoch ``loss``, ``accuracy`` (and
+        ``val_loss``, ``val_accuracy``) in ``history.history``, the log records in
+        ``history.steps``.
         """
-        images, labels = _check_batch(images, labels)
-        if not isinstance(epochs, numbers.Integral) or epochs < 0:
-            raise ValueError(f"epochs must be a non-negative integer, got {epochs!r}")
-        order_rng = np.random.default_rng(seed)
+        images = _check_images(images, self, "Network.fit(images)")
+        labels = _check_labels(labels, len(images), self.nodes, "Network.fit(labels)")
+        epochs = _check_int(epochs, "Network.fit(epochs)", 0)
+        log_every = _check_int(log_every, "Network.fit(log_every)", 0)
+        chunk = _check_int(chunk, "Network.fit(chunk)", 1)
+        if not isinstance(shuffle, (bool, np.bool_)):
+            raise TypeError(f"Network.fit(shuffle) must be True or False, got {shuffle!r}")
+        if callback is not None and not callable(callback):
+            raise TypeError(f"Network.fit(callback) must be callable or None, got {callback!r}")
+        if validation_data is not None:
+            if not isinstance(validation_data, (tuple, list)) or len(validation_data) != 2:
+                raise TypeError("Network.fit(validation_data) must be a pair (images, labels), got "
+                                f"{type(validation_data).__name__}")
+            val_images = _check_images(validation_data[0], self, "Network.fit(validation_data) images")
+            val_labels = _check_labels(validation_data[1], len(val_images), self.nodes,
+                                       "Network.fit(validation_data) labels")
+        try:
+            order_rng = np.random.default_rng(seed)
+        except (TypeError, ValueError) as exc:
+            raise ValueError(f"Network.fit(seed) must be None, a non-negative integer or a "
+                             f"numpy Generator, got {seed!r}: {exc}") from None
         filters, weights, biases = self._parameters()
-        rate = learn_rate(self.conv)
+        rate = self._rate()
+        held = self._held()
         losses, correct = np.empty(chunk), np.empty(chunk, dtype=np.uint8)
-        log, lines = StepLog(), []
-        for epoch in range(epochs):
+        epoch_losses, epoch_correct = np.empty(len(images)), np.empty(len(images), dtype=np.uint8)
+        log = _StepLog()
+        history = History(params={"epochs": epochs, "steps": len(images), "seed": seed, "shuffle": shuffle,
+                                  "log_every": log_every, "learn_rate": rate})
+        warned = False
+        for epoch in range(1, epochs + 1):
             order = order_rng.permutation(len(images)) if shuffle else np.arange(len(images))
+            order = order.astype(np.int64, copy=False)  # the kernel's `long long` indices
             start = 0
             while start < len(order):
                 size = min(chunk, len(order) - start)
                 if log_every:
                     size = min(size, log_every - log.count)
                 kernels.train_steps(images, labels, order[start:start + size], filters, weights,
-                                     biases, rate, losses, correct)
+                                    biases, rate, losses, correct)
+                epoch_losses[start:start + size] = losses[:size]
+                epoch_correct[start:start + size] = correct[:size]
+                if not warned and np.isnan(losses[:size]).any():
+                    warned = True
+                    step = log.step + 1 + int(np.flatnonzero(np.isnan(losses[:size]))[0])
+                    warnings.warn(f"Network.fit: the loss became NaN at step {step} (epoch {epoch}) and "
+                                  f"the weights with it; try a smaller learn rate than {rate!r}",
+                                  RuntimeWarning, stacklevel=2)
                 start += size
                 # Sequential sums, as the tutorial's `loss += l`, so log lines do not depend on chunking.
-                for loss, hit in zip(losses[:size].tolist(), correct[:size].tolist()):
-                    log.add(loss, hit)
+                for loss in losses[:size].tolist():
+                    log.loss += loss
+                log.correct += int(correct[:size].sum())
+                log.count += size
+                log.step += size
                 if callback is not None:
-                    callback("progress", log)
+                    callback("progress", log.record(epoch))
                 if log_every and log.count == log_every:
-                    lines.append(log.line())
+                    record = log.record(epoch)
+                    history.steps.append(record)
                     if callback is not None:
-                        callback("log", lines[-1])
+                        callback("log", record)
                     log.reset()
+                if callback is not None and self._replaced(held):
+                    # The callback replaced a parameter array or the learn rate: train those.
+                    filters, weights, biases = self._parameters()
+                    rate = self._rate()
+                    held = self._held()
+            record = EpochRecord(epoch, math.fsum(epoch_losses.tolist()) / len(images) if len(images) else math.nan,
+                                 float(epoch_correct.mean()) if len(images) else math.nan)
+            if validation_data is not None:
+                result = self.evaluate(val_images, val_labels)
+                record = EpochRecord(record.epoch, record.loss, record.accuracy, result.loss, result.accuracy)
+            history.add_epoch(record)
             if callback is not None:
-                callback("epoch", epoch + 1)
-        return lines
+                callback("epoch", record)
+                if self._replaced(held):
+                    filters, weights, biases = self._parameters()
+                    rate = self._rate()
+                    held = self._held()
+        return history
 
     def predict_proba(self, images, num_threads=None):
-        """Class probabilities (n, 10) float64 for uint8 images (n, h, w) or one (h, w).
+        """Class probabilities (n, nodes) float64 for uint8 images (n, h, w) or one (h, w).
 
-        The batch is split across ``num_threads`` OpenMP threads (default: all cores);
-        the numbers do not depend on the thread count.
+        The batch is split across ``num_threads`` OpenMP threads (default: one per core),
+        never more than one per image nor more than ``THREADS_PER_CPU`` (4) per CPU; the
+        numbers do not depend on the thread count.
         """
-        images, _ = _check_batch(images)
+        images = _check_images(images, self, "Network.predict_proba(images)")
         filters, weights, biases = self._parameters()
         out = np.empty((len(images), weights.shape[1]))
-        threads = 0 if num_threads is None else positive_int(num_threads, "num_threads")
-        kernels.predict_proba(images, filters, weights, biases, out, threads)
+        kernels.predict_proba(images, filters, weights, biases, out, _thread_count(num_threads, len(images)))
         return out
 
     def predict(self, images, num_threads=None):
-        """Predicted digits (n,) int64 for uint8 images (n, h, w) or one (h, w)."""
+        """Predicted classes (n,) int64 for uint8 images (n, h, w) or one (h, w)."""
         return np.argmax(self.predict_proba(images, num_threads), axis=1)
 
     def evaluate(self, images, labels, num_threads=None):
-        """Mean cross-entropy, accuracy and confusion matrix over a labelled set."""
-        images, labels = _check_batch(images, labels)
+        """Mean cross-entropy, accuracy and (nodes, nodes) confusion matrix over uint8
+        ``images`` (n, h, w) and integer ``labels`` (n,)."""
+        images = _check_images(images, self, "Network.evaluate(images)")
+        labels = _check_labels(labels, len(images), self.nodes, "Network.evaluate(labels)")
         probs = self.predict_proba(images, num_threads)
         picked = probs[np.arange(len(labels)), labels]
         with np.errstate(divide="ignore"):
             loss = float(np.mean(-np.log(picked))) if len(labels) else math.nan
         predicted = np.argmax(probs, axis=1)
-        confusion = np.zeros((NUM_CLASSES, NUM_CLASSES), dtype=np.int64)
+        confusion = np.zeros((self.nodes, self.nodes), dtype=np.int64)
         np.add.at(confusion, (labels, predicted), 1)
         accuracy = float(np.mean(predicted == labels)) if len(labels) else math.nan
         return Evaluation(loss, accuracy, confusion)
