@@ -131,12 +131,12 @@ def trace_network(network, image, label=None, *, update=False):
     network's learn rate. ``update=True`` (needs a label) then stores the updated
     parameters back into the network's arrays, in place: the step ``train_step`` takes.
     """
-    from .network import _check_batch
+    from .network import _check_images
 
     array = np.asarray(image)
     if array.ndim != 2:
         raise ValueError(f"Network.trace expects one uint8 image of shape (h, w), got shape {array.shape}")
-    image = _check_batch(array)[0][0].copy()
+    image = _check_images(array, network, "Network.trace(image)")[0].copy()
     nodes = np.shape(network.softmax.biases)[0]
     if label is not None:
         if isinstance(label, (bool, np.bool_)) or not isinstance(label, (int, np.integer)) \
