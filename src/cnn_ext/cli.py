@@ -11,6 +11,14 @@ from . import __version__
 DEFAULT_MODEL = "MNIST_CNN"
 
 
+MNIST_SIZES = {"train": 60000, "test": 10000}  # the built-in copy's
+SEED_MAX = 2**32 - 1  # np.random.seed's range
+
+
+class UsageError(Exception):
+    """A command-line argument that cannot work, found before any work: exit status 2."""
+
+
 def _load_mnist(path):
     from .datasets import mnist
 
@@ -24,7 +32,7 @@ def _subset(images, labels, size, name):
     if size is None:
         return images, labels
     if size > len(images):
-        raise SystemExit(f"cnn-ext: --{name}-size must be at most {len(images)}, got {size}")
+        raise UsageError(f"--{name}-size must be at most {len(images)}, got {size}")
     return images[:size], labels[:size]
 
 
@@ -34,68 +42,174 @@ def _model_file(name):
     return ModelSaver(name).filename
 
 
-def _plot_history(history, filename):
-    plt = _pyplot()
-    steps = [h[0] for h in history]
-    fig, (ax_loss, ax_acc) = plt.subplots(1, 2, figsize=(10, 4))
-    ax_loss.plot(steps, [h[1] for h in history])
-    ax_loss.set(xlabel="step", ylabel="average loss", title="training loss")
-    ax_acc.plot(steps, [h[2] for h in history])
-    ax_acc.set(xlabel="step", ylabel="accuracy (%)", title="training accuracy")
-    fig.tight_layout()
-    fig.savefig(filename, dpi=100)
-    plt.close(fig)
+def _check_plotting():
+    """matplotlib, or a UsageError telling how to get it (asked before any work)."""
+    try:
+        import matplotlib  # noqa: F401
+    except ImportError:
+        raise UsageError("--plot needs matplotlib: pip install 'cnn_ext[plot]'") from None
 
 
 def _pyplot():
-    try:
-        import matplotlib
-    except ImportError:
-        raise SystemExit("cnn-ext: --plot needs matplotlib: pip install 'cnn_ext[plot]'") from None
+    import matplotlib
+
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
 
     return plt
 
 
+def _plot_history(history, filename):
+    """The tutorial's step log as two curves: average loss and accuracy against the step."""
+    plt = _pyplot()
+    steps = [record.step for record in history.steps]
+    fig, (ax_loss, ax_acc) = plt.subplots(1, 2, figsize=(10, 4))
+    ax_loss.plot(steps, [record.loss for record in history.steps], marker=".")
+    ax_loss.set(xlabel="step", ylabel="average loss", title="training loss")
+    ax_acc.plot(steps, [100 * record.accuracy for record in history.steps], marker=".")
+    ax_acc.set(xlabel="step", ylabel="accuracy (%)", title="training accuracy")
+    fig.tight_layout()
+    fig.savefig(filename, dpi=100)
+    plt.close(fig)
+
+
+def _describe_model(filename, x_test, y_test):
+    """What the model file holds, in a few words: its test accuracy when it can be read."""
+    from .saver import ModelFileError
+
+    try:
+        network = _network_from_file(filename)
+    except (ModelFileError, OSError, ValueError) as exc:
+        return f"not a model cnn-ext can read: {exc}"
+    if not network._fits(x_test.shape[1:]):
+        return "a model for other images"
+    result = network.evaluate(x_test, y_test)
+    return f"test accuracy {100 * result.accuracy:.2f}% on {len(x_test)} images"
+
+
+def _save_model(network, filename, out):
+    """Save, or, if that fails now (the disk filled, the folder went away), save to a
+    fallback file in the temporary folder so the training is not lost. Returns 0 or 1."""
+    import os
+    import tempfile
+
+    from .saver import ModelFileError, ModelSaver
+
+    try:
+        ModelSaver(filename).save(network.conv, network.pool, network.softmax)
+        return 0
+    except (OSError, ModelFileError) as exc:
+        reason = exc
+    base = os.path.basename(filename)
+    stem, ext = os.path.splitext(base)
+    fallback = os.path.join(tempfile.gettempdir(), f"{stem}-{time.strftime('%Y%m%d-%H%M%S')}{ext}")
+    try:
+        ModelSaver(fallback).save(network.conv, network.pool, network.softmax)
+    except (OSError, ModelFileError) as exc:
+        print(f"cnn-ext: cannot save the model to {filename} ({reason}), nor to {fallback} ({exc})",
+              file=sys.stderr)
+        return 1
+    print(f"cnn-ext: cannot save the model to {filename} ({reason}); saved it to {fallback} instead",
+          file=sys.stderr)
+    print(f"model saved to {fallback}", file=out)
+    return 1
+
+
+def _progress_bar(args, total):
+    """A tqdm bar on a terminal (or in Jupyter); none when stderr is a file or a pipe,
+    where its carriage-return updates would fill the log."""
+    from tqdm.auto import tqdm
+
+    interactive = sys.stderr is not None and sys.stderr.isatty()
+    return tqdm(total=total, unit="img", disable=args.quiet or not interactive, file=sys.stderr,
+                mininterval=0.25, dynamic_ncols=True)
+
+
+def _check_train_args(args):
+    """Everything about the arguments that can be known before loading or training."""
+    from .saver import ModelFileError, check_writable
+
+    if args.data is None:
+        for name in ("train", "test"):
+            size = getattr(args, f"{name}_size")
+            if size is not None and size > MNIST_SIZES[name]:
+                raise UsageError(f"--{name}-size must be at most {MNIST_SIZES[name]}, got {size}")
+    if args.plot:
+        _check_plotting()
+        if args.log_every == 0:
+            raise UsageError("--plot draws the step log: it needs --log-every N with N > 0")
+        steps = args.epochs * (args.train_size or MNIST_SIZES["train"])
+        if args.data is None and args.log_every > steps // 2:
+            raise UsageError(f"--plot needs at least two step logs, but --log-every {args.log_every} "
+                             f"gives {steps // args.log_every} in {steps} steps: use a smaller --log-every")
+    filename = _model_file(args.model)
+    if args.resume:
+        import os
+
+        if not os.path.exists(filename):
+            raise UsageError(f"--resume: there is no model {filename} to continue from")
+    try:
+        check_writable(filename)
+    except (ModelFileError, OSError) as exc:
+        raise UsageError(str(exc)) from None
+    return filename
+
+
 def cmd_train(args):
-    from tqdm import tqdm
+    """``cnn-ext train``: check, load, fit with the tutorial's log, test, save; exit status."""
+    import os
 
     from .network import Network
-    from .saver import ModelSaver
 
     out = sys.stdout
+    filename = _check_train_args(args)
     (x_train, y_train), (x_test, y_test) = _load_mnist(args.data)
     x_train, y_train = _subset(x_train, y_train, args.train_size, "train")
     x_test, y_test = _subset(x_test, y_test, args.test_size, "test")
-    network = Network(seed=args.seed, learn_rate=args.lr)
+    if args.plot and args.log_every > args.epochs * len(x_train) // 2:
+        raise UsageError(f"--plot needs at least two step logs: --log-every {args.log_every} is more "
+                         f"than half of the {args.epochs * len(x_train)} steps")
+    if args.resume:
+        network = _load_network(args.model)
+        network.learn_rate = args.lr
+        if not network._fits(x_train.shape[1:]):
+            raise SystemExit(f"cnn-ext: {filename} does not fit images of shape {x_train.shape[1:]}")
+        replaced = None
+    else:
+        network = Network(seed=args.seed, learn_rate=args.lr)
+        replaced = _describe_model(filename, x_test, y_test) if os.path.exists(filename) else None
     if not args.quiet:
-        print(f"cnn-ext {__version__}: training Conv3x3(8) -> MaxPool2 -> Softmax(1352, 10) on "
-              f"{len(x_train)} images, {args.epochs} epoch(s), learning rate {args.lr}, seed {args.seed}",
-              file=out)
+        start_from = f"{filename} ({_describe_model(filename, x_test, y_test)})" if args.resume else \
+            f"seed {args.seed}"
+        print(f"cnn-ext {__version__}: training {_architecture(network)} on {len(x_train)} images, "
+              f"{args.epochs} epoch(s), learning rate {args.lr}, from {start_from}", file=out)
+    if replaced is not None:
+        print(f"{filename} exists ({replaced}): it will be replaced when training ends "
+              f"(--resume continues from it, --model NAME saves elsewhere)", file=out)
     total = args.epochs * len(x_train)
-    bar = tqdm(total=total, unit="img", disable=args.quiet, file=sys.stderr, mininterval=0.25,
-               dynamic_ncols=True)
-    history = []
+    bar = _progress_bar(args, total)
+    live = _live_view(args, network, total)
 
-    def callback(kind, value):
+    def callback(kind, record):
         if kind == "progress":
-            bar.update(value.step - bar.n)
-            if value.count:
-                bar.set_postfix(loss=f"{value.loss / value.count:.3f}",
-                                acc=f"{100 * value.correct / value.count:.1f}%", refresh=False)
-        elif kind == "log":
-            history.append((bar.n, float(value.split("Average Loss ")[1].split()[0]),
-                            float(value.rsplit(" ", 1)[1].rstrip("%"))))
-            if not args.quiet:
-                bar.write(value, file=out)
+            bar.update(record.step - bar.n)
+            bar.set_postfix(loss=f"{record.loss:.3f}", acc=f"{100 * record.accuracy:.1f}%", refresh=False)
+        elif kind == "log" and not args.quiet:
+            bar.write(record.line(), file=out)
         elif kind == "epoch" and not args.quiet:
-            bar.write(f"epoch {value}/{args.epochs} done", file=out)
+            bar.write(f"epoch {record.epoch}/{args.epochs} done: loss {record.loss:.4f}, "
+                      f"accuracy {100 * record.accuracy:.2f}%", file=out)
+        if live is not None:
+            live(kind, record)
 
     start = time.perf_counter()
-    network.fit(x_train, y_train, args.epochs, seed=args.seed, log_every=args.log_every,
-                callback=callback)
-    bar.close()
+    try:
+        history = network.fit(x_train, y_train, args.epochs, seed=args.seed, log_every=args.log_every,
+                              callback=callback)
+    finally:
+        bar.close()
+        if live is not None:
+            live.close()
     train_time = time.perf_counter() - start
     result = network.evaluate(x_test, y_test)
     wall = time.perf_counter() - start
@@ -103,67 +217,122 @@ def cmd_train(args):
           f"on {len(x_test)} images", file=out)
     print(f"wall time {wall:.1f} s (training {train_time:.1f} s, "
           f"{total / max(train_time, 1e-9):,.0f} images/s)", file=out)
-    ModelSaver(args.model).save(network.conv, network.pool, network.softmax)
-    print(f"model saved to {_model_file(args.model)}", file=out)
+    status = _save_model(network, filename, out)
+    if status == 0:
+        print(f"model saved to {filename}" + (f" (replacing the previous one: {replaced})" if replaced else ""),
+              file=out)
     if args.plot:
-        if not history:
-            raise SystemExit("cnn-ext: --plot needs step logs: use --log-every N with N > 0")
         _plot_history(history, args.plot)
         print(f"curves saved to {args.plot}", file=out)
-    return 0
+    return status
+
+
+def _live_view(args, network, total):
+    if not getattr(args, "live", False):
+        return None
+    from . import viz
+
+    try:
+        return viz.LiveTraining(network, total)
+    except RuntimeError as exc:  # no display
+        raise SystemExit(f"cnn-ext: --live needs a display: {exc}") from None
+
+
+def _architecture(network):
+    weights = network.softmax.weights
+    return f"Conv3x3({network.conv.num_filters}) -> MaxPool2 -> Softmax({weights.shape[0]}, {weights.shape[1]})"
+
+
+def _network_from_file(filename):
+    """A Network holding the model in ``filename`` (raises FileNotFoundError or ModelFileError)."""
+    from .network import Network
+    from .saver import ModelFileError, load_params
+
+    params = load_params(filename)
+    filters, weights, biases = params["conv_filters"], params["softmax_weights"], params["softmax_biases"]
+    nf, (input_len, nodes) = filters.shape[0], weights.shape
+    if input_len % nf:
+        raise ModelFileError(f"{filename}: softmax weights {weights.shape} do not fit {nf} filters", filename)
+    from .conv import Conv3x3
+    from .softmax import Softmax
+
+    # The layers' constructors draw random weights from NumPy's global state; the file's
+    # replace them, and the caller's random state is left as it was.
+    state = np.random.get_state()
+    try:
+        conv, softmax = Conv3x3(nf), Softmax(input_len, nodes)
+    finally:
+        np.random.set_state(state)
+    conv.filters, softmax.weights, softmax.biases = filters, weights, biases
+    return Network(conv, None, softmax)
 
 
 def _load_network(model):
-    from .network import Network
-    from .saver import ModelFileError, ModelSaver, load_params
+    """The Network saved as ``model`` (a name as ``--model`` takes), for 28x28 MNIST images,
+    or SystemExit with a one-line reason."""
+    from .saver import ModelFileError
 
-    filename = ModelSaver(model).filename
+    filename = _model_file(model)
     try:
-        params = load_params(filename)
+        network = _network_from_file(filename)
     except FileNotFoundError:
         raise SystemExit(f"cnn-ext: no model {filename}: train one first with "
                          f"`cnn-ext train --model {model}`") from None
-    except ModelFileError as exc:
+    except (ModelFileError, OSError) as exc:
         raise SystemExit(f"cnn-ext: {exc}") from None
-    network = Network(num_filters=params["conv_filters"].shape[0])
-    if params["softmax_weights"].shape != network.softmax.weights.shape:
+    if not network._fits((28, 28)):
         raise SystemExit(f"cnn-ext: {filename} does not fit 28x28 MNIST images: softmax weights "
-                         f"{params['softmax_weights'].shape}, expected {network.softmax.weights.shape}")
-    network.conv.filters = params["conv_filters"]
-    network.softmax.weights = params["softmax_weights"]
-    network.softmax.biases = params["softmax_biases"]
+                         f"{network.softmax.weights.shape} for {network.conv.num_filters} filters")
     return network
 
 
 def _format_confusion(confusion):
-    header = "true\\pred " + " ".join(f"{d:>5d}" for d in range(10))
-    rows = [f"{t:>9d} " + " ".join(f"{n:>5d}" for n in confusion[t]) for t in range(10)]
+    classes = range(len(confusion))
+    header = "true\\pred " + " ".join(f"{d:>5d}" for d in classes)
+    rows = [f"{t:>9d} " + " ".join(f"{n:>5d}" for n in confusion[t]) for t in classes]
     return "\n".join([header] + rows)
 
 
 def _plot_evaluation(result, images, labels, predicted, filename):
+    """Save the figure of :func:`_evaluation_figure` as ``filename``."""
     plt = _pyplot()
-    wrong = np.flatnonzero(predicted != labels)[:36]
-    fig = plt.figure(figsize=(12, 5.5))
-    ax = fig.add_subplot(1, 2, 1)
-    ax.imshow(result.confusion, cmap="Blues")
-    for t in range(10):
-        for p in range(10):
-            ax.text(p, t, str(result.confusion[t, p]), ha="center", va="center", fontsize=7,
-                    color="white" if result.confusion[t, p] > result.confusion.max() / 2 else "black")
-    ax.set(xticks=range(10), yticks=range(10), xlabel="predicted", ylabel="true",
-           title=f"confusion matrix (accuracy {100 * result.accuracy:.2f}%)")
-    for k, index in enumerate(wrong):
-        sub = fig.add_subplot(6, 12, 12 * (k // 6) + 7 + k % 6)
-        sub.imshow(images[index], cmap="gray")
-        sub.set_title(f"{labels[index]}->{predicted[index]}", fontsize=7)
-        sub.axis("off")
-    fig.suptitle("misclassified test digits (true->predicted)", x=0.75)
+    fig = _evaluation_figure(plt, result, images, labels, predicted)
     fig.savefig(filename, dpi=100)
     plt.close(fig)
 
 
+def _evaluation_figure(plt, result, images, labels, predicted):
+    """The confusion matrix beside a grid of up to 36 misclassified digits."""
+    wrong = np.flatnonzero(predicted != labels)[:36]
+    classes = len(result.confusion)
+    fig = plt.figure(figsize=(13, 6.5))
+    outer = fig.add_gridspec(1, 2, width_ratios=[1, 1], wspace=0.15, left=0.05, right=0.98, top=0.9, bottom=0.08)
+    ax = fig.add_subplot(outer[0])
+    ax.imshow(result.confusion, cmap="Blues")
+    for t in range(classes):
+        for p in range(classes):
+            ax.text(p, t, str(result.confusion[t, p]), ha="center", va="center", fontsize=7,
+                    color="white" if result.confusion[t, p] > result.confusion.max() / 2 else "black")
+    ax.set(xticks=range(classes), yticks=range(classes), xlabel="predicted", ylabel="true",
+           title=f"confusion matrix (accuracy {100 * result.accuracy:.2f}%)")
+    # Room between the rows for each digit's "true -> predicted" title.
+    grid = outer[1].subgridspec(6, 6, hspace=0.55, wspace=0.15)
+    for k, index in enumerate(wrong):
+        sub = fig.add_subplot(grid[k // 6, k % 6])
+        sub.imshow(images[index], cmap="gray")
+        sub.set_title(f"{labels[index]} \u2192 {predicted[index]}", fontsize=8, pad=2)
+        sub.axis("off")
+    fig.text(0.76, 0.95, f"misclassified test digits (true \u2192 predicted): first {len(wrong)} "
+             f"of {int(np.sum(predicted != labels))}", ha="center", fontsize=11)
+    return fig
+
+
 def cmd_evaluate(args):
+    """``cnn-ext evaluate``: loss, accuracy, per class and confusion matrix of a saved model."""
+    if args.plot:
+        _check_plotting()
+    if args.data is None and args.test_size is not None and args.test_size > MNIST_SIZES["test"]:
+        raise UsageError(f"--test-size must be at most {MNIST_SIZES['test']}, got {args.test_size}")
     network = _load_network(args.model)
     _, (x_test, y_test) = _load_mnist(args.data)
     x_test, y_test = _subset(x_test, y_test, args.test_size, "test")
@@ -184,10 +353,12 @@ def cmd_evaluate(args):
 
 
 def cmd_predict(args):
-    from .imaging import load_image, to_mnist
+    """Prints ``FILE: DIGIT (P%)  0:p0 ... 9:p9`` per image, or ``FILE: no digit found (why)``.
+    Exit status 1 if a file could not be read, or if no file held a digit."""
+    from .imaging import digit_problem, load_image, to_mnist
 
     network = _load_network(args.model)
-    status = 0
+    status, found = 0, 0
     for name in args.images:
         try:
             image = to_mnist(load_image(name))
@@ -195,20 +366,27 @@ def cmd_predict(args):
             print(f"{name}: error: {exc}", file=sys.stderr)
             status = 1
             continue
+        problem = digit_problem(image)
+        if problem is not None:
+            print(f"{name}: no digit found ({problem})")
+            continue
+        found += 1
         probs = network.predict_proba(image)[0]
         digit = int(np.argmax(probs))
         print(f"{name}: {digit} ({100 * probs[digit]:.1f}%)  "
               + " ".join(f"{d}:{p:.3f}" for d, p in enumerate(probs)))
-    return status
+    return 1 if status or not found else 0
 
 
 def cmd_draw(args):
+    """The drawing board (``cnn_ext.drawing``)."""
     from .drawing import main as draw_main
 
     return draw_main(["--model", args.model])
 
 
 def cmd_bench(args):
+    """The benchmark (``cnn_ext.bench``), with its own options."""
     from .bench import main as bench_main
 
     return bench_main(args.bench_args)
@@ -236,7 +414,22 @@ def _positive_float(text):
     return value
 
 
+def _seed(text):
+    try:
+        value = int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected an integer, got {text!r}") from None
+    if not 0 <= value <= SEED_MAX:
+        raise argparse.ArgumentTypeError(f"expected an integer in 0..{SEED_MAX} (2**32 - 1), got {value}")
+    return value
+
+
+MODEL_HELP = ("the model file: NAME.pkl, or NAME itself when it ends in .pkl or .npz "
+              "(default MNIST_CNN, i.e. MNIST_CNN.pkl)")
+
+
 def build_parser():
+    """The ``cnn-ext`` argument parser: train, evaluate, predict, draw, explain, bench."""
     parser = argparse.ArgumentParser(
         prog="cnn-ext",
         description="The tutorial's from-scratch MNIST CNN, compiled: train, evaluate, predict.")
@@ -246,39 +439,55 @@ def build_parser():
 
     train = sub.add_parser("train", help="train on MNIST with the tutorial's per-sample SGD, then test",
                            description="Per-sample SGD on the MNIST training set (the tutorial's "
-                                       "recipe), then loss and accuracy on the test set.")
+                                       "recipe), then loss and accuracy on the test set. An existing "
+                                       "model file of the same name is replaced at the end (its test "
+                                       "accuracy is shown first); --resume continues from it instead.")
     train.add_argument("--epochs", type=_int_at_least(1), default=3, help="passes over the training set (default 3)")
     train.add_argument("--lr", type=_positive_float, default=0.005, help="learning rate (default 0.005)")
     train.add_argument("--train-size", type=_int_at_least(1), help="use the first N training images (default all 60000)")
     train.add_argument("--test-size", type=_int_at_least(1), help="use the first N test images (default all 10000)")
-    train.add_argument("--seed", type=int, default=0,
-                       help="seeds the weights (np.random.seed) and the shuffling (default 0)")
+    train.add_argument("--seed", type=_seed, default=0,
+                       help="seeds the weights (np.random.seed) and the shuffling, 0..2**32-1 (default 0)")
     train.add_argument("--data", metavar="PATH",
                        help="folder of MNIST IDX files or a Keras mnist.npz (default: the built-in copy)")
-    train.add_argument("--model", default=DEFAULT_MODEL, metavar="NAME",
-                       help="save to NAME.pkl, or NAME if it ends in .npz (default MNIST_CNN)")
+    train.add_argument("--model", default=DEFAULT_MODEL, metavar="NAME", help=MODEL_HELP)
+    train.add_argument("--resume", action="store_true",
+                       help="continue training the saved model --model instead of starting from new weights")
     train.add_argument("--log-every", type=_int_at_least(0), default=10000, metavar="N",
                        help="print the tutorial's step log every N steps, 0 for never (default 10000)")
-    train.add_argument("--plot", metavar="FILE.png", help="draw loss and accuracy curves (needs matplotlib)")
+    train.add_argument("--plot", metavar="FILE.png",
+                       help="draw the step log's loss and accuracy curves (needs matplotlib)")
+    train.add_argument("--live", action="store_true",
+                       help="show the filters and curves in a window while training (needs matplotlib and a display)")
     train.add_argument("--quiet", action="store_true", help="no progress bar and no step log")
-    train.set_defaults(func=cmd_train)
+    train.set_defaults(func=cmd_train, parser=train)
 
-    evaluate = sub.add_parser("evaluate", help="test a saved model: accuracy, per class, confusion matrix")
-    evaluate.add_argument("--model", default=DEFAULT_MODEL, metavar="NAME")
-    evaluate.add_argument("--data", metavar="PATH")
-    evaluate.add_argument("--test-size", type=_int_at_least(1))
+    evaluate = sub.add_parser("evaluate", help="test a saved model: accuracy, per class, confusion matrix",
+                              description="Loss, accuracy, per-class accuracy and the confusion matrix "
+                                          "of a saved model on the MNIST test set.")
+    evaluate.add_argument("--model", default=DEFAULT_MODEL, metavar="NAME", help=MODEL_HELP)
+    evaluate.add_argument("--data", metavar="PATH",
+                          help="folder of MNIST IDX files or a Keras mnist.npz (default: the built-in copy)")
+    evaluate.add_argument("--test-size", type=_int_at_least(1), metavar="N",
+                          help="use the first N test images (default all 10000)")
     evaluate.add_argument("--plot", metavar="FILE.png",
-                          help="confusion matrix and misclassified digits (needs matplotlib)")
-    evaluate.set_defaults(func=cmd_evaluate)
+                          help="draw the confusion matrix and misclassified digits (needs matplotlib)")
+    evaluate.set_defaults(func=cmd_evaluate, parser=evaluate)
 
-    predict = sub.add_parser("predict", help="recognise digits in PNG/JPEG images")
-    predict.add_argument("images", nargs="+", metavar="IMAGE")
-    predict.add_argument("--model", default=DEFAULT_MODEL, metavar="NAME")
-    predict.set_defaults(func=cmd_predict)
+    predict = sub.add_parser("predict", help="recognise digits in PNG/JPEG images",
+                             description="The digit in each image and the ten probabilities, after "
+                                         "converting it as MNIST was made (cnn_ext.imaging.to_mnist). "
+                                         "An image without a digit (blank, noise, a speck) says "
+                                         "'no digit found'; the exit status is 1 if no image held one.")
+    predict.add_argument("images", nargs="+", metavar="IMAGE", help="PNG/JPEG files (any Pillow-readable image)")
+    predict.add_argument("--model", default=DEFAULT_MODEL, metavar="NAME", help=MODEL_HELP)
+    predict.set_defaults(func=cmd_predict, parser=predict)
 
-    draw = sub.add_parser("draw", help="draw a digit with the mouse and see it recognised (needs Tk and a display)")
-    draw.add_argument("--model", default=DEFAULT_MODEL, metavar="NAME")
-    draw.set_defaults(func=cmd_draw)
+    draw = sub.add_parser("draw", help="draw a digit with the mouse and see it recognised (needs Tk and a display)",
+                          description="The tutorial's drawing board: write a digit with the mouse; the "
+                                      "prediction appears after each stroke.")
+    draw.add_argument("--model", default=DEFAULT_MODEL, metavar="NAME", help=MODEL_HELP)
+    draw.set_defaults(func=cmd_draw, parser=draw)
 
     from .explain import add_parser as add_explain
     add_explain(sub)
@@ -290,7 +499,21 @@ def build_parser():
     return parser
 
 
+def _robust_streams():
+    """No encoding may crash the program: on a stream that cannot encode the tutorial's
+    Chinese lines (a cp1252 or ASCII console, a redirected Windows stdout), unencodable
+    characters are written as backslash escapes instead of raising UnicodeEncodeError."""
+    for stream in (sys.stdout, sys.stderr):
+        if hasattr(stream, "reconfigure") and getattr(stream, "errors", None) == "strict":
+            try:
+                stream.reconfigure(errors="backslashreplace")
+            except (ValueError, OSError):  # a stream that cannot be reconfigured: leave it
+                pass
+
+
 def main(argv=None):
+    """Run ``cnn-ext ARGV``; returns the exit status."""
+    _robust_streams()
     argv = sys.argv[1:] if argv is None else [str(a) for a in argv]
     if argv[:1] == ["bench"]:
         # bench has its own parser; argparse cannot hand a subcommand its leading options
@@ -300,4 +523,16 @@ def main(argv=None):
     if args.command is None:
         parser.print_help()
         return 2
-    return args.func(args)
+    try:
+        return args.func(args)
+    except BrokenPipeError:
+        # `cnn-ext evaluate | head`: the reader left; say nothing more (Python's own recipe:
+        # stdout to devnull, so the flush at exit does not raise again).
+        import os
+
+        os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
+        return 1
+    except UsageError as exc:
+        # argparse's own words and exit status 2, without the long usage block: the
+        # arguments parsed, one of them cannot work.
+        args.parser.exit(2, f"{args.parser.prog}: error: {exc}\n")

@@ -29,6 +29,13 @@ class Conv3x3:
                 yield image[i:(i + 3), j:(j + 3)], i, j
 
     def forward(self, input):
+        """Convolve a 2-D image (h, w), any real dtype, with the filters: returns a new
+        (h-2, w-2, num_filters) float64 array and keeps the image as ``last_input``.
+
+        The image is taken as given: the tutorial feeds ``(image / 255) - 0.5``, and raw
+        0..255 pixels are accepted too (as in the tutorial's own layer), though a network
+        trained on normalised images gives meaningless outputs for them.
+        """
         filters = self.filters
         if type(input) is np.ndarray and input.dtype is _FLOAT64 and type(filters) is np.ndarray \
                 and filters.shape[:1] == (self.num_filters,):
@@ -54,6 +61,9 @@ class Conv3x3:
         return output
 
     def backprop(self, d_L_d_out):
+        """Update ``filters`` in place by ``learn_rate`` times the loss gradient, from
+        ``d_L_d_out`` (h-2, w-2, num_filters), the gradient of the loss with respect to the
+        last forward's output. Returns ``None``, as the first layer of the tutorial does."""
         rate, filters = learn_rate(self), self.filters
         if type(d_L_d_out) is np.ndarray and type(filters) is np.ndarray \
                 and filters.shape[:1] == (self.num_filters,):

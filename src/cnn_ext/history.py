@@ -73,6 +73,7 @@ class History:
     params: Dict[str, object] = field(default_factory=dict)
 
     def add_epoch(self, record: EpochRecord) -> None:
+        """Append one epoch's metrics to ``history`` and its number to ``epoch``."""
         self.epoch.append(record.epoch)
         for key, value in record.metrics().items():
             self.history.setdefault(key, []).append(value)

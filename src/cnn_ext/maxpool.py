@@ -23,6 +23,9 @@ class MaxPool2:
                 yield image[i * 2:(i + 1) * 2, j * 2:(j + 1) * 2], i, j
 
     def forward(self, input):
+        """The maximum of each 2x2 window of ``input`` (h, w, f): a new (h//2, w//2, f)
+        float64 array (an odd last row or column is dropped, as in the tutorial); keeps
+        the input as ``last_input``."""
         if type(input) is np.ndarray:
             # The common case goes straight to the kernel, which checks the array in C;
             # whatever it refuses takes the checked path, which converts or explains.
@@ -45,6 +48,10 @@ class MaxPool2:
         return output
 
     def backprop(self, d_L_d_out):
+        """The loss gradient with respect to the last input: a new float64 array shaped
+        like ``last_input`` (h, w, f), holding ``d_L_d_out`` (h//2, w//2, f) at every
+        position equal to its window's maximum (all of them when several tie, as the
+        tutorial's ``==`` test does) and 0 elsewhere."""
         if type(d_L_d_out) is np.ndarray and type(self.last_input) is np.ndarray:
             try:
                 return kernels.maxpool2_backprop(self.last_input, d_L_d_out)

@@ -6,42 +6,71 @@ A model file holds three float64 arrays:
 * ``softmax_weights`` -- shape ``(input_len, nodes)``, e.g. ``(13 * 13 * 8, 10)`` for MNIST
 * ``softmax_biases``  -- shape ``(nodes,)``
 
+Names: :func:`model_filename` (and ``ModelSaver.filename``) takes a name ending in
+``.pkl`` or ``.npz`` (any case) literally and appends ``.pkl`` to any other, as the
+tutorial did (``'MNIST_CNN'`` -> ``MNIST_CNN.pkl``, ``'m.pkl'`` -> ``m.pkl``).
+The functions taking a ``filename`` use it as given.
+
 Two formats, chosen by the file name's suffix:
 
 * ``.npz`` -- a NumPy archive of the three arrays plus ``format_version`` (int, 1), read
   with ``np.load(allow_pickle=False)``: no pickle involved at all.
 * anything else (the tutorial's ``.pkl``) -- a plain pickle of the dict
   ``{'conv_filters': ..., 'softmax_weights': ..., 'softmax_biases': ...}``, the format the
-  tutorial's ``ModelSaver`` writes, so each reads the other's files. It is read with a
-  restricted unpickler that admits only the globals NumPy's array pickles use, so a
-  malicious file cannot run code. (As with any NumPy pickle, a file written under NumPy 2
-  names ``numpy._core``, which plain ``pickle.load`` under NumPy 1.x understands only from
-  1.26 on; this module's loader reads files from any NumPy under any NumPy.)
+  tutorial's ``ModelSaver`` writes, so each reads the other's files. It is read with the
+  restricted unpickler of ``cnn_ext._safe_pickle``, which admits only what NumPy's array
+  pickles use, so a malicious file cannot run code. (As with any NumPy pickle, a file
+  written under NumPy 2 names ``numpy._core``, which plain ``pickle.load`` under NumPy 1.x
+  understands only from 1.26 on; this module's loader reads files from any NumPy.)
+
+Bounds: a model file is a regular file of at most ``MAX_MODEL_BYTES`` (64 MiB, about 600
+times the tutorial's 110 kB model); it holds at most ``MAX_NUM_FILTERS`` filters and
+``MAX_NODES`` classes, ``input_len`` is a multiple of ``num_filters`` (the pooled image
+area times the filters), and the three arrays together hold at most ``MAX_PARAM_BYTES`` of
+float64 (63 MiB: e.g. 1024 filters and 10 classes on 28x28 images is 14 MB). These are
+checked on the declared shapes before any array is built, and on saving.
 
 Every load is validated (keys, dtypes, shapes, finiteness) before anything is returned or
-assigned, and every save goes through a temporary file and ``os.replace``, so a crash
-never leaves a half-written model behind.
+assigned, and every save goes through a temporary file ``.NAME.XXXXXXXX.tmp`` in the same
+folder and ``os.replace``, so a crash never leaves a half-written model behind; temporary
+files left by a killed save are removed by the next save of the same model.
 """
 import contextlib
+import errno
 import io
 import os
 import pickle
-import pickletools
+import re
 import stat
 import tempfile
-import warnings
+import time
 import zipfile
 
 import numpy as np
 
+from . import _safe_pickle
+from ._safe_pickle import NUMERIC_KINDS as _NUMERIC_KINDS
+
+try:
+    import fcntl
+except ImportError:  # Windows: an open file cannot be deleted there, which protects it
+    fcntl = None
+
 __all__ = [
     "ModelSaver",
     "ModelFileError",
+    "ModelWriteError",
     "save_params",
     "load_params",
+    "check_writable",
+    "model_filename",
     "PARAM_KEYS",
     "PICKLE_PROTOCOL",
     "NPZ_FORMAT_VERSION",
+    "MAX_MODEL_BYTES",
+    "MAX_PARAM_BYTES",
+    "MAX_NUM_FILTERS",
+    "MAX_NODES",
 ]
 
 PARAM_KEYS = ("conv_filters", "softmax_weights", "softmax_biases")
@@ -54,13 +83,29 @@ PICKLE_PROTOCOL = 4
 NPZ_FORMAT_VERSION = 1
 _NPZ_VERSION_KEY = "format_version"
 
+MiB = 1024 * 1024
+# Largest model file read (and written). The tutorial's model is 110 kB; the largest
+# arrays allowed below (MAX_PARAM_BYTES) fit with 1 MiB to spare for the container (a
+# protocol-4 pickle adds ~400 bytes, an .npz ~1 kB; old protocol-0 files of the same data
+# are up to 4x larger and fit as long as they stay under this size).
+MAX_MODEL_BYTES = 64 * MiB
+MAX_PARAM_BYTES = MAX_MODEL_BYTES - MiB
+MAX_NUM_FILTERS = 1024  # the tutorial uses 8
+MAX_NODES = 1024  # classes: 10 for MNIST, 1000 for ImageNet
+
+# A temporary file of a save is removed by a later save only if no process holds its lock
+# and it was last modified this long ago (see _remove_stale_temporaries).
+STALE_TEMP_SECONDS = 5.0
+
 
 class ModelFileError(ValueError):
     """A model file (or the arrays to save) is not a valid cnn_ext model.
 
     ``filename`` is the file concerned (``None`` if none). Raised instead of the raw
     ``UnpicklingError``/``EOFError``/``KeyError``/... for corrupt, truncated, foreign or
-    malicious files; a missing file raises ``FileNotFoundError`` as usual.
+    malicious files, for paths that are not regular files (directories, FIFOs, devices)
+    and for files or shapes over the bounds above; a missing file raises
+    ``FileNotFoundError`` as usual.
     """
 
     def __init__(self, message, filename=None):
@@ -68,208 +113,22 @@ class ModelFileError(ValueError):
         self.filename = filename
 
 
-# --------------------------------------------------------------------------- unpickling
+class ModelWriteError(ModelFileError, OSError):
+    """A model cannot be written at ``filename``: missing folder, a directory or other
+    non-regular file in the way, no permission, read-only file, disk full, ...
 
-# The functions NumPy's array pickles call, taken from the running NumPy. NumPy 2 moved
-# numpy.core to numpy._core; old files name the old module, new files the new one, and both
-# must resolve to the objects of whichever NumPy is installed.
-if int(np.__version__.split(".")[0]) >= 2:
-    from numpy._core.multiarray import _reconstruct as _np_reconstruct
-    from numpy._core.multiarray import scalar as _np_scalar
-    from numpy._core.numeric import _frombuffer as _np_frombuffer
-else:  # pragma: no cover - exercised only under NumPy 1.x
-    from numpy.core.multiarray import _reconstruct as _np_reconstruct
-    from numpy.core.multiarray import scalar as _np_scalar
-    from numpy.core.numeric import _frombuffer as _np_frombuffer
-
-
-def _latin1_encode(obj, encoding="utf-8", errors="strict"):
-    """Stand-in for ``_codecs.encode`` that only does what pickle needs it for.
-
-    Python 3 writes ``bytes`` at protocols 0-2 as ``_codecs.encode(text, 'latin1')``
-    (NumPy arrays' raw data included). The real function accepts any codec name, and
-    looking a codec up can import modules, so only that one exact use is allowed.
-    """
-    if not isinstance(obj, str) or encoding not in ("latin1", "latin-1"):
-        raise _RefusedGlobal(f"refused _codecs.encode with encoding {encoding!r} "
-                             f"(model pickles use it only to encode bytes as 'latin1')")
-    return obj.encode("latin1")
-
-
-class _RefusedGlobal(pickle.UnpicklingError):
-    pass
-
-
-# Kinds of array data a model may hold: signed and unsigned integers, floats.
-_NUMERIC_KINDS = "iuf"
-
-
-def _check_dtype(dtype):
-    """Refuse anything but a plain numeric dtype in its canonical state.
-
-    A crafted BUILD could otherwise give a float64 dtype the flags of an object dtype,
-    and arrays using it crash NumPy when they are read or freed.
-    """
-    if (not isinstance(dtype, np.dtype) or dtype.kind not in _NUMERIC_KINDS
-            or dtype.fields is not None or dtype.subdtype is not None
-            or dtype.flags != np.dtype(dtype.str).flags):
-        raise _RefusedGlobal(f"refused array dtype {dtype!r}: model arrays hold plain integers "
-                             f"or floats")
-    return dtype
-
-
-def _safe_dtype(obj, align=False, copy=False):
-    """``numpy.dtype(obj, align, copy)`` for the type codes of numeric arrays only."""
-    if not isinstance(obj, str):
-        raise _RefusedGlobal(f"refused numpy.dtype({obj!r}): model arrays hold plain integers "
-                             f"or floats")
-    dtype = np.dtype(obj)
-    if dtype.kind not in _NUMERIC_KINDS:
-        raise _RefusedGlobal(f"refused an array of dtype {dtype}: model arrays hold plain "
-                             f"integers or floats")
-    return np.dtype(obj, bool(align), bool(copy))
-
-
-class _ArrayType:
-    """Stands for ``numpy.ndarray`` in a pickle: only ``_reconstruct`` may use it.
-
-    It is not callable, so ``REDUCE numpy.ndarray (shape,)`` — an array of uninitialised
-    memory of any size, named by a few bytes — cannot be built.
+    Both a :class:`ModelFileError` and an :class:`OSError` (``errno`` is set when known).
+    ``str(exc)`` is one line: ``cannot save FILE: what is wrong``.
     """
 
+    def __init__(self, message, filename=None, errno=None):
+        ModelFileError.__init__(self, message, filename)
+        self.errno = errno
+        self.strerror = message
+        self.filename = filename  # OSError's slot, set after its own __init__ ran
 
-_ARRAY_TYPE = _ArrayType()
-
-
-def _safe_reconstruct(subtype, shape, typecode):
-    # NumPy pickles an array as _reconstruct(ndarray, (0,), b'b') followed by a BUILD that
-    # sets its shape, dtype and data (checked in _RestrictedUnpickler.load_build).
-    if subtype is not _ARRAY_TYPE or tuple(shape) != (0,) or typecode != b"b":
-        raise _RefusedGlobal("refused an array reconstruction that NumPy's own pickles never "
-                             "write")
-    return _np_reconstruct(np.ndarray, (0,), b"b")
-
-
-def _safe_frombuffer(buffer, dtype, shape, order):
-    # Protocol 5: an array over the pickle's own bytes, whose size must match exactly.
-    _check_dtype(dtype)
-    shape = tuple(shape)
-    if (not all(isinstance(n, int) and n >= 0 for n in shape)
-            or int(np.prod(shape, dtype=object)) * dtype.itemsize != memoryview(buffer).nbytes):
-        raise _RefusedGlobal(f"refused an array of shape {shape} over {memoryview(buffer).nbytes} "
-                             f"bytes of data")
-    return _np_frombuffer(buffer, dtype, shape, order)
-
-
-def _safe_scalar(dtype, data):
-    _check_dtype(dtype)
-    if not isinstance(data, bytes) or len(data) != dtype.itemsize:
-        raise _RefusedGlobal("refused a NumPy scalar with the wrong amount of data")
-    return _np_scalar(dtype, data)
-
-
-def _empty_bytes(*args):
-    # Protocols 0-2 write b"" as bytes(); bytes(n) would allocate n zero bytes.
-    if args:
-        raise _RefusedGlobal("refused bytes() with arguments (model pickles only use bytes())")
-    return b""
-
-
-# (module, name) as written in the pickle -> the object it stands for. Nothing else is
-# importable while loading a model, and each callable checks its arguments, so REDUCE can
-# only build numeric dtypes and arrays whose data is in the file.
-_ALLOWED_GLOBALS = {
-    # What NumPy 1.x and 2.x emit for arrays of any layout at protocols 0-5.
-    ("numpy", "ndarray"): _ARRAY_TYPE,
-    ("numpy", "dtype"): _safe_dtype,
-    ("numpy.core.multiarray", "_reconstruct"): _safe_reconstruct,  # NumPy 1.x, protocols 0-5
-    ("numpy._core.multiarray", "_reconstruct"): _safe_reconstruct,  # NumPy 2.x
-    ("numpy.core.numeric", "_frombuffer"): _safe_frombuffer,  # NumPy 1.x, protocol 5
-    ("numpy._core.numeric", "_frombuffer"): _safe_frombuffer,  # NumPy 2.x, protocol 5
-    # NumPy scalars (np.float64(...)); never part of a valid model but harmless, and
-    # admitting them lets such a file fail validation with a clear message.
-    ("numpy.core.multiarray", "scalar"): _safe_scalar,
-    ("numpy._core.multiarray", "scalar"): _safe_scalar,
-    # Protocols 0-2 only: how Python 3 spells bytes there (see _latin1_encode), and
-    # ``bytes()`` for empty bytes (``__builtin__`` is the protocol-2 name of ``builtins``).
-    # No other builtin is needed: dicts, lists, tuples, str and numbers have their own
-    # opcodes.
-    ("_codecs", "encode"): _latin1_encode,
-    ("__builtin__", "bytes"): _empty_bytes,
-    ("builtins", "bytes"): _empty_bytes,
-}
-
-_MEMO_OPCODES = {"PUT", "BINPUT", "LONG_BINPUT", "GET", "BINGET", "LONG_BINGET"}
-
-
-def _prescan(raw):
-    """Walk the opcodes without executing any, and refuse what could exhaust memory.
-
-    A memo index can only refer to something stored before it, so it is below the count
-    of opcodes read so far; a larger one (``LONG_BINPUT 2**30`` in a 12-byte file makes an
-    unpickler reserve gigabytes) is refused. ``genops`` also refuses lengths that run past
-    the end of the file, before anything is allocated for them.
-    """
-    count = 0
-    try:
-        with warnings.catch_warnings():  # protocol-0 strings in a damaged file warn
-            warnings.simplefilter("ignore", DeprecationWarning)
-            opcodes = list(pickletools.genops(raw))
-        for opcode, arg, _ in opcodes:
-            count += 1
-            if opcode.name in _MEMO_OPCODES and int(arg) > count:
-                raise pickle.UnpicklingError(f"memo index {arg} after only {count} opcodes")
-    except pickle.UnpicklingError:
-        raise
-    except Exception as exc:
-        raise pickle.UnpicklingError(f"{type(exc).__name__}: {exc}") from None
-
-
-class _RestrictedUnpickler(pickle._Unpickler):
-    """Unpickler that can only build numeric NumPy arrays, dtypes and plain containers.
-
-    It is the pure-Python unpickler (``pickle._Unpickler``), because its memo is a dict and
-    its BUILD step can be checked: ``load_build`` lets state through only onto the arrays
-    and dtypes the allowed globals made, in the form NumPy itself writes.
-    """
-
-    dispatch = dict(pickle._Unpickler.dispatch)
-
-    def find_class(self, module, name):
-        # Called for every GLOBAL/STACK_GLOBAL/INST/EXT opcode; the default would import
-        # ``module`` and return any attribute, e.g. os.system.
-        try:
-            return _ALLOWED_GLOBALS[(module, name)]
-        except KeyError:
-            raise _RefusedGlobal(
-                f"refused to load global '{module}.{name}': a model file may only contain "
-                f"NumPy arrays, and loading this one would import or run other code"
-            ) from None
-
-    def load_build(self):
-        state, inst = self.stack[-1], self.stack[-2]
-        if isinstance(inst, np.dtype):
-            # Only the state NumPy writes for this dtype in the stated byte order: no flags,
-            # no fields, nothing else.
-            order = state[1] if isinstance(state, tuple) and len(state) > 1 else None
-            if (order not in ("<", ">", "|", "=")
-                    or state != inst.newbyteorder(order if order in "<>" else "=").__reduce__()[2]):
-                raise _RefusedGlobal(f"refused dtype state {state!r}")
-        elif type(inst) is np.ndarray:
-            ok = isinstance(state, tuple) and len(state) == 5
-            if ok:
-                _, shape, dtype, _, data = state
-                _check_dtype(dtype)
-                ok = (isinstance(shape, tuple) and all(isinstance(n, int) and n >= 0 for n in shape)
-                      and isinstance(data, (bytes, bytearray))
-                      and int(np.prod(shape, dtype=object)) * dtype.itemsize == len(data))
-            if not ok:
-                raise _RefusedGlobal("refused array state that does not match its data")
-        else:
-            raise _RefusedGlobal(f"refused to set the state of a {type(inst).__name__}")
-        pickle._Unpickler.load_build(self)
-
-    dispatch[pickle.BUILD[0]] = load_build
+    def __str__(self):
+        return self.args[0]
 
 
 # ------------------------------------------------------------------------- validation
@@ -278,13 +137,56 @@ def _describe(value):
     return type(value).__name__
 
 
+def _check_shapes(shapes, where, filename, expected_shapes=None):
+    """Check the three declared shapes against each other and the bounds; no data needed.
+
+    ``shapes`` maps each of ``PARAM_KEYS`` to a tuple of ints. Called on the shapes a file
+    declares before its arrays are built (.npz headers) or converted (pickles), and on the
+    arrays to save.
+    """
+    filters, weights, biases = (tuple(shapes[k]) for k in PARAM_KEYS)
+    if len(filters) != 3 or filters[1:] != (3, 3) or filters[0] < 1:
+        raise ModelFileError(f"{where}: 'conv_filters' must have shape (num_filters, 3, 3), "
+                             f"found {filters}", filename)
+    if len(weights) != 2 or 0 in weights:
+        raise ModelFileError(f"{where}: 'softmax_weights' must have shape (input_len, nodes), "
+                             f"found {weights}", filename)
+    if biases != (weights[1],):
+        raise ModelFileError(f"{where}: 'softmax_biases' must have shape (nodes,) = "
+                             f"{(weights[1],)} to match 'softmax_weights' "
+                             f"{weights}, found {biases}", filename)
+    if expected_shapes:
+        for key, shape in zip(PARAM_KEYS, (filters, weights, biases)):
+            expected = expected_shapes.get(key)
+            if expected is not None and shape != tuple(expected):
+                raise ModelFileError(f"{where}: {key!r} has shape {shape} but "
+                                     f"the layer expects {tuple(expected)}", filename)
+    num_filters, (input_len, nodes) = filters[0], weights
+    if num_filters > MAX_NUM_FILTERS:
+        raise ModelFileError(f"{where}: {num_filters} filters, more than the "
+                             f"{MAX_NUM_FILTERS} a model may have", filename)
+    if nodes > MAX_NODES:
+        raise ModelFileError(f"{where}: {nodes} softmax nodes (classes), more than the "
+                             f"{MAX_NODES} a model may have", filename)
+    if input_len % num_filters:
+        raise ModelFileError(
+            f"{where}: 'softmax_weights' has {input_len} rows, which is not a multiple of the "
+            f"{num_filters} filters (it must be pooled height * pooled width * num_filters, "
+            f"e.g. 13 * 13 * {num_filters} = {169 * num_filters} for 28x28 images)", filename)
+    nbytes = 8 * (9 * num_filters + input_len * nodes + nodes)
+    if nbytes > MAX_PARAM_BYTES:
+        raise ModelFileError(f"{where}: the arrays would hold {nbytes / MiB:,.1f} MiB of "
+                             f"float64, more than the {MAX_PARAM_BYTES // MiB} MiB a model "
+                             f"file may hold", filename)
+
+
 def _check_arrays(arrays, filename, expected_shapes=None, saving=False):
     """Validated float64 C-contiguous writable copies of the three arrays.
 
     ``arrays`` must be a dict with exactly ``PARAM_KEYS``. When loading, the values must
-    be ndarrays; when ``saving``, anything ``np.asarray`` accepts. Shapes are checked
-    before the data is converted or scanned, so a file that declares a huge array is
-    refused before any work is done on it.
+    be ndarrays; when ``saving``, anything ``np.asarray`` accepts. Shapes and bounds are
+    checked before the data is converted or scanned, so a file that declares a huge array
+    is refused before any work is done on it.
     """
     where = f"cannot save {filename}" if saving else filename
     if not isinstance(arrays, dict):
@@ -318,23 +220,7 @@ def _check_arrays(arrays, filename, expected_shapes=None, saving=False):
                                  f"found dtype {value.dtype}", filename)
         checked[key] = value
 
-    filters, weights, biases = (checked[k] for k in PARAM_KEYS)
-    if filters.ndim != 3 or filters.shape[1:] != (3, 3) or filters.shape[0] < 1:
-        raise ModelFileError(f"{where}: 'conv_filters' must have shape (num_filters, 3, 3), "
-                             f"found {filters.shape}", filename)
-    if weights.ndim != 2 or 0 in weights.shape:
-        raise ModelFileError(f"{where}: 'softmax_weights' must have shape (input_len, nodes), "
-                             f"found {weights.shape}", filename)
-    if biases.shape != (weights.shape[1],):
-        raise ModelFileError(f"{where}: 'softmax_biases' must have shape (nodes,) = "
-                             f"{(weights.shape[1],)} to match 'softmax_weights' "
-                             f"{weights.shape}, found {biases.shape}", filename)
-    if expected_shapes:
-        for key in PARAM_KEYS:
-            expected = expected_shapes.get(key)
-            if expected is not None and checked[key].shape != tuple(expected):
-                raise ModelFileError(f"{where}: {key!r} has shape {checked[key].shape} but "
-                                     f"the layer expects {tuple(expected)}", filename)
+    _check_shapes({k: v.shape for k, v in checked.items()}, where, filename, expected_shapes)
 
     result = {}
     for key in PARAM_KEYS:
@@ -351,6 +237,19 @@ def _check_arrays(arrays, filename, expected_shapes=None, saving=False):
     return result
 
 
+# ------------------------------------------------------------------------------ names
+
+def model_filename(name):
+    """The file of model ``name`` (str or path-like) as ``ModelSaver`` uses it (a str).
+
+    A name ending in ``.pkl`` or ``.npz`` (any case) is the file name itself; any other
+    name gets ``.pkl`` appended, as in the tutorial: ``'MNIST_CNN'`` -> ``'MNIST_CNN.pkl'``,
+    ``'m.pkl'`` -> ``'m.pkl'``, ``'m.npz'`` -> ``'m.npz'``, ``'m.v2'`` -> ``'m.v2.pkl'``.
+    """
+    name = f'{os.fspath(name) if isinstance(name, os.PathLike) else name}'
+    return name if name.lower().endswith((".pkl", ".npz")) else f'{name}.pkl'
+
+
 # ------------------------------------------------------------------------ file formats
 
 def _is_npz(filename):
@@ -361,9 +260,8 @@ def _read_pickle(raw, filename):
     if not raw:
         raise ModelFileError(f"{filename}: the file is empty", filename)
     try:
-        _prescan(raw)
-        return _RestrictedUnpickler(io.BytesIO(raw)).load()
-    except _RefusedGlobal as exc:
+        return _safe_pickle.loads(raw)
+    except _safe_pickle.RefusedPickle as exc:
         raise ModelFileError(f"{filename}: {exc}", filename) from None
     except Exception as exc:  # anything a damaged or foreign file can provoke
         hint = ""
@@ -374,15 +272,29 @@ def _read_pickle(raw, filename):
             f"{type(exc).__name__}: {exc}){hint}", filename) from exc
 
 
-def _npz_headers(archive, filename, expected_shapes):
-    """Check every member's .npy header against its size before any data is read.
+# A cnn_ext .npz has exactly these members; anything else is refused before it is read.
+_NPZ_MEMBERS = {f"{k}.npy" for k in (*PARAM_KEYS, _NPZ_VERSION_KEY)}
 
-    A small compressed archive can claim arrays of any size: the shapes are compared with
-    the layers' (when known) and with the bytes each member really holds, so a "zip bomb"
-    is refused before it is inflated.
+
+def _npz_headers(archive, filename, expected_shapes):
+    """Check every member's .npy header before any data is read.
+
+    A small compressed archive can claim arrays of any size: the declared shapes are
+    checked against each other and the bounds (``_check_shapes``), against the layers'
+    (when known) and against the bytes each member says it holds, so a "zip bomb" is
+    refused before it is inflated and no array is allocated for a shape no model has.
     """
-    for info in archive.infolist():
-        key = info.filename[:-4] if info.filename.endswith(".npy") else info.filename
+    infos = archive.infolist()
+    names = [info.filename for info in infos]
+    unexpected = [n for n in names if n not in _NPZ_MEMBERS]
+    if unexpected or len(names) != len(set(names)):
+        shown = ", ".join(repr(n[:-4] if n.endswith(".npy") else n) for n in unexpected[:5])
+        raise ModelFileError(f"{filename}: unexpected key(s) {shown or '(duplicates)'} "
+                             f"(expected exactly {', '.join(map(repr, PARAM_KEYS))} and "
+                             f"{_NPZ_VERSION_KEY!r})", filename)
+    shapes = {}
+    for info in infos:
+        key = info.filename[:-4]
         with archive.open(info) as f:
             version = np.lib.format.read_magic(f)
             if version == (1, 0):
@@ -400,9 +312,15 @@ def _npz_headers(archive, filename, expected_shapes):
         if expected is not None and tuple(shape) != tuple(expected):
             raise ModelFileError(f"{filename}: {key!r} has shape {tuple(shape)} but the layer "
                                  f"expects {tuple(expected)}", filename)
+        if key == _NPZ_VERSION_KEY and int(np.prod(shape, dtype=object)) > 16:
+            raise ModelFileError(f"{filename}: unsupported {_NPZ_VERSION_KEY} of shape "
+                                 f"{tuple(shape)}", filename)
         if header + int(np.prod(shape, dtype=object)) * dtype.itemsize != info.file_size:
             raise ModelFileError(f"{filename}: {key!r} claims shape {tuple(shape)} but holds "
                                  f"{info.file_size - header} bytes of data", filename)
+        shapes[key] = tuple(shape)
+    if all(k in shapes for k in PARAM_KEYS):  # missing keys: reported after reading
+        _check_shapes(shapes, filename, filename, expected_shapes)
 
 
 def _read_npz(raw, filename, expected_shapes=None):
@@ -437,22 +355,75 @@ def _read_npz(raw, filename, expected_shapes=None):
     return members
 
 
+def _file_kind(mode):
+    for test, kind in ((stat.S_ISDIR, "a directory"), (stat.S_ISFIFO, "a FIFO (named pipe)"),
+                       (stat.S_ISCHR, "a character device"), (stat.S_ISBLK, "a block device"),
+                       (stat.S_ISSOCK, "a socket")):
+        if test(mode):
+            return kind
+    return "not a regular file"
+
+
+def _not_regular(filename, mode):
+    return ModelFileError(f"{filename}: is {_file_kind(mode)}, not a model file (a model is "
+                          f"a regular file)", filename)
+
+
+def _read_model_bytes(filename):
+    """The bytes of ``filename``: a regular file (symlinks followed) of at most
+    ``MAX_MODEL_BYTES``; never blocks, never reads more than the cap."""
+    # stat first so that a device is refused without even being opened (opening some has
+    # side effects); the fstat below on the opened descriptor is what counts (no TOCTOU).
+    mode = os.stat(filename).st_mode
+    if not stat.S_ISREG(mode):
+        raise _not_regular(filename, mode)
+    # O_NONBLOCK: a FIFO swapped in after the stat opens at once instead of waiting for
+    # a writer (it has no effect on regular files).
+    flags = (os.O_RDONLY | getattr(os, "O_NONBLOCK", 0) | getattr(os, "O_BINARY", 0)
+             | getattr(os, "O_CLOEXEC", 0))
+    try:
+        fd = os.open(filename, flags)
+    except (IsADirectoryError, PermissionError):
+        if os.path.isdir(filename):  # Windows cannot open directories at all
+            raise _not_regular(filename, stat.S_IFDIR) from None
+        raise
+    with os.fdopen(fd, "rb") as f:
+        st = os.fstat(f.fileno())
+        if not stat.S_ISREG(st.st_mode):
+            raise _not_regular(filename, st.st_mode)
+        if st.st_size > MAX_MODEL_BYTES:
+            raise ModelFileError(f"{filename}: {st.st_size / MiB:,.1f} MiB, larger than any "
+                                 f"model (at most {MAX_MODEL_BYTES // MiB} MiB)", filename)
+        # One byte more than the size: f.read(n) reserves n bytes up front, so never ask
+        # for the cap itself; a file still growing is refused rather than read on.
+        raw = f.read(st.st_size + 1)
+    if len(raw) != st.st_size:
+        raise ModelFileError(f"{filename}: its size changed while it was read (another "
+                             f"program is writing it?)", filename)
+    return raw
+
+
 def load_params(filename, *, expected_shapes=None):
     """Read and validate a model file; return ``{key: array}`` for the three ``PARAM_KEYS``.
 
-    The format follows the suffix: ``.npz`` is read with ``np.load(allow_pickle=False)``,
-    anything else as the tutorial's pickle through the restricted unpickler. Returned
-    arrays are fresh float64, C-contiguous, writable. ``expected_shapes`` (optional dict
-    key -> shape tuple) adds exact shape checks, e.g. against existing layers.
+    ``filename`` is used as given (no suffix added). The format follows the suffix:
+    ``.npz`` is read with ``np.load(allow_pickle=False)``, anything else as the tutorial's
+    pickle through the restricted unpickler (``cnn_ext._safe_pickle``). Returned arrays
+    are fresh float64, C-contiguous, writable. ``expected_shapes`` (optional dict key ->
+    shape tuple) adds exact shape checks, e.g. against existing layers.
+
+    Cheap and bounded: only a regular file of at most ``MAX_MODEL_BYTES`` is read (a
+    directory, FIFO or device is refused at once, without blocking), and the declared
+    shapes are checked against each other and the bounds before arrays are built, so a
+    load needs at most a few times the file's size in memory.
 
     Raises ``FileNotFoundError`` if the file does not exist and ``ModelFileError`` if it is
     not a valid model (other ``OSError`` such as permission errors propagate).
     """
     filename = os.fspath(filename)
-    with open(filename, "rb") as f:
-        # Read first, parse after: I/O errors stay OSError, parsing errors become
-        # ModelFileError.
-        raw = f.read()
+    # Read first, parse after: I/O errors stay OSError, parsing errors become
+    # ModelFileError.
+    raw = _read_model_bytes(filename)
     if _is_npz(filename):
         data = _read_npz(raw, filename, expected_shapes)
     else:
@@ -493,23 +464,184 @@ def _fsync_directory(directory):
         os.close(fd)
 
 
-def _atomic_write(path, write):
-    """Call ``write(binary_file)`` on a temporary file, then move it onto ``path``.
+def _shown(path):
+    return repr(path or ".")
 
-    Either the new file is complete at ``path`` or the old one is untouched: the
-    temporary file lives in the same folder (so ``os.replace`` is an atomic rename), is
-    fsynced before the rename, and is removed on any exception, KeyboardInterrupt included.
-    """
-    # Write through a symlink like open() would, instead of replacing the link itself.
-    target = os.path.realpath(path)
-    directory = os.path.dirname(target)
-    fd, tmp = tempfile.mkstemp(prefix=f".{os.path.basename(target)}.", suffix=".tmp",
-                               dir=directory)
+
+def _shown_dir(filename, directory):
+    # The folder as the user wrote it, unless a symlink took the file elsewhere.
+    given = os.path.dirname(filename)
+    return given if os.path.realpath(given or ".") == directory else directory
+
+
+def _write_error(filename, directory, exc):
+    """A one-line ModelWriteError for the OSError ``exc`` raised while writing ``filename``."""
+    code = getattr(exc, "errno", None)
+    if code == errno.ENOENT and not os.path.isdir(directory or "."):
+        why = f"the folder {_shown(directory)} does not exist"
+    elif code == errno.ENOTDIR:
+        why = f"{_shown(directory)} is not a folder"
+    elif code in (errno.EACCES, errno.EPERM):
+        why = f"no permission to create files in the folder {_shown(directory)}"
+    elif code == errno.EROFS:
+        why = f"the folder {_shown(directory)} is on a read-only file system"
+    elif code == errno.ENOSPC:
+        why = "no space left on the device"
+    elif code == getattr(errno, "EDQUOT", None):
+        why = "disk quota exceeded"
+    elif code == errno.ENAMETOOLONG:
+        why = "the file name is too long"
+    elif code == errno.EISDIR:
+        why = "it is a directory"
+    else:
+        why = getattr(exc, "strerror", None) or str(exc) or type(exc).__name__
+    return ModelWriteError(f"cannot save {filename}: {why}", filename, code)
+
+
+def _check_target(filename, target):
+    """Refuse a target that ``os.replace`` must not or cannot replace."""
     try:
-        with os.fdopen(fd, "wb") as f:
-            write(f)
-            f.flush()
-            os.fsync(f.fileno())
+        st = os.lstat(target)
+    except FileNotFoundError:
+        return
+    except OSError as exc:  # e.g. ELOOP, ENOTDIR, EACCES on a parent
+        raise _write_error(filename, os.path.dirname(target), exc) from exc
+    if stat.S_ISDIR(st.st_mode):
+        raise ModelWriteError(f"cannot save {filename}: it is a directory", filename,
+                              errno.EISDIR)
+    if not stat.S_ISREG(st.st_mode):
+        raise ModelWriteError(f"cannot save {filename}: it is {_file_kind(st.st_mode)}, not "
+                              f"a regular file", filename)
+    # The tutorial's open(name, 'wb') refused a file its user made read-only; os.replace
+    # would not, so ask the same question open() would.
+    if not os.access(target, os.W_OK):
+        raise ModelWriteError(f"cannot save {filename}: the existing file is read-only (no "
+                              f"write permission)", filename, errno.EACCES)
+
+
+def _target_of(filename):
+    # Write through a symlink like open() would, instead of replacing the link itself.
+    target = os.path.realpath(filename)
+    return target, os.path.dirname(target)
+
+
+def _temp_pattern(basename):
+    # tempfile.mkstemp(prefix='.NAME.', suffix='.tmp') names: 8 characters from
+    # tempfile's alphabet (a-z, 0-9, _) between them. Anchored: another model's temporary
+    # files (".NAME.x.pkl.abcdefgh.tmp") never match.
+    return re.compile(rf"\.{re.escape(basename)}\.[a-z0-9_]{{8}}\.tmp\Z")
+
+
+def _mkstemp(filename, directory, basename):
+    try:
+        return tempfile.mkstemp(prefix=f".{basename}.", suffix=".tmp", dir=directory)
+    except OSError as exc:
+        raise _write_error(filename, _shown_dir(filename, directory), exc) from exc
+
+
+def check_writable(filename):
+    """Check that a model can be saved at ``filename`` (used as given); return ``None``.
+
+    Raises :class:`ModelWriteError` (an ``OSError`` and a ``ModelFileError``) with a
+    one-line message if the folder is missing or is not a folder, ``filename`` is a
+    directory, a FIFO, device or socket, an existing model there is read-only, or no file
+    can be created in the folder (permissions, read-only file system). The last is found
+    by really creating and removing a temporary file as a save would, so nothing is left
+    behind. Cheap (a few system calls): call it before training, not only after.
+    """
+    filename = os.fspath(filename)
+    if not filename:
+        raise ModelWriteError("cannot save '': empty file name", filename, errno.ENOENT)
+    target, directory = _target_of(filename)
+    if not os.path.isdir(directory):
+        exc = OSError(errno.ENOTDIR if os.path.exists(directory) else errno.ENOENT, "")
+        raise _write_error(filename, _shown_dir(filename, directory), exc)
+    _check_target(filename, target)
+    fd, tmp = _mkstemp(filename, directory, os.path.basename(target))
+    os.close(fd)
+    with contextlib.suppress(OSError):
+        os.unlink(tmp)
+
+
+def _lock(fd):
+    """Take an exclusive lock on ``fd`` without waiting; True if taken, False if another
+    process holds it, None if locks are not available here."""
+    if fcntl is None:
+        return None
+    try:
+        fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        return True
+    except BlockingIOError:
+        return False
+    except OSError:  # ENOLCK, EOPNOTSUPP, ... (some network or FUSE file systems)
+        return None
+
+
+def _remove_stale_temporaries(directory, basename, keep=None):
+    """Remove ``.BASENAME.XXXXXXXX.tmp`` files left in ``directory`` by killed saves.
+
+    Only files matching the exact name pattern of this model's temporary files, that are
+    regular files, were last modified at least ``STALE_TEMP_SECONDS`` ago and are not
+    locked. Every save holds an exclusive ``flock`` on its temporary file from creation
+    until after the rename, and the kernel drops the lock when the process dies (even by
+    SIGKILL), so a file this function can lock belongs to no running save; the age test
+    covers the instant between a save's mkstemp and its flock. Where flock is not
+    available, nothing is removed on POSIX; on Windows a file another process still has
+    open cannot be deleted, so unlink itself is the test. Errors are ignored: cleaning
+    up never makes a save fail.
+    """
+    pattern = _temp_pattern(basename)
+    try:
+        entries = [e for e in os.scandir(directory) if pattern.match(e.name)]
+    except OSError:
+        return
+    now = time.time()
+    for entry in entries:
+        path = entry.path
+        if keep is not None and os.path.basename(path) == keep:
+            continue
+        try:
+            st = os.lstat(path)
+            if not stat.S_ISREG(st.st_mode) or now - st.st_mtime < STALE_TEMP_SECONDS:
+                continue
+            if fcntl is None:
+                os.unlink(path)
+                continue
+            fd = os.open(path, os.O_RDWR | os.O_NONBLOCK | getattr(os, "O_NOFOLLOW", 0)
+                         | getattr(os, "O_CLOEXEC", 0))
+        except OSError:
+            continue
+        try:
+            st2 = os.fstat(fd)
+            if (st2.st_ino, st2.st_dev) == (st.st_ino, st.st_dev) and _lock(fd):
+                os.unlink(path)  # while holding the lock
+        except OSError:
+            pass
+        finally:
+            os.close(fd)
+
+
+def _atomic_write(filename, write):
+    """Call ``write(binary_file)`` on a temporary file, then move it onto ``filename``.
+
+    Either the new file is complete at ``filename`` or the old one is untouched: the
+    temporary file ``.NAME.XXXXXXXX.tmp`` lives in the same folder (so ``os.replace`` is an
+    atomic rename), is locked while it is written, is fsynced before the rename, and is
+    removed on any exception, KeyboardInterrupt included. An ``OSError`` becomes a
+    one-line :class:`ModelWriteError`; other exceptions from ``write`` pass unchanged.
+    """
+    target, directory = _target_of(filename)
+    basename = os.path.basename(target)
+    _check_target(filename, target)
+    fd, tmp = _mkstemp(filename, directory, basename)
+    f = None
+    try:
+        _lock(fd)  # tells other saves' clean-up that this file is in use
+        _remove_stale_temporaries(directory, basename, keep=os.path.basename(tmp))
+        f = os.fdopen(fd, "wb")
+        write(f)
+        f.flush()
+        os.fsync(f.fileno())
         if os.name == "posix":
             # mkstemp creates files 0600; give the model the permissions open() would have
             # (the old file's, or the umask default for a new one).
@@ -518,22 +650,37 @@ def _atomic_write(path, write):
             except FileNotFoundError:
                 mode = 0o666 & ~_current_umask()
             os.chmod(tmp, mode)
+        else:
+            f.close()  # Windows cannot rename an open file
+        # On POSIX the file stays open, and locked, until it has its final name.
         os.replace(tmp, target)
-    except BaseException:
+    except BaseException as exc:
         with contextlib.suppress(OSError):
             os.unlink(tmp)
+        if f is not None:
+            with contextlib.suppress(OSError):
+                f.close()
+        else:
+            with contextlib.suppress(OSError):
+                os.close(fd)
+        if isinstance(exc, OSError) and not isinstance(exc, ModelWriteError):
+            raise _write_error(filename, _shown_dir(filename, directory), exc) from exc
         raise
+    with contextlib.suppress(OSError):
+        f.close()
     _fsync_directory(directory)
 
 
 def save_params(filename, conv_filters, softmax_weights, softmax_biases):
-    """Validate the three arrays and write them atomically to ``filename``.
+    """Validate the three arrays and write them atomically to ``filename`` (used as given).
 
     ``conv_filters`` ``(num_filters, 3, 3)``, ``softmax_weights`` ``(input_len, nodes)``,
-    ``softmax_biases`` ``(nodes,)``: real numeric and finite, stored as float64. A
-    ``.npz`` suffix writes the pickle-free archive (plus ``format_version`` = 1), any other
-    name the tutorial's pickle (protocol ``PICKLE_PROTOCOL``). Raises ``ModelFileError`` on
-    invalid arrays, before the file is touched.
+    ``softmax_biases`` ``(nodes,)``: real numeric and finite, stored as float64, within the
+    module's bounds. A ``.npz`` suffix writes the pickle-free archive (plus
+    ``format_version`` = 1), any other name the tutorial's pickle (protocol
+    ``PICKLE_PROTOCOL``). Raises ``ModelFileError`` on invalid arrays, before the file is
+    touched, and :class:`ModelWriteError` (an ``OSError``) if the file cannot be written;
+    either way no temporary file is left behind and an existing model is untouched.
     """
     filename = os.fspath(filename)
     arrays = _check_arrays(
@@ -561,9 +708,10 @@ class ModelSaver:
 
     ``ModelSaver(model_name='MNIST_CNN')`` saves to and loads from ``f'{model_name}.pkl'``
     as the tutorial did, in a format the tutorial's own ``ModelSaver`` reads and writes.
-    If ``model_name`` ends with ``.npz`` it is the file name itself and the pickle-free
-    ``.npz`` format is used instead (``ModelSaver('MNIST_CNN.npz')`` -> ``MNIST_CNN.npz``).
-    The name is relative to the current directory unless absolute.
+    A ``model_name`` that already ends in ``.pkl`` or ``.npz`` (any case) is the file name
+    itself: ``ModelSaver('m.pkl').filename == 'm.pkl'``, and ``ModelSaver('m.npz')`` uses
+    the pickle-free ``.npz`` format. See :func:`model_filename`. The name is relative to
+    the current directory unless absolute.
 
     Layers are duck-typed: ``conv`` needs ``filters``, ``softmax`` needs ``weights`` and
     ``biases`` (float64 arrays); ``pool`` is accepted for compatibility and unused.
@@ -574,15 +722,17 @@ class ModelSaver:
 
     @property
     def filename(self):
-        """The file used: ``model_name`` if it ends with ``.npz``, else ``model_name + '.pkl'``."""
-        name = f'{self.model_name}'
-        return name if _is_npz(name) else f'{name}.pkl'
+        """The file used (str): ``model_name`` if it ends in ``.pkl`` or ``.npz``, else
+        ``model_name + '.pkl'``."""
+        return model_filename(self.model_name)
 
     def save(self, conv, pool, softmax):
         """Write ``conv.filters``, ``softmax.weights``, ``softmax.biases`` atomically.
 
         Prints ``保存参数到{filename}``. Raises ``ModelFileError`` (nothing written) if an
-        array has the wrong shape or dtype or is not finite.
+        array has the wrong shape or dtype, is not finite or is over the bounds, and
+        :class:`ModelWriteError` if the file cannot be written there (the old file, if
+        any, is untouched and no temporary file is left).
         """
         filename = self.filename
         save_params(filename, conv.filters, softmax.weights, softmax.biases)
@@ -593,7 +743,9 @@ class ModelSaver:
 
         Prints ``模型参数加载成功`` or ``无可用模型参数``. The arrays must match the layers'
         current shapes (a 16-filter model does not load into an 8-filter layer); on any
-        problem ``ModelFileError`` is raised and the layers are left untouched.
+        problem ``ModelFileError`` is raised and the layers are left untouched: also for a
+        path that is a directory, FIFO or device (refused without blocking) and for a file
+        over ``MAX_MODEL_BYTES``.
         """
         filename = self.filename
         expected = {

@@ -42,6 +42,9 @@ class Softmax:
         return weights, biases
 
     def forward(self, input):
+        """Probabilities (nodes,) float64 of ``input``, any shape with ``input_len`` real
+        values: softmax of ``input.flatten() @ weights + biases``. Keeps
+        ``last_input_shape``, ``last_input`` (flattened) and ``last_totals`` (nodes,)."""
         if type(input) is np.ndarray and input.dtype is _FLOAT64:
             # The common case goes straight to the kernel, which checks every array in C;
             # whatever it refuses takes the checked path, which converts or explains.
@@ -74,6 +77,10 @@ class Softmax:
         return output
 
     def backprop(self, d_L_d_out):
+        """From ``d_L_d_out`` (nodes,), the loss gradient with respect to the last
+        probabilities: updates ``weights`` and ``biases`` in place by ``learn_rate`` and
+        returns the gradient with respect to the last input, a new float64 array of
+        ``last_input_shape``."""
         rate, weights, biases = learn_rate(self), self.weights, self.biases
         # Exact ndarrays only: the checked path swaps a subclass (a memmap, say) for a plain
         # copy before updating it in place, and so must the fast one.

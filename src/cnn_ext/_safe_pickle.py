@@ -1,0 +1,306 @@
+"""The restricted unpickler for model files: cnn_ext's one security boundary.
+
+Threat model
+------------
+A ``.pkl`` model file may come from anywhere (a download, a shared folder, a classmate)
+and must be treated as hostile. Plain ``pickle.load`` on such a file runs any code the
+file names. :func:`loads` must, for *any* bytes:
+
+* never import a module, call a function or set an attribute that is not listed below;
+* never allocate much more memory than the file's own size (no "pickle bombs": huge
+  memo indices, arrays claiming a shape their data does not fill, uninitialised arrays);
+* never crash the interpreter (no array whose dtype was rewritten into an object dtype);
+* either return plain data or raise :class:`pickle.UnpicklingError` (its subclass
+  :class:`RefusedPickle` when the file does something a model file never does).
+
+The caller (``cnn_ext.saver``) bounds the file size before calling :func:`loads`, and
+validates the returned object (keys, shapes, dtypes, finiteness) afterwards.
+
+What is allowed
+---------------
+1. A pre-scan walks the opcodes *lazily* with ``pickletools.genops`` (nothing is
+   executed, nothing is kept): at most :data:`MAX_OPCODES` opcodes (a model pickle has
+   about 50), only the opcodes in :data:`ALLOWED_OPCODES` (plain data, the memo, framing,
+   globals, ``REDUCE`` and ``BUILD``), memo indices below the count of opcodes read so
+   far, and lengths that do not run past the end of the file.
+2. The unpickler then runs with only the globals of :data:`_ALLOWED_GLOBALS`: the
+   functions NumPy's own array pickles call (``_reconstruct``, ``dtype``, ``_frombuffer``,
+   ``scalar``) for NumPy 1.x and 2.x names, ``_codecs.encode`` for ``'latin1'`` only and
+   ``bytes()`` without arguments. Each is a wrapper that checks its arguments: arrays
+   only of plain numeric dtypes, and only with as many bytes of data as their shape needs,
+   taken from the file itself.
+3. ``BUILD`` may only set the state of those arrays and dtypes, in the exact form NumPy
+   writes (:meth:`_RestrictedUnpickler.load_build`).
+
+Nothing else is reachable: dicts, lists, tuples, strings, bytes and numbers have their
+own opcodes and need no global.
+"""
+import io
+import pickle
+import pickletools
+import warnings
+
+import numpy as np
+
+__all__ = ["RefusedPickle", "loads", "prescan", "ALLOWED_OPCODES", "MAX_OPCODES",
+           "NUMERIC_KINDS"]
+
+# A model pickle (a dict of three arrays, any protocol 0-5, NumPy 1.x or 2.x) has 40-90
+# opcodes; 10,000 leaves room for any layout while the scan stays a few milliseconds.
+MAX_OPCODES = 10_000
+
+# Everything NumPy array pickles and plain containers use, at protocols 0-5. Left out:
+# persistent ids (PERSID, BINPERSID), the extension registry (EXT1/2/4), the class
+# instantiation opcodes (INST, OBJ, NEWOBJ, NEWOBJ_EX) and out-of-band buffers
+# (NEXT_BUFFER, READONLY_BUFFER), none of which a model file needs. An opcode a future
+# Python adds is refused until it is listed here.
+ALLOWED_OPCODES = frozenset({
+    # structure
+    "PROTO", "FRAME", "STOP", "MARK", "POP", "POP_MARK", "DUP",
+    # numbers, None, booleans
+    "INT", "BININT", "BININT1", "BININT2", "LONG", "LONG1", "LONG4", "FLOAT", "BINFLOAT",
+    "NONE", "NEWTRUE", "NEWFALSE",
+    # text and bytes
+    "STRING", "BINSTRING", "SHORT_BINSTRING", "UNICODE", "BINUNICODE", "SHORT_BINUNICODE",
+    "BINUNICODE8", "BINBYTES", "SHORT_BINBYTES", "BINBYTES8", "BYTEARRAY8",
+    # containers
+    "EMPTY_TUPLE", "TUPLE", "TUPLE1", "TUPLE2", "TUPLE3", "EMPTY_LIST", "LIST", "APPEND",
+    "APPENDS", "EMPTY_DICT", "DICT", "SETITEM", "SETITEMS", "EMPTY_SET", "ADDITEMS",
+    "FROZENSET",
+    # the memo
+    "PUT", "BINPUT", "LONG_BINPUT", "MEMOIZE", "GET", "BINGET", "LONG_BINGET",
+    # globals (restricted by find_class), calls (only of the allowed globals), state
+    "GLOBAL", "STACK_GLOBAL", "REDUCE", "BUILD",
+})
+
+# Kinds of array data a model may hold: signed and unsigned integers, floats.
+NUMERIC_KINDS = "iuf"
+
+_MEMO_OPCODES = {"PUT", "BINPUT", "LONG_BINPUT", "GET", "BINGET", "LONG_BINGET"}
+
+
+class RefusedPickle(pickle.UnpicklingError):
+    """The pickle does something a model file never does (a global, opcode or state
+    outside what is allowed); nothing it names was imported or called."""
+
+
+# --------------------------------------------------------------------------- pre-scan
+
+def prescan(raw, max_opcodes=MAX_OPCODES):
+    """Walk the opcodes of ``raw`` (bytes) without executing any; raise on the first problem.
+
+    Lazy: one opcode at a time, nothing kept, so the cost is bounded by the first
+    ``max_opcodes`` opcodes whatever the file size. A memo index can only refer to
+    something stored before it, so it is below the count of opcodes read so far; a larger
+    one (``LONG_BINPUT 2**30`` in a 12-byte file makes an unpickler reserve gigabytes) is
+    refused. ``genops`` refuses lengths that run past the end of the file before anything
+    is allocated for them. Raises :class:`RefusedPickle` for a refused opcode or too many
+    opcodes, :class:`pickle.UnpicklingError` for anything malformed.
+    """
+    count = 0
+    try:
+        with warnings.catch_warnings():  # protocol-0 strings in a damaged file warn
+            warnings.simplefilter("ignore", DeprecationWarning)
+            for opcode, arg, pos in pickletools.genops(raw):
+                count += 1
+                if count > max_opcodes:
+                    raise RefusedPickle(f"more than {max_opcodes} pickle opcodes (a model "
+                                        f"pickle has fewer than 100)")
+                if opcode.name not in ALLOWED_OPCODES:
+                    raise RefusedPickle(f"refused pickle opcode {opcode.name} at byte {pos}: "
+                                        f"model files never use it")
+                if opcode.name in _MEMO_OPCODES and int(arg) > count:
+                    raise pickle.UnpicklingError(f"memo index {arg} after only {count} opcodes")
+    except pickle.UnpicklingError:
+        raise
+    except Exception as exc:
+        raise pickle.UnpicklingError(f"{type(exc).__name__}: {exc}") from None
+
+
+# ------------------------------------------------------------- the allowed globals
+
+# The functions NumPy's array pickles call, taken from the running NumPy. NumPy 2 moved
+# numpy.core to numpy._core; old files name the old module, new files the new one, and both
+# must resolve to the objects of whichever NumPy is installed.
+if int(np.__version__.split(".")[0]) >= 2:
+    from numpy._core.multiarray import _reconstruct as _np_reconstruct
+    from numpy._core.multiarray import scalar as _np_scalar
+    from numpy._core.numeric import _frombuffer as _np_frombuffer
+else:  # pragma: no cover - exercised only under NumPy 1.x
+    from numpy.core.multiarray import _reconstruct as _np_reconstruct
+    from numpy.core.multiarray import scalar as _np_scalar
+    from numpy.core.numeric import _frombuffer as _np_frombuffer
+
+
+def _latin1_encode(obj, encoding="utf-8", errors="strict"):
+    """Stand-in for ``_codecs.encode`` that only does what pickle needs it for.
+
+    Python 3 writes ``bytes`` at protocols 0-2 as ``_codecs.encode(text, 'latin1')``
+    (NumPy arrays' raw data included). The real function accepts any codec name, and
+    looking a codec up can import modules, so only that one exact use is allowed.
+    """
+    if not isinstance(obj, str) or encoding not in ("latin1", "latin-1"):
+        raise RefusedPickle(f"refused _codecs.encode with encoding {encoding!r} "
+                            f"(model pickles use it only to encode bytes as 'latin1')")
+    return obj.encode("latin1")
+
+
+def check_dtype(dtype):
+    """Refuse anything but a plain numeric dtype in its canonical state; return it.
+
+    A crafted BUILD could otherwise give a float64 dtype the flags of an object dtype,
+    and arrays using it crash NumPy when they are read or freed.
+    """
+    if (not isinstance(dtype, np.dtype) or dtype.kind not in NUMERIC_KINDS
+            or dtype.fields is not None or dtype.subdtype is not None
+            or dtype.flags != np.dtype(dtype.str).flags):
+        raise RefusedPickle(f"refused array dtype {dtype!r}: model arrays hold plain integers "
+                            f"or floats")
+    return dtype
+
+
+def _safe_dtype(obj, align=False, copy=False):
+    """``numpy.dtype(obj, align, copy)`` for the type codes of numeric arrays only."""
+    if not isinstance(obj, str):
+        raise RefusedPickle(f"refused numpy.dtype({obj!r}): model arrays hold plain integers "
+                            f"or floats")
+    dtype = np.dtype(obj)
+    if dtype.kind not in NUMERIC_KINDS:
+        raise RefusedPickle(f"refused an array of dtype {dtype}: model arrays hold plain "
+                            f"integers or floats")
+    return np.dtype(obj, bool(align), bool(copy))
+
+
+class _ArrayType:
+    """Stands for ``numpy.ndarray`` in a pickle: only ``_reconstruct`` may use it.
+
+    It is not callable, so ``REDUCE numpy.ndarray (shape,)`` — an array of uninitialised
+    memory of any size, named by a few bytes — cannot be built.
+    """
+
+
+_ARRAY_TYPE = _ArrayType()
+
+
+def _data_matches(shape, dtype, nbytes):
+    return (isinstance(shape, tuple) and all(isinstance(n, int) and n >= 0 for n in shape)
+            and int(np.prod(shape, dtype=object)) * dtype.itemsize == nbytes)
+
+
+def _safe_reconstruct(subtype, shape, typecode):
+    # NumPy pickles an array as _reconstruct(ndarray, (0,), b'b') followed by a BUILD that
+    # sets its shape, dtype and data (checked in _RestrictedUnpickler.load_build).
+    if subtype is not _ARRAY_TYPE or tuple(shape) != (0,) or typecode != b"b":
+        raise RefusedPickle("refused an array reconstruction that NumPy's own pickles never "
+                            "write")
+    return _np_reconstruct(np.ndarray, (0,), b"b")
+
+
+def _safe_frombuffer(buffer, dtype, shape, order):
+    # Protocol 5: an array over the pickle's own bytes, whose size must match exactly.
+    check_dtype(dtype)
+    shape = tuple(shape)
+    nbytes = memoryview(buffer).nbytes
+    if not _data_matches(shape, dtype, nbytes):
+        raise RefusedPickle(f"refused an array of shape {shape} over {nbytes} bytes of data")
+    return _np_frombuffer(buffer, dtype, shape, order)
+
+
+def _safe_scalar(dtype, data):
+    check_dtype(dtype)
+    if not isinstance(data, bytes) or len(data) != dtype.itemsize:
+        raise RefusedPickle("refused a NumPy scalar with the wrong amount of data")
+    return _np_scalar(dtype, data)
+
+
+def _empty_bytes(*args):
+    # Protocols 0-2 write b"" as bytes(); bytes(n) would allocate n zero bytes.
+    if args:
+        raise RefusedPickle("refused bytes() with arguments (model pickles only use bytes())")
+    return b""
+
+
+# (module, name) as written in the pickle -> the object it stands for. Nothing else is
+# importable while loading a model, and each callable checks its arguments, so REDUCE can
+# only build numeric dtypes and arrays whose data is in the file.
+_ALLOWED_GLOBALS = {
+    # What NumPy 1.x and 2.x emit for arrays of any layout at protocols 0-5.
+    ("numpy", "ndarray"): _ARRAY_TYPE,
+    ("numpy", "dtype"): _safe_dtype,
+    ("numpy.core.multiarray", "_reconstruct"): _safe_reconstruct,  # NumPy 1.x, protocols 0-5
+    ("numpy._core.multiarray", "_reconstruct"): _safe_reconstruct,  # NumPy 2.x
+    ("numpy.core.numeric", "_frombuffer"): _safe_frombuffer,  # NumPy 1.x, protocol 5
+    ("numpy._core.numeric", "_frombuffer"): _safe_frombuffer,  # NumPy 2.x, protocol 5
+    # NumPy scalars (np.float64(...)); never part of a valid model but harmless, and
+    # admitting them lets such a file fail validation with a clear message.
+    ("numpy.core.multiarray", "scalar"): _safe_scalar,
+    ("numpy._core.multiarray", "scalar"): _safe_scalar,
+    # Protocols 0-2 only: how Python 3 spells bytes there (see _latin1_encode), and
+    # ``bytes()`` for empty bytes (``__builtin__`` is the protocol-2 name of ``builtins``).
+    ("_codecs", "encode"): _latin1_encode,
+    ("__builtin__", "bytes"): _empty_bytes,
+    ("builtins", "bytes"): _empty_bytes,
+}
+
+
+# -------------------------------------------------------------------- the unpickler
+
+class _RestrictedUnpickler(pickle._Unpickler):
+    """Unpickler that can only build numeric NumPy arrays, dtypes and plain containers.
+
+    It is the pure-Python unpickler (``pickle._Unpickler``), because its memo is a dict and
+    its BUILD step can be checked: ``load_build`` lets state through only onto the arrays
+    and dtypes the allowed globals made, in the form NumPy itself writes.
+    """
+
+    dispatch = dict(pickle._Unpickler.dispatch)
+
+    def find_class(self, module, name):
+        # Called for every GLOBAL/STACK_GLOBAL opcode; the default would import ``module``
+        # and return any attribute, e.g. os.system.
+        try:
+            return _ALLOWED_GLOBALS[(module, name)]
+        except KeyError:
+            raise RefusedPickle(
+                f"refused to load global '{module}.{name}': a model file may only contain "
+                f"NumPy arrays, and loading this one would import or run other code"
+            ) from None
+
+    def persistent_load(self, pid):  # unreachable after the pre-scan; refused regardless
+        raise RefusedPickle("refused a persistent id: model files never use them")
+
+    def load_build(self):
+        state, inst = self.stack[-1], self.stack[-2]
+        if isinstance(inst, np.dtype):
+            # Only the state NumPy writes for this dtype in the stated byte order: no flags,
+            # no fields, nothing else.
+            order = state[1] if isinstance(state, tuple) and len(state) > 1 else None
+            if (order not in ("<", ">", "|", "=")
+                    or state != inst.newbyteorder(order if order in "<>" else "=").__reduce__()[2]):
+                raise RefusedPickle(f"refused dtype state {state!r}")
+        elif type(inst) is np.ndarray:
+            ok = isinstance(state, tuple) and len(state) == 5
+            if ok:
+                _, shape, dtype, _, data = state
+                check_dtype(dtype)
+                ok = isinstance(data, (bytes, bytearray)) and _data_matches(shape, dtype,
+                                                                            len(data))
+            if not ok:
+                raise RefusedPickle("refused array state that does not match its data")
+        else:
+            raise RefusedPickle(f"refused to set the state of a {type(inst).__name__}")
+        pickle._Unpickler.load_build(self)
+
+    dispatch[pickle.BUILD[0]] = load_build
+
+
+def loads(raw, max_opcodes=MAX_OPCODES):
+    """Unpickle ``raw`` (bytes) under the rules of this module's docstring.
+
+    Returns plain data (dicts, lists, tuples, str, bytes, numbers, numeric ndarrays).
+    Raises :class:`RefusedPickle` if the file does something a model never does, and
+    :class:`pickle.UnpicklingError` (or whatever the pure-Python unpickler raises on
+    malformed data: ``EOFError``, ``ValueError``, ...) if it is not a well-formed pickle.
+    """
+    prescan(raw, max_opcodes)
+    return _RestrictedUnpickler(io.BytesIO(raw)).load()
