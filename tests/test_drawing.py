@@ -786,18 +786,15 @@ def test_headless_board_without_tk_draws_and_converts():
     assert run.stdout.split() == ["True", "255"]
 
 
-def test_no_digit_check_uses_imaging_when_it_has_one(monkeypatch):
-    blank, stroke = np.zeros((28, 28), np.uint8), np.zeros((28, 28), np.uint8)
-    stroke[4:24, 13:15] = 255
-    checked = []
-    if hasattr(cnn_ext.imaging, "digit_problem"):
-        assert drawing._digit_problem(stroke) is None and drawing._digit_problem(blank)
-    monkeypatch.setattr(cnn_ext.imaging, "digit_problem",
-                        lambda image: checked.append(image) or "too faint", raising=False)
-    assert drawing._digit_problem(stroke) == "too faint" and checked[0] is stroke
-    monkeypatch.delattr(cnn_ext.imaging, "digit_problem")
-    assert drawing._digit_problem(stroke) is None  # the fallback: an empty image only
-    assert drawing._digit_problem(blank) == "the canvas is empty"
+def test_no_digit_check_is_imagings(mnist):
+    """The board asks cnn_ext.imaging.digit_problem, the criterion `cnn-ext predict` uses."""
+    _, (x_test, _) = mnist
+    blank, speck = np.zeros((28, 28), np.uint8), np.zeros((28, 28), np.uint8)
+    speck[13:15, 13:15] = 255
+    assert drawing._digit_problem(x_test[0]) is None
+    for image in (blank, speck):
+        reason = drawing._digit_problem(image)
+        assert isinstance(reason, str) and reason == cnn_ext.imaging.digit_problem(image)
 
 
 def test_network_view_images():

@@ -248,16 +248,23 @@ def test_trace_is_frozen_and_refuses_bad_input(trained):
         trace.loss = 0.0
     with pytest.raises(ValueError, match=r"shape \(h, w\), got shape \(2, 28, 28\)"):
         trained.trace(np.zeros((2, 28, 28), np.uint8))
-    with pytest.raises(ValueError, match="uint8"):
+    with pytest.raises(ValueError, match="pass the raw uint8 image"):
         trained.trace(np.full((28, 28), 0.25))
-    for label in (10, -1, 1.0, "3", True):
-        with pytest.raises(ValueError, match=r"label must be an integer in 0\.\.9"):
+    for label in (10, -1):
+        with pytest.raises(ValueError, match=r"label in 0\.\.9"):
+            trained.trace(image, label)
+    for label in (1.0, "3", True):
+        with pytest.raises(TypeError, match=r"integer label in 0\.\.9"):
             trained.trace(image, label)
     with pytest.raises(ValueError, match="needs a label"):
         trained.trace(image, update=True)
-    # An image whose pooled maps do not fit the softmax layer: refused before any layer runs.
-    with pytest.raises(ValueError, match=r"Network.trace\(image\) expects .*\(28, 28\).*got shape \(20, 20\)"):
+    with pytest.raises(ValueError, match=r"shape \(n, 28, 28\) or one \(28, 28\) image, got shape \(20, 20\)"):
         trained.trace(np.zeros((20, 20), np.uint8))
+    other = copy.deepcopy(trained)
+    other.softmax.learn_rate = 0.1
+    with pytest.raises(ValueError, match="one learn rate"):
+        other.trace(image, 1)
+    assert other.trace(image).label is None  # a forward trace needs no rate
     before = copy.deepcopy(params(trained))
     trained.trace(image, np.int64(3))
     assert all(np.array_equal(a, b) for a, b in zip(params(trained), before))

@@ -103,27 +103,12 @@ def save(fig, name):
 @pytest.fixture(scope="module")
 def trained(mnist):
     """One epoch over the 60,000 training digits (the README's quick model), with the
-    filters before and after, and the step log as History-style records."""
+    filters before and after."""
     (x_train, y_train), _ = mnist
     network = Network(seed=0)
     before = network.conv.filters.copy()
-    logs = []
-
-    def callback(kind, value):
-        if kind == "log":
-            logs.append(value)
-
-    network.fit(x_train, y_train, epochs=1, seed=0, log_every=2000, callback=callback)
-    return SimpleNamespace(network=network, filters=[before, network.conv.filters.copy()], logs=logs)
-
-
-def _record(value):
-    """A History step record (.step, .loss, .accuracy 0..1) from fit's log value."""
-    if isinstance(value, str):  # the tutorial's line, before History
-        step = int(value.split("]")[0].split()[-1])
-        loss = float(value.split("Average Loss ")[1].split()[0])
-        return SimpleNamespace(step=step, loss=loss, accuracy=float(value.rsplit(" ", 1)[1].rstrip("%")) / 100)
-    return SimpleNamespace(step=value.step, loss=value.loss, accuracy=value.accuracy)
+    network.fit(x_train, y_train, epochs=1, seed=0)
+    return SimpleNamespace(network=network, filters=[before, network.conv.filters.copy()])
 
 
 @pytest.fixture(scope="module")
@@ -267,31 +252,19 @@ def test_plot_softmax_templates(trained):
 
 
 def real_history(mnist, epochs=3, n=12000, log_every=500):
-    """A History stand-in with real numbers: the step log of ``epochs`` epochs over ``n``
-    training digits, per epoch the mean training loss and accuracy (the mean of its equal
-    log intervals) and the loss and accuracy on 2,000 test digits."""
+    """Network.fit's History of ``epochs`` epochs over ``n`` training digits, validated on
+    2,000 test digits."""
     (x_train, y_train), (x_test, y_test) = mnist
     network = Network(seed=0)
-    steps, per_epoch = [], {"loss": [], "accuracy": [], "val_loss": [], "val_accuracy": []}
-    for epoch in range(epochs):
-        logs = []
-        network.fit(x_train[:n], y_train[:n], seed=epoch, log_every=log_every,
-                    callback=lambda kind, value: logs.append(_record(value)) if kind == "log" else None)
-        for record in logs:
-            record.step += epoch * n
-        steps += logs
-        per_epoch["loss"].append(float(np.mean([r.loss for r in logs])))
-        per_epoch["accuracy"].append(float(np.mean([r.accuracy for r in logs])))
-        result = network.evaluate(x_test[:2000], y_test[:2000])
-        per_epoch["val_loss"].append(result.loss)
-        per_epoch["val_accuracy"].append(result.accuracy)
-    return SimpleNamespace(history=per_epoch, steps=steps)
+    return network.fit(x_train[:n], y_train[:n], epochs=epochs, seed=0, log_every=log_every,
+                       validation_data=(x_test[:2000], y_test[:2000]))
 
 
 def test_plot_history(mnist):
     history = real_history(mnist)
     steps = history.steps
     assert len(steps) == 3 * 24 and steps[-1].step == 36000
+    assert len(history.history["val_accuracy"]) == 3
     fig = viz.plot_history(history)
     assert_drawn(fig, 4)
     ax_loss, ax_acc, ax_eloss, ax_eacc = panels(fig)

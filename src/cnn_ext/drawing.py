@@ -403,11 +403,9 @@ class PredictionBoard(DrawingBoard):
 
 
 def _digit_problem(image):
-    """Why the 28x28 image holds no digit (a short reason), or None if it holds one."""
-    check = getattr(imaging, "digit_problem", None)
-    if check is not None:
-        return check(image)
-    return "the canvas is empty" if image.max() == 0 else None
+    """Why the 28x28 image holds no digit (a short reason), or None if it holds one: the
+    criterion ``cnn-ext predict`` uses (:func:`cnn_ext.imaging.digit_problem`)."""
+    return imaging.digit_problem(image)
 
 
 def _grey(image, zoom):

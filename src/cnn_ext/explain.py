@@ -90,16 +90,6 @@ def _check_args(args):
         parser.error('explain needs matplotlib: pip install "cnn_ext[plot]"')
 
 
-def _no_digit(image):
-    """Why a 28x28 MNIST-style image holds no digit, or None if it holds one."""
-    from . import imaging
-
-    check = getattr(imaging, "digit_problem", None)
-    if check is not None:
-        return check(image)
-    return "the image is empty after conversion" if image.max() == 0 else None
-
-
 def cmd_explain(args):
     """``cnn-ext explain``: trace one image, save the figure, print what it shows."""
     _check_args(args)
@@ -115,14 +105,14 @@ def cmd_explain(args):
         label = true if label is None else label
         name = f"MNIST test digit {args.index} (label {true})"
     else:
-        from .imaging import load_image, to_mnist
+        from .imaging import digit_problem, load_image, to_mnist
 
         try:
             image = to_mnist(load_image(args.image))
         except (OSError, ValueError) as exc:
             print(f"cnn-ext explain: {args.image}: {exc}", file=sys.stderr)
             return 1
-        problem = _no_digit(image)
+        problem = digit_problem(image)  # the criterion of `cnn-ext predict`
         if problem is not None:
             print(f"{args.image}: no digit found ({problem})")
             return 1

@@ -131,6 +131,7 @@ def trace_network(network, image, label=None, *, update=False):
     network's learn rate. ``update=True`` (needs a label) then stores the updated
     parameters back into the network's arrays, in place: the step ``train_step`` takes.
     """
+<<<<<<< HEAD
     from .network import _check_images
 
     array = np.asarray(image)
@@ -138,15 +139,23 @@ def trace_network(network, image, label=None, *, update=False):
         raise ValueError(f"Network.trace expects one uint8 image of shape (h, w), got shape {array.shape}")
     image = _check_images(array, network, "Network.trace(image)")[0].copy()
     nodes = np.shape(network.softmax.biases)[0]
+=======
+    # The checks of train_step: the same errors for the same mistakes.
+    from .network import _check_images, _check_label
+
+    array = np.asarray(image)
+    if array.ndim != 2:
+        raise ValueError(f"Network.trace(image) expects one uint8 image of shape (h, w), got shape {array.shape}"
+                         + (": trace the images one at a time" if array.ndim == 3 else ""))
+    image = _check_images(array, network, "Network.trace(image)")[0].copy()
+    nodes = network.nodes
+>>>>>>> viz
     if label is not None:
-        if isinstance(label, (bool, np.bool_)) or not isinstance(label, (int, np.integer)) \
-                or not 0 <= label < nodes:
-            raise ValueError(f"label must be an integer in 0..{nodes - 1} (or None), got {label!r}")
-        label = int(label)
+        label = _check_label(label, nodes, "Network.trace(label)")
     elif update:
         raise ValueError("Network.trace(update=True) needs a label: there is no step without one")
-
-    rate = _learn_rate(network.conv)
+    # With a label the step's rate, checked as train_step checks it (one rate for both layers).
+    rate = network._rate() if label is not None else _learn_rate(network.conv)
     conv = copy.copy(network.conv)
     pool = copy.copy(network.pool)
     softmax = copy.copy(network.softmax)

@@ -434,7 +434,7 @@ def plot_history(history):
         r += 1
     if epochs:
         ax_l, ax_a = axes[r]
-        e = np.arange(1, epochs + 1)
+        e = np.asarray(getattr(history, "epoch", None) or range(1, epochs + 1))[:epochs]
         ax_l.plot(e, per_epoch["loss"], marker="o", label="training")
         if per_epoch.get("val_loss"):
             ax_l.plot(e[:len(per_epoch["val_loss"])], per_epoch["val_loss"], marker="s", label="validation")
@@ -654,7 +654,7 @@ class LiveTraining:
             if step is not None:
                 self.step = int(step)
         elif kind == "log":
-            step, loss, accuracy = _log_values(record, self.step)
+            step, loss, accuracy = int(record.step), float(record.loss), float(record.accuracy)
             self.step = max(self.step, step)
             self.steps.append(step)
             self.losses.append(loss)
@@ -696,16 +696,3 @@ class LiveTraining:
         finally:
             self._closed = True
             self._plt.close(self.figure)
-
-
-def _log_values(record, step):
-    """(step, loss, accuracy 0..1) of a "log" record, or of the tutorial's log line."""
-    if isinstance(record, str):  # "[Step 100] Past 100 steps :Average Loss 2.302 | Accuracy 11%"
-        try:
-            step = int(record.split("]")[0].split()[-1])
-            loss = float(record.split("Average Loss ")[1].split()[0])
-            accuracy = float(record.rsplit(" ", 1)[1].rstrip("%")) / 100
-        except (IndexError, ValueError):
-            raise ValueError(f"LiveTraining: cannot read the log line {record!r}") from None
-        return step, loss, accuracy
-    return int(record.step), float(record.loss), float(record.accuracy)
