@@ -131,15 +131,6 @@ def trace_network(network, image, label=None, *, update=False):
     network's learn rate. ``update=True`` (needs a label) then stores the updated
     parameters back into the network's arrays, in place: the step ``train_step`` takes.
     """
-<<<<<<< HEAD
-    from .network import _check_images
-
-    array = np.asarray(image)
-    if array.ndim != 2:
-        raise ValueError(f"Network.trace expects one uint8 image of shape (h, w), got shape {array.shape}")
-    image = _check_images(array, network, "Network.trace(image)")[0].copy()
-    nodes = np.shape(network.softmax.biases)[0]
-=======
     # The checks of train_step: the same errors for the same mistakes.
     from .network import _check_images, _check_label
 
@@ -149,7 +140,6 @@ def trace_network(network, image, label=None, *, update=False):
                          + (": trace the images one at a time" if array.ndim == 3 else ""))
     image = _check_images(array, network, "Network.trace(image)")[0].copy()
     nodes = network.nodes
->>>>>>> viz
     if label is not None:
         label = _check_label(label, nodes, "Network.trace(label)")
     elif update:
