@@ -1,7 +1,8 @@
 """Build the Cython kernels of cnn_ext.
 
-Flags are portable on purpose: no -march=native and no -ffast-math, and floating-point
-contraction (FMA) is off, so a sum is computed the same way wherever it appears.
+Flags are portable on purpose: no -march=native and no -ffast-math. Floating-point
+contraction (FMA) is off in the portable build, so a sum is computed the same way wherever
+it appears; the AVX2 variant turns it on (see KERNELS below).
 Identical 3x3 regions must give bit-identical convolution sums, because the tutorial's
 max-pool tie rule depends on exact equality.
 
@@ -9,6 +10,7 @@ Environment:
   CNN_EXT_NATIVE=1     add -march=native (a local build for this CPU only, never a wheel)
   CNN_EXT_NO_OPENMP=1  build without OpenMP (batch inference then runs on one thread)
 """
+import glob
 import os
 import platform
 import shutil
@@ -66,6 +68,10 @@ def openmp_flags():
 omp = openmp_flags()
 
 
+# The C side of the kernels: header-only, included by the generated C (src/cnn_ext/kernels).
+HEADERS = sorted(glob.glob("src/cnn_ext/kernels/*.h"))
+
+
 def extension(name, isa_flags):
     cflags, ldflags = [f for f in compile_args if not f.startswith("-ffp-contract") or not isa_flags], []
     cflags += isa_flags
@@ -75,7 +81,8 @@ def extension(name, isa_flags):
     return Extension(
         f"cnn_ext.{name}",
         [f"src/cnn_ext/{name}.pyx"],
-        include_dirs=[np.get_include()],
+        include_dirs=[np.get_include(), "src"],
+        depends=HEADERS,
         define_macros=[
             ("NPY_NO_DEPRECATED_API", "NPY_1_7_API_VERSION"),
             ("CNN_EXT_CFLAGS", '"' + " ".join(cflags) + '"'),
@@ -89,7 +96,7 @@ setup(
     package_dir={"cnn_ext": "src/cnn_ext", "cnn_ext_reference": "python/cnn_ext_reference"},
     packages=["cnn_ext", "cnn_ext.datasets", "cnn_ext_reference"],
     package_data={"cnn_ext": ["py.typed", "*.pyi"], "cnn_ext.datasets": ["data/*.gz"]},
-    exclude_package_data={"cnn_ext": ["*.pyx", "*.pxi", "*.pxd", "*.c"]},
+    exclude_package_data={"cnn_ext": ["*.pyx", "*.pxi", "*.pxd", "*.c", "kernels/*.h"]},
     ext_modules=cythonize(
         [extension(name, flags) for name, flags in KERNELS.items()],
         include_path=["src"],

@@ -254,3 +254,13 @@ def test_misclassified_titles_do_not_overlap(mnist):
         assert title.y1 <= above.y0, f"title of digit {k + 6} hides the image above it"
         assert ax.title.get_text() and "\u2192" in ax.title.get_text()
     plt.close(fig)
+
+
+def test_live_without_a_display_says_so_in_one_line(tmp_path):
+    pytest.importorskip("matplotlib", reason="matplotlib is not installed, so the --live window was not tried "
+                        "(pip install 'cnn_ext[plot]')")
+    env = {k: v for k, v in os.environ.items() if k not in ("DISPLAY", "WAYLAND_DISPLAY", "MPLBACKEND")}
+    run = subprocess.run([sys.executable, "-m", "cnn_ext", "train", *SMALL, "--live", "--model", "m"], cwd=tmp_path,
+                         capture_output=True, text=True, timeout=300, env=dict(env, PYTHONIOENCODING="utf-8"))
+    one_line_usage_error(run, r"--live needs a display")
+    assert not (tmp_path / "m.pkl").exists()

@@ -66,6 +66,11 @@ def stub_api(path):
             names.add(node.target.id)
         elif isinstance(node, ast.Assign):
             names.update(t.id for t in node.targets if isinstance(t, ast.Name))
+        elif isinstance(node, ast.ImportFrom) and node.level == 1 and [a.name for a in node.names] == ["*"]:
+            # "from .m import *" re-exports m's public names (a variant's stub names its base's API).
+            public, _, base_functions = stub_api(path.with_name(node.module + ".pyi"))
+            names |= public
+            functions.update((f, a) for f, a in base_functions.items() if f in public)
         elif isinstance(node, (ast.Import, ast.ImportFrom)):
             # Only "import x as x" / "from m import x as x" re-export in a stub.
             names.update(a.asname for a in node.names if a.asname and a.asname == a.name.split(".")[-1])

@@ -97,11 +97,3 @@ def predict_proba(
     out: npt.NDArray[np.float64],
     num_threads: int = 0,
 ) -> None: ...
-def train_step(
-    image: npt.NDArray[np.uint8],
-    label: int,
-    filters: npt.NDArray[np.float64],
-    weights: npt.NDArray[np.float64],
-    biases: npt.NDArray[np.float64],
-    learn_rate: float,
-) -> tuple[float, int]: ...

@@ -1,5 +1,7 @@
-# Kernels of MaxPool2 (2x2 windows, stride 2), included by _kernels*.pyx.
-# Arrays are C-contiguous float64: x (h, w, nf), out (h//2, w//2, nf).
+# Kernels of MaxPool2 (2x2 windows, stride 2), included by _kernels_common.pxi.
+# Arrays are C-contiguous float64: x (h, w, nf), out (h//2, w//2, nf). The AVX2 build's
+# vector kernels are in kernels/maxpool.h.
+from cnn_ext._kernel_headers cimport CNN_EXT_V4D, cnn_ext_pool4_backprop, cnn_ext_pool4_forward
 #
 # Backprop keeps the tutorial's tie rule: every position of a window that equals the
 # window's maximum receives the gradient (on MNIST most windows are ties). A NaN in a
@@ -16,43 +18,6 @@ cdef inline double _max4(double a, double b, double c, double d) noexcept nogil:
     if d > m or d != d:
         m = d
     return m
-
-
-cdef extern from *:
-    """
-    /* Four filters of one 2x2 window at once (p: the window's top-left value of filter f,
-       nf: distance to the next column, rs: to the next row). Branch-free: ties are the
-       common case on MNIST and would defeat the branch predictor. */
-    #if CNN_EXT_V4D
-    static inline void cnn_ext_pool4_forward(const double* p, Py_ssize_t nf, Py_ssize_t rs,
-                                             double* o) {
-        cnn_ext_v4d m = *(const cnn_ext_v4d*)p;
-        m = cnn_ext_max_nan(m, *(const cnn_ext_v4d*)(p + nf));
-        m = cnn_ext_max_nan(m, *(const cnn_ext_v4d*)(p + rs));
-        m = cnn_ext_max_nan(m, *(const cnn_ext_v4d*)(p + rs + nf));
-        *(cnn_ext_v4d*)o = m;
-    }
-    static inline void cnn_ext_pool4_backprop(const double* p, Py_ssize_t nf, Py_ssize_t rs,
-                                              const double* g, double* q) {
-        cnn_ext_v4d a = *(const cnn_ext_v4d*)p, b = *(const cnn_ext_v4d*)(p + nf);
-        cnn_ext_v4d c = *(const cnn_ext_v4d*)(p + rs), e = *(const cnn_ext_v4d*)(p + rs + nf);
-        cnn_ext_v4d m = cnn_ext_max_nan(cnn_ext_max_nan(cnn_ext_max_nan(a, b), c), e);
-        cnn_ext_v4i d = *(const cnn_ext_v4i*)g;
-        /* every position equal to the maximum gets the gradient; NaN equals nothing */
-        *(cnn_ext_v4i*)q = d & (cnn_ext_v4i)(a == m);
-        *(cnn_ext_v4i*)(q + nf) = d & (cnn_ext_v4i)(b == m);
-        *(cnn_ext_v4i*)(q + rs) = d & (cnn_ext_v4i)(c == m);
-        *(cnn_ext_v4i*)(q + rs + nf) = d & (cnn_ext_v4i)(e == m);
-    }
-    #else
-    static inline void cnn_ext_pool4_forward(const double* p, Py_ssize_t nf, Py_ssize_t rs, double* o) {}
-    static inline void cnn_ext_pool4_backprop(const double* p, Py_ssize_t nf, Py_ssize_t rs,
-                                              const double* g, double* q) {}
-    #endif
-    """
-    void cnn_ext_pool4_forward(const double* p, Py_ssize_t nf, Py_ssize_t rs, double* o) noexcept nogil
-    void cnn_ext_pool4_backprop(const double* p, Py_ssize_t nf, Py_ssize_t rs,
-                                const double* g, double* q) noexcept nogil
 
 
 cdef inline Py_ssize_t _vector_filters(Py_ssize_t nf) noexcept nogil:

@@ -1,73 +1,11 @@
-# Fused kernels of Network, included by _kernels*.pyx: whole training steps and batched
-# inference. They chain the same C kernels as the layer façades, in the same order, so a
-# fused step gives bit for bit the numbers of the six façade calls; what they save is the
-# Python between them. Training runs a chunk of steps per call without the GIL;
-# inference splits a batch across OpenMP threads.
-
-cdef extern from *:
-    """
-    #ifdef _OPENMP
-    #include <omp.h>
-    #define CNN_EXT_OPENMP 1
-    #else
-    #define CNN_EXT_OPENMP 0
-    static int omp_get_max_threads(void) { return 1; }
-    #endif
-    """
-    int CNN_EXT_OPENMP
-    int omp_get_max_threads() noexcept nogil
-
-cdef extern from *:
-    """
-    #ifndef CNN_EXT_CFLAGS
-    #define CNN_EXT_CFLAGS ""
-    #endif
-    #if defined(__clang__)
-    #define CNN_EXT_COMPILER "clang " __clang_version__
-    #elif defined(__GNUC__)
-    #define CNN_EXT_COMPILER "gcc " __VERSION__
-    #elif defined(_MSC_VER)
-    #define CNN_EXT_COMPILER "msvc"
-    #else
-    #define CNN_EXT_COMPILER "unknown"
-    #endif
-    static const char* cnn_ext_simd(void) {
-        return ""
-    #if defined(__AVX512F__)
-            " avx512f"
-    #endif
-    #if defined(__AVX2__)
-            " avx2"
-    #endif
-    #if defined(__FMA__)
-            " fma"
-    #endif
-    #if defined(__AVX__)
-            " avx"
-    #endif
-    #if defined(__SSE2__) || defined(_M_X64)
-            " sse2"
-    #endif
-    #if defined(__ARM_NEON)
-            " neon"
-    #endif
-            ;
-    }
-    """
-    const char* CNN_EXT_CFLAGS
-    const char* CNN_EXT_COMPILER
-    const char* cnn_ext_simd()
-
-OPENMP = bool(CNN_EXT_OPENMP)
-CFLAGS = CNN_EXT_CFLAGS.decode()
-COMPILER = CNN_EXT_COMPILER.decode()
-SIMD = cnn_ext_simd().decode().split()
-
-
-def max_threads():
-    """Threads OpenMP would use by default (1 without OpenMP)."""
-    return omp_get_max_threads()
-
+# Fused kernels of Network, included by _kernels_common.pxi: whole training steps and
+# batched inference. They chain the same C kernels as the layer façades, in the same order,
+# so a fused step gives bit for bit the numbers of the six façade calls; what they save is
+# the Python between them. Training runs a chunk of steps per call without the GIL;
+# inference splits a batch across OpenMP threads. The AVX2 build's fused Conv3x3 + MaxPool2
+# is in kernels/conv_pool.h.
+from cnn_ext._kernel_headers cimport (CNN_EXT_OPENMP, cnn_ext_conv_pool_v4,
+                                      cnn_ext_filter_grad_v4, omp_get_max_threads)
 
 cdef struct Shapes:
     Py_ssize_t h, w, nf, ch, cw, ph, pw, L, nodes
@@ -227,27 +165,6 @@ def train_steps(const unsigned char[:, :, ::1] images, const long long[::1] labe
             losses[k] = train_step_c(&images[idx, 0, 0], labels[idx], &s, &filters[0, 0, 0],
                                      &weights[0, 0], &biases[0], learn_rate, &b, &correct[k])
     free(b.block)
-
-
-def train_step(const unsigned char[:, ::1] image, long long label, double[:, :, ::1] filters,
-               double[:, ::1] weights, double[::1] biases, double learn_rate):
-    """One SGD step on one uint8 image (h, w), in place: returns ``(loss, 1 or 0)``."""
-    cdef Shapes s = shapes_of(image.shape[0], image.shape[1], filters.shape[0],
-                              weights.shape[0], weights.shape[1])
-    cdef Buffers b
-    cdef unsigned char correct = 0
-    cdef double loss
-    if filters.shape[1] != 3 or filters.shape[2] != 3 or biases.shape[0] != s.nodes:
-        raise ValueError("filters must be (nf, 3, 3) and biases (nodes,)")
-    if label < 0 or label >= s.nodes:
-        raise ValueError(f"label {label} is not in 0..{s.nodes - 1}")
-    if buffers_alloc(&b, &s) != 0:
-        raise MemoryError()
-    with nogil:
-        loss = train_step_c(&image[0, 0], label, &s, &filters[0, 0, 0], &weights[0, 0],
-                            &biases[0], learn_rate, &b, &correct)
-    free(b.block)
-    return loss, correct
 
 
 cdef int _parameter_arrays(object filters, object weights, object biases, Arr* arrays) except -1:

@@ -1,8 +1,11 @@
-"""Input checks shared by the layer façades.
+"""The checked path of the layer façades and Network: friendly checks and conversions.
 
-The compiled kernels run with bounds checking off, so every array is checked here first:
-right number of dimensions, right shape, a real numeric dtype, then converted once to
-C-contiguous float64 (a no-op for arrays that already are).
+The compiled kernels check their own arrays (float64, C-contiguous, dimensions, shapes,
+writable where written) and raise on anything else; the façades hand common inputs straight
+to them and come here for the rest. Here an input gets its number of dimensions, shape and
+real numeric dtype checked, with an error that names the call, and is converted once to
+C-contiguous float64 (a no-op for arrays that already are); layer parameters are made
+writable C-contiguous float64 in place; learn rates and counts are checked.
 """
 import numbers
 

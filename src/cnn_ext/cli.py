@@ -142,6 +142,11 @@ def _check_train_args(args):
         if args.data is None and args.log_every > steps // 2:
             raise UsageError(f"--plot needs at least two step logs, but --log-every {args.log_every} "
                              f"gives {steps // args.log_every} in {steps} steps: use a smaller --log-every")
+    if getattr(args, "live", False):
+        try:
+            import matplotlib  # noqa: F401
+        except ImportError:
+            raise UsageError("--live needs matplotlib: pip install 'cnn_ext[plot]'") from None
     filename = _model_file(args.model)
     if args.resume:
         import os
@@ -235,7 +240,7 @@ def _live_view(args, network, total):
     try:
         return viz.LiveTraining(network, total)
     except RuntimeError as exc:  # no display
-        raise SystemExit(f"cnn-ext: --live needs a display: {exc}") from None
+        raise UsageError(f"--live needs a display: {exc}") from None
 
 
 def _architecture(network):
@@ -489,6 +494,8 @@ def build_parser():
     draw.add_argument("--model", default=DEFAULT_MODEL, metavar="NAME", help=MODEL_HELP)
     draw.set_defaults(func=cmd_draw, parser=draw)
 
+    from .explain import add_parser as add_explain
+    add_explain(sub)
     bench = sub.add_parser("bench", add_help=False,
                            help="time cnn_ext against the tutorial's NumPy loops, vectorised NumPy and "
                                 "the frameworks (cnn-ext bench --help for options)")

@@ -1,4 +1,9 @@
-"""Conv3x3: the tutorial's convolution layer, with its loops in :mod:`cnn_ext._conv`."""
+"""Conv3x3: the tutorial's convolution layer.
+
+Its loops are the compiled kernels :mod:`cnn_ext._kernels` (or ``_kernels_avx2``, which
+:mod:`cnn_ext._dispatch` picks on CPUs with AVX2 and FMA),
+built from ``_conv.pxi`` and ``kernels/conv.h``.
+"""
 import numpy as np
 
 from ._dispatch import kernels

@@ -2,7 +2,8 @@
 what the network makes of it.
 
 ``DrawingBoard(root)`` keeps the tutorial's class, so its script runs unchanged: a window
-titled ``画板`` with a 280x280 white canvas, a black brush and a button ``输出`` that saves
+titled ``画板`` with a 280x280 white canvas, a black brush and a button ``输出`` (labelled
+``输出 / Save``, so that machines without CJK fonts still show what it does) that saves
 the drawing as ``temp.png`` (28x28) and closes the window. Three things differ, on purpose:
 
 * :meth:`DrawingBoard.process_image` returns what MNIST looks like -- a white digit on
@@ -18,17 +19,21 @@ the drawing as ``temp.png`` (28x28) and closes the window. Three things differ, 
   position, so moving the mouse fast leaves no gaps between dots.
 
 :func:`run` (``cnn-ext draw``) is the board plus a live prediction: after every stroke
-the predicted digit and the ten probabilities are shown beside the canvas. Tk is optional
+the predicted digit and the ten probabilities are shown beside the canvas, with what the
+network sees: the 28x28 input, and the conv and pooled maps of :meth:`Network.trace`. A
+drawing without a digit (an empty canvas, a speck) says "no digit found" instead. Tk is optional
 for the package: ``import cnn_ext`` never imports tkinter, and importing this module
 without Tk works; creating a board is what fails, with :class:`DisplayError`.
 """
 import argparse
 import os
 import sys
+import time
 
 import numpy as np
 from PIL import Image, ImageDraw
 
+from . import imaging
 from .imaging import to_mnist
 from .saver import ModelSaver
 
@@ -59,6 +64,15 @@ _BAR = "#9db4cc"  # the nine other bars
 _BAR_TOP = "#e4572e"  # the predicted digit's bar
 _ERROR = "#b00020"
 _TEXT = "#333333"
+OUTPUT_LABEL = "输出 / Save"
+CLEAR_LABEL = "清除 / Clear"
+# The network's view beside the prediction: the input at 4x, the maps in 2 rows of 4.
+INPUT_ZOOM = 4
+CONV_ZOOM = 3
+POOL_ZOOM = 6
+_GAP = 4
+# Diverging colours (negative, 0, positive), as cnn_ext.viz's maps.
+_DIVERGING = np.array([[33, 102, 172], [247, 247, 247], [178, 24, 43]], dtype=np.float64)
 
 
 class DisplayError(RuntimeError):
@@ -131,7 +145,7 @@ class DrawingBoard:
         self.draw = ImageDraw.Draw(self.image)
         self.brush_color = "black"
         self.brush_width = BRUSH_WIDTH  # the brush's radius, as in the tutorial's paint
-        self.output_button = tk.Button(root, text="输出", command=self.output_and_exit)
+        self.output_button = tk.Button(root, text=OUTPUT_LABEL, command=self.output_and_exit)
         self.output_button.pack()
         self.image_array = None
         self._last = None  # previous point of the stroke being drawn, None between strokes
@@ -149,7 +163,8 @@ class DrawingBoard:
             self.canvas.create_oval(x - r, y - r, x + r, y + r, fill=color, outline=color, tags="ink")
         else:
             x0, y0 = self._last
-            self.canvas.create_line(x0, y0, x, y, width=2 * r, fill=color, capstyle=tk.ROUND,
+            # "round" is tk.ROUND; the string works where tkinter is missing (headless tests).
+            self.canvas.create_line(x0, y0, x, y, width=2 * r, fill=color, capstyle="round",
                                     tags="ink")
         draw_stroke(self.draw, self._last, (x, y), r, color)
         self._last = (x, y)
@@ -180,13 +195,18 @@ class DrawingBoard:
 
 class PredictionBoard(DrawingBoard):
     """The board of ``cnn-ext draw``: the prediction is shown beside the canvas after every
-    stroke and on ``输出``, which saves ``temp.png`` but keeps the window open.
+    stroke and on ``输出 / Save``, which saves ``temp.png`` but keeps the window open.
 
-    ``清除 / Clear`` or the key ``c`` erases the drawing, ``Escape`` closes the window.
+    Beside the prediction, what the network sees: the 28x28 image it is given, and the
+    conv and pooled maps of the drawing (:meth:`cnn_ext.Network.trace`), redrawn after each
+    stroke. ``清除 / Clear`` or the key ``c`` erases the drawing, ``Escape`` closes the window.
     The network is loaded from ``model`` (a :class:`cnn_ext.ModelSaver` name: ``NAME.pkl``,
     or a file ending in ``.npz``); without it the board still works, and the window says
-    how to train one. After a prediction ``probabilities`` holds the ten probabilities and
-    ``prediction`` the digit (both ``None`` while the board is empty or there is no model).
+    how to train one. After a prediction ``probabilities`` holds the ten probabilities,
+    ``prediction`` the digit and ``trace`` the :class:`cnn_ext.trace.Trace` (all ``None``
+    while there is no digit on the board or no model); ``no_digit`` says why there is none.
+    ``redraw_seconds`` lists, per stroke, the time from the end of the stroke until the
+    prediction and the maps are drawn.
     """
 
     def __init__(self, root, model=DEFAULT_MODEL):
@@ -194,6 +214,9 @@ class PredictionBoard(DrawingBoard):
         self.model = model
         self.probabilities = None
         self.prediction = None
+        self.trace = None
+        self.no_digit = None
+        self.redraw_seconds = []
         self._build_layout()
         self.network, message = _load_model(model)
         if self.network is None:
@@ -204,19 +227,21 @@ class PredictionBoard(DrawingBoard):
         self.root.bind("<Escape>", lambda event: self.close())
         self.root.protocol("WM_DELETE_WINDOW", self.close)
         self.show_prediction(None)
+        self.show_view(np.zeros((28, 28), np.uint8), None)
 
     def _build_layout(self):
         root = self.root
         root.resizable(False, False)
+        root.rowconfigure(1, weight=1)  # the taller right-hand columns stretch row 1, not the canvas row
         # Put the tutorial's widgets into a grid: canvas and buttons left, prediction right.
         self.canvas.pack_forget()
         self.output_button.destroy()
         self.canvas.grid(row=0, column=0, sticky="n", padx=(8, 4), pady=(8, 4))
         buttons = tk.Frame(root)
         buttons.grid(row=1, column=0, sticky="n", pady=(0, 8))
-        self.output_button = tk.Button(buttons, text="输出", width=8, command=self.output)
+        self.output_button = tk.Button(buttons, text=OUTPUT_LABEL, width=10, command=self.output)
         self.output_button.pack(side="left", padx=4)
-        self.clear_button = tk.Button(buttons, text="清除 / Clear", width=10, command=self.clear)
+        self.clear_button = tk.Button(buttons, text=CLEAR_LABEL, width=10, command=self.clear)
         self.clear_button.pack(side="left", padx=4)
 
         panel = tk.Frame(root)
@@ -235,28 +260,87 @@ class PredictionBoard(DrawingBoard):
         tk.Label(panel, text="c: 清除 / clear    Esc: 关闭 / close", fg="#777777").pack(
             side="bottom", pady=(6, 0))
 
+        # What the network sees: its 28x28 input, the conv maps and the pooled maps, each
+        # group one PhotoImage (one Tk image update per group and stroke).
+        view = tk.Frame(root)
+        view.grid(row=0, column=2, rowspan=2, sticky="n", padx=(4, 8), pady=(8, 8))
+        self.view_images = {}
+        self.view_labels = {}
+        for key, text in (("input", "网络输入 / network input 28x28"),
+                          ("conv", "卷积 / conv maps"),
+                          ("pool", "池化 / pooled maps")):
+            tk.Label(view, text=text, fg=_TEXT).pack(anchor="w")
+            self.view_images[key] = tk.PhotoImage(master=root)
+            self.view_labels[key] = tk.Label(view, image=self.view_images[key], bd=0)
+            self.view_labels[key].pack(anchor="w", pady=(0, 6))
+        # Fixed size, so that the window does not change size with the text.
+        self.view_scale_label = tk.Label(view, text="", fg="#777777", justify="left", anchor="nw",
+                                         width=40, height=3)
+        self.view_scale_label.pack(anchor="w")
+
     def _status(self, text, error=False):
         self.status_label.configure(text=text, fg=_ERROR if error else _TEXT)
 
-    def end_stroke(self, event):
-        super().end_stroke(event)
+    def _end_stroke_and_predict(self, event):
+        DrawingBoard.end_stroke(self, event)
         self.predict()
 
     def clear(self):
         super().clear()
         self.image_array = None
+        self.trace = None
+        self.no_digit = None
         self.show_prediction(None)
+        self.show_view(np.zeros((28, 28), np.uint8), None)
+
+    def end_stroke(self, event):
+        start = time.perf_counter()
+        self._end_stroke_and_predict(event)
+        self.root.update_idletasks()  # Tk draws the new images and labels now
+        self.redraw_seconds.append(time.perf_counter() - start)
 
     def predict(self):
-        """Classify the drawing and show the result; returns the digit, or ``None`` if the
-        board is empty or no model is loaded."""
+        """Classify the drawing and show the result and the network's view; returns the
+        digit, or ``None`` if there is no digit on the board or no model is loaded."""
         digit = self.process_image()
-        if self.network is None or not digit.any():
+        self.no_digit = _digit_problem(digit)
+        if self.network is None or self.no_digit is not None:
+            self.trace = None
             self.show_prediction(None)
+            self.show_view(digit, None)
+            if self.network is not None:
+                self._status(f"没有数字 / no digit found ({self.no_digit})", error=True)
             return None
-        probabilities = self.network.predict_proba(digit)[0]
-        self.show_prediction(probabilities)
+        self.trace = self.network.trace(digit)
+        self.show_prediction(self.trace.probs)
+        self.show_view(digit, self.trace)
         return self.prediction
+
+    def show_view(self, digit, trace):
+        """Draw the 28x28 input and, from ``trace`` (or blank without one), the conv and
+        pooled maps, on one symmetric colour scale per group (red positive, blue negative)."""
+        nf = self.network.conv.num_filters if self.network is not None else 8
+        self._put("input", _grey(digit, INPUT_ZOOM))
+        if trace is None:
+            h, w = digit.shape
+            conv = np.zeros((h - 2, w - 2, nf))
+            pool = np.zeros(((h - 2) // 2, (w - 2) // 2, nf))
+            self.view_scale_label.configure(text="")
+        else:
+            conv, pool = trace.conv, trace.pool
+            counts = trace.tie_counts().sum(axis=0)
+            self.view_scale_label.configure(
+                text=f"conv |max| {np.abs(conv).max():.2f}, pooled |max| {np.abs(pool).max():.2f}\n"
+                     f"max-pool ties of {counts.sum()} windows:\n"
+                     f"{counts[3]} 4-way, {counts[2]} 3-way, {counts[1]} 2-way")
+        self._put("conv", _map_grid(conv, CONV_ZOOM))
+        self._put("pool", _map_grid(pool, POOL_ZOOM))
+
+    def _put(self, key, rgb):
+        # PPM data is read by Tk itself: no PIL.ImageTk needed.
+        h, w, _ = rgb.shape
+        ppm = b"P6 %d %d 255\n" % (w, h) + rgb.tobytes()
+        self.view_images[key].configure(data=ppm, format="PPM", width=w, height=h)
 
     def show_prediction(self, probabilities):
         """Draw the ten bars (the predicted one highlighted) and the big digit; ``None``
@@ -292,7 +376,7 @@ class PredictionBoard(DrawingBoard):
         bars.create_line(0, base, width, base, fill="#999999")
 
     def output(self):
-        """``输出``: store the digit in ``image_array``, save ``temp.png``, show and print the
+        """``输出 / Save``: store the digit in ``image_array``, save ``temp.png``, show and print the
         prediction. The window stays open."""
         self.image_array = self.process_image()
         digit = self.predict()
@@ -307,12 +391,51 @@ class PredictionBoard(DrawingBoard):
         saved = f"图片已保存为 {OUTPUT_FILE} / saved {os.path.abspath(OUTPUT_FILE)}"
         if digit is not None:
             print(f"预测 / prediction: {digit} ({100 * self.probabilities[digit]:.1f}%)")
+        elif self.network is not None:
+            print(f"no digit found ({self.no_digit})")
+            saved += f"; no digit found ({self.no_digit})"
         if self.network is not None:
-            self._status(saved)
+            self._status(saved, error=digit is None)
 
     def close(self):
         """Close the window (Escape)."""
         self.root.destroy()
+
+
+def _digit_problem(image):
+    """Why the 28x28 image holds no digit (a short reason), or None if it holds one: the
+    criterion ``cnn-ext predict`` uses (:func:`cnn_ext.imaging.digit_problem`)."""
+    return imaging.digit_problem(image)
+
+
+def _grey(image, zoom):
+    """uint8 (h, w) -> RGB uint8 (h*zoom, w*zoom, 3), nearest-neighbour."""
+    big = np.repeat(np.repeat(np.asarray(image, np.uint8), zoom, axis=0), zoom, axis=1)
+    return np.ascontiguousarray(np.repeat(big[:, :, None], 3, axis=2))
+
+
+def _diverging(values, vmax):
+    """float array -> RGB uint8 on blue-white-red, 0 white, +-vmax saturated."""
+    t = np.clip(np.nan_to_num(values / vmax), -1.0, 1.0)[..., None]
+    low, mid, high = _DIVERGING
+    rgb = np.where(t < 0, mid + (mid - low) * t, mid + (high - mid) * t)
+    return np.rint(rgb).astype(np.uint8)
+
+
+def _map_grid(maps, zoom, columns=4):
+    """(h, w, nf) maps -> one RGB image: nf tiles of (h*zoom, w*zoom) in rows of
+    ``columns``, on one symmetric scale, with gaps of the window's grey."""
+    h, w, nf = maps.shape
+    vmax = float(np.abs(maps[np.isfinite(maps)]).max()) if np.isfinite(maps).any() else 0.0
+    tiles = _diverging(np.moveaxis(maps, 2, 0), vmax if vmax > 0 else 1.0)  # (nf, h, w, 3)
+    tiles = np.repeat(np.repeat(tiles, zoom, axis=1), zoom, axis=2)
+    rows = -(-nf // columns)
+    th, tw = h * zoom, w * zoom
+    out = np.full((rows * th + (rows - 1) * _GAP, columns * tw + (columns - 1) * _GAP, 3), 217, np.uint8)
+    for f in range(nf):
+        r, c = divmod(f, columns)
+        out[r * (th + _GAP):r * (th + _GAP) + th, c * (tw + _GAP):c * (tw + _GAP) + tw] = tiles[f]
+    return out
 
 
 def _load_model(model):

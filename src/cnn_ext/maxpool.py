@@ -1,4 +1,9 @@
-"""MaxPool2: the tutorial's 2x2 max pooling, with its loops in :mod:`cnn_ext._maxpool`."""
+"""MaxPool2: the tutorial's 2x2 max pooling.
+
+Its loops are the compiled kernels :mod:`cnn_ext._kernels` (or ``_kernels_avx2``, which
+:mod:`cnn_ext._dispatch` picks on CPUs with AVX2 and FMA),
+built from ``_maxpool.pxi`` and ``kernels/maxpool.h``.
+"""
 import numpy as np
 
 from ._dispatch import kernels

@@ -445,3 +445,14 @@ class Network:
         np.add.at(confusion, (labels, predicted), 1)
         accuracy = float(np.mean(predicted == labels)) if len(labels) else math.nan
         return Evaluation(loss, accuracy, confusion)
+
+    def trace(self, image, label=None, *, update=False):
+        """Every intermediate of one step on a uint8 image (h, w), as a :class:`~cnn_ext.trace.Trace`.
+
+        The forward arrays (``input``, ``conv``, ``pool``, ``pool_mask``, ``totals``,
+        ``probs``) and, given a ``label``, the loss and the ``d_L_d_*`` gradients, bit for bit
+        the numbers of the tutorial's layer calls. The network is unchanged unless
+        ``update=True``, which also applies the step, as ``train_step`` would.
+        """
+        from .trace import trace_network
+        return trace_network(self, image, label, update=update)

@@ -1,4 +1,9 @@
-"""Softmax: the tutorial's dense + softmax layer, with its loops in :mod:`cnn_ext._softmax`."""
+"""Softmax: the tutorial's dense + softmax layer.
+
+Its loops are the compiled kernels :mod:`cnn_ext._kernels` (or ``_kernels_avx2``, which
+:mod:`cnn_ext._dispatch` picks on CPUs with AVX2 and FMA),
+built from ``_softmax.pxi`` and ``kernels/softmax.h``.
+"""
 import numpy as np
 
 from ._dispatch import kernels

@@ -1,0 +1,37 @@
+# The layer kernels' array check (the rule is in _kernels.pyx): as_arr takes an ndarray's
+# address and shape after the few checks a typed memoryview would make, without building
+# one.
+
+cdef struct Arr:
+    double* data
+    Py_ssize_t shape[3]
+
+
+cdef int as_arr(object a, int ndim, bint writable, str name, Arr* out) except -1:
+    """Check that ``a`` is a float64 C-contiguous ndarray of ``ndim`` dimensions (writable if
+    asked) and record its address and shape: the few C-level checks of a typed memoryview,
+    without building one (that costs about 1,300 instructions more per argument)."""
+    cdef cnp.ndarray arr
+    cdef int k
+    if not isinstance(a, _np.ndarray):
+        raise TypeError(f"{name} must be a NumPy array, got {type(a).__name__}")
+    arr = <cnp.ndarray>a
+    if cnp.PyArray_TYPE(arr) != cnp.NPY_DOUBLE or not cnp.PyArray_ISNOTSWAPPED(arr):
+        raise ValueError(f"{name} must be float64 in native byte order, got dtype {arr.dtype}")
+    if cnp.PyArray_NDIM(arr) != ndim:
+        raise ValueError(f"{name} must be {ndim}-D, got {cnp.PyArray_NDIM(arr)}-D")
+    if not cnp.PyArray_IS_C_CONTIGUOUS(arr):
+        raise ValueError(f"{name} must be C-contiguous")
+    if writable and not cnp.PyArray_ISWRITEABLE(arr):
+        raise ValueError(f"{name} must be writable")
+    out.data = <double*>cnp.PyArray_DATA(arr)
+    for k in range(ndim):
+        out.shape[k] = cnp.PyArray_DIM(arr, k)
+    return 0
+
+
+cdef object new_f64(int ndim, Py_ssize_t d0, Py_ssize_t d1=0, Py_ssize_t d2=0):
+    """A new uninitialised C-contiguous float64 array of shape (d0, d1, d2)[:ndim]."""
+    cdef cnp.npy_intp dims[3]
+    dims[0], dims[1], dims[2] = d0, d1, d2
+    return cnp.PyArray_EMPTY(ndim, dims, cnp.NPY_DOUBLE, 0)

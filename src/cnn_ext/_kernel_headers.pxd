@@ -1,0 +1,55 @@
+# The C side of the kernels: header-only C in src/cnn_ext/kernels/, declared here once and
+# cimported by the .pxi files. Each header compiles on its own (C standard headers and
+# <immintrin.h> only; tests/test_kernel_headers.py checks it with gcc and clang), so a C
+# error is reported at the header's own line.
+#
+# The vector kernels (*_v4, pool4_*, dense10_*) exist in the AVX2 build (CNN_EXT_V4D is 1);
+# elsewhere they are empty stand-ins that the callers never reach, because every call is
+# behind a test of CNN_EXT_V4D, a compile-time constant.
+from libc.stddef cimport ptrdiff_t
+
+
+cdef extern from "cnn_ext/kernels/simd.h" nogil:
+    bint CNN_EXT_V4D
+    int cnn_ext_cpu_has_avx2_fma()
+
+
+cdef extern from "cnn_ext/kernels/conv.h" nogil:
+    void cnn_ext_conv_forward_v4(const double* image, ptrdiff_t h, ptrdiff_t w,
+                                 const double* t, ptrdiff_t nf, double* out)
+    void cnn_ext_filter_grad_v4(const double* image, ptrdiff_t h, ptrdiff_t w,
+                                const double* g, const void* mask, ptrdiff_t nf,
+                                double* d_L_d_filters)
+    void cnn_ext_filter_grad_block4(const double* image, ptrdiff_t h, ptrdiff_t w,
+                                    const double* d_L_d_out, ptrdiff_t nf, ptrdiff_t f0,
+                                    double* d_L_d_filters)
+
+
+cdef extern from "cnn_ext/kernels/conv_pool.h" nogil:
+    void cnn_ext_conv_pool_v4(const double* image, ptrdiff_t h, ptrdiff_t w,
+                              const double* t, ptrdiff_t nf, double* pool, void* mask,
+                              int nan_free)
+
+
+cdef extern from "cnn_ext/kernels/maxpool.h" nogil:
+    void cnn_ext_pool4_forward(const double* p, ptrdiff_t nf, ptrdiff_t rs, double* o)
+    void cnn_ext_pool4_backprop(const double* p, ptrdiff_t nf, ptrdiff_t rs,
+                                const double* g, double* q)
+
+
+cdef extern from "cnn_ext/kernels/softmax.h" nogil:
+    void cnn_ext_dense10_forward(const double* x, ptrdiff_t L, const double* weights,
+                                 double* totals)
+    void cnn_ext_dense10_backprop(const double* x, ptrdiff_t L, double* weights,
+                                  const double* t, double learn_rate, double* d_L_d_input)
+
+
+cdef extern from "cnn_ext/kernels/openmp.h" nogil:
+    int CNN_EXT_OPENMP
+    int omp_get_max_threads()
+
+
+cdef extern from "cnn_ext/kernels/build_info.h":
+    const char* CNN_EXT_CFLAGS
+    const char* CNN_EXT_COMPILER
+    const char* cnn_ext_simd()

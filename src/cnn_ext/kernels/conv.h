@@ -1,0 +1,230 @@
+/* Vector kernels of Conv3x3 (valid 3x3 convolution, stride 1) for the AVX2 build, and the
+   filter gradient of a block of four filters for every build.
+
+   Arrays are C-contiguous float64: image (h, w); t, the filters transposed, (9, nf);
+   conv output (h-2, w-2, nf); d_L_d_filters (nf, 9). Header-only: static inline. */
+#ifndef CNN_EXT_CONV_H
+#define CNN_EXT_CONV_H
+
+#include <stddef.h>
+
+#include "simd.h"
+
+/* Vector kernels of the AVX2 build for a number of filters that is a multiple of 4.
+
+   One 3x3 output is always the same chain of FMAs in tap order,
+       acc = 0; acc = fma(x[0,0], f[0,0], acc); acc = fma(x[0,1], f[0,1], acc); ...
+   whichever kernel computes it, so identical regions give bit-identical sums (the
+   max-pool tie rule) and the fused network gives the numbers of the layer calls.
+
+   The fused kernels walk the 2x2 pooling windows. A window's four outputs read a 4x4
+   patch of the image; CNN_EXT_PATCH visits that patch row-major and hands each pixel to
+   every (output position p, tap k) it belongs to, so each pixel is broadcast once per
+   window and each position still sees its taps in order 0..8, each tap its positions
+   in order (0,0), (0,1), (1,0), (1,1). */
+#if CNN_EXT_V4D
+#define CNN_EXT_PATCH(OP, x, w) do { cnn_ext_v4d v; \
+    v = cnn_ext_bcast(x);                 OP(0, 0); \
+    v = cnn_ext_bcast(x + 1);             OP(0, 1); OP(1, 0); \
+    v = cnn_ext_bcast(x + 2);             OP(0, 2); OP(1, 1); \
+    v = cnn_ext_bcast(x + 3);             OP(1, 2); \
+    v = cnn_ext_bcast(x + w);             OP(0, 3); OP(2, 0); \
+    v = cnn_ext_bcast(x + w + 1);         OP(0, 4); OP(1, 3); OP(2, 1); OP(3, 0); \
+    v = cnn_ext_bcast(x + w + 2);         OP(0, 5); OP(1, 4); OP(2, 2); OP(3, 1); \
+    v = cnn_ext_bcast(x + w + 3);         OP(1, 5); OP(3, 2); \
+    v = cnn_ext_bcast(x + 2 * w);         OP(0, 6); OP(2, 3); \
+    v = cnn_ext_bcast(x + 2 * w + 1);     OP(0, 7); OP(1, 6); OP(2, 4); OP(3, 3); \
+    v = cnn_ext_bcast(x + 2 * w + 2);     OP(0, 8); OP(1, 7); OP(2, 5); OP(3, 4); \
+    v = cnn_ext_bcast(x + 2 * w + 3);     OP(1, 8); OP(3, 5); \
+    v = cnn_ext_bcast(x + 3 * w);         OP(2, 6); \
+    v = cnn_ext_bcast(x + 3 * w + 1);     OP(2, 7); OP(3, 6); \
+    v = cnn_ext_bcast(x + 3 * w + 2);     OP(2, 8); OP(3, 7); \
+    v = cnn_ext_bcast(x + 3 * w + 3);     OP(3, 8); \
+    } while (0)
+
+/* Conv3x3 over the pooling windows of its output, with any of three results:
+   conv_out (h-2, w-2, nf), the convolution itself (only the positions inside complete
+   windows: an odd last row or column is left to the caller); pool ((h-2)/2, (w-2)/2, nf),
+   the window maxima in MaxPool2's order, NaN-propagating like np.amax; and mask
+   (windows, 4, nf), all-ones where a position equals its window's maximum, which is
+   where MaxPool2's backprop routes the gradient. Four filters at a time, their nine
+   tap vectors in registers. */
+static inline __attribute__((always_inline))
+void cnn_ext_conv_windows_v4(const double* image, ptrdiff_t h, ptrdiff_t w,
+                             const double* t, ptrdiff_t nf, double* conv_out,
+                             double* pool, void* mask, const int store_conv, const int store_pool,
+                             const int nan_free) {
+    /* inlined into its callers (below, and in conv_pool.h) with constant store_conv,
+       store_pool and nan_free: each gets a copy without the outputs and checks it does
+       not use. nan_free: the caller knows no output is NaN, so a plain vmaxpd (b > m ? b
+       : m, the same rule and the same result as cnn_ext_max_nan on numbers) takes the
+       maximum. */
+    ptrdiff_t cw = w - 2, ph = (h - 2) / 2, pw = (w - 2) / 2;
+    for (ptrdiff_t f = 0; f < nf; f += 4) {
+        cnn_ext_v4d F[9];
+        for (int k = 0; k < 9; k++)
+            F[k] = *(const cnn_ext_v4d*)(t + k * nf + f);
+        for (ptrdiff_t pi = 0; pi < ph; pi++) {
+            for (ptrdiff_t pj = 0; pj < pw; pj++) {
+                const double* x = image + 2 * pi * w + 2 * pj;
+                cnn_ext_v4d acc[4] = {{0, 0, 0, 0}, {0, 0, 0, 0}, {0, 0, 0, 0}, {0, 0, 0, 0}};
+#define CNN_EXT_CONV_OP(p, k) acc[p] = cnn_ext_fma(v, F[k], acc[p])
+                CNN_EXT_PATCH(CNN_EXT_CONV_OP, x, w);
+#undef CNN_EXT_CONV_OP
+                if (store_conv) {
+                    double* o = conv_out + ((2 * pi) * cw + 2 * pj) * nf + f;
+                    *(cnn_ext_v4d*)o = acc[0];
+                    *(cnn_ext_v4d*)(o + nf) = acc[1];
+                    *(cnn_ext_v4d*)(o + cw * nf) = acc[2];
+                    *(cnn_ext_v4d*)(o + cw * nf + nf) = acc[3];
+                }
+                if (store_pool) {
+                    cnn_ext_v4d m;
+                    if (nan_free) {
+                        __m256d r = _mm256_max_pd((__m256d)acc[1], (__m256d)acc[0]);
+                        r = _mm256_max_pd((__m256d)acc[2], r);
+                        m = (cnn_ext_v4d)_mm256_max_pd((__m256d)acc[3], r);
+                    } else {
+                        m = cnn_ext_max_nan(cnn_ext_max_nan(cnn_ext_max_nan(acc[0], acc[1]), acc[2]),
+                                            acc[3]);
+                    }
+                    ptrdiff_t win = pi * pw + pj;
+                    *(cnn_ext_v4d*)(pool + win * nf + f) = m;
+                    if (mask) {
+                        long long* q = (long long*)mask + win * 4 * nf + f;
+                        for (int p = 0; p < 4; p++)  /* NaN equals nothing */
+                            *(cnn_ext_v4i*)(q + p * nf) = (cnn_ext_v4i)(acc[p] == m);
+                    }
+                }
+            }
+        }
+    }
+}
+
+/* out (h-2, w-2, nf) of image (h, w); t holds the filters transposed, (9, nf): the
+   complete pooling windows as above, then an odd last row and column one position at a
+   time, with the same chain of FMAs. */
+static inline void cnn_ext_conv_forward_v4(const double* image, ptrdiff_t h, ptrdiff_t w,
+                                           const double* t, ptrdiff_t nf, double* out) {
+    ptrdiff_t ch = h - 2, cw = w - 2, ph = ch / 2, pw = cw / 2;
+    cnn_ext_conv_windows_v4(image, h, w, t, nf, out, NULL, NULL, 1, 0, 0);
+    for (ptrdiff_t i = 0; i < ch; i++) {
+        for (ptrdiff_t j = (i < 2 * ph ? 2 * pw : 0); j < cw; j++) {
+            const double* x = image + i * w + j;
+            for (ptrdiff_t f = 0; f < nf; f += 4) {
+                cnn_ext_v4d acc = {0, 0, 0, 0};
+                for (int a = 0; a < 3; a++)
+                    for (int b = 0; b < 3; b++)
+                        acc = cnn_ext_fma(cnn_ext_bcast(x + a * w + b),
+                                          *(const cnn_ext_v4d*)(t + (3 * a + b) * nf + f), acc);
+                *(cnn_ext_v4d*)(out + (i * cw + j) * nf + f) = acc;
+            }
+        }
+    }
+}
+
+/* d_L_d_filters (nf, 9) from the image (h, w) and per-position output gradients.
+   With mask == NULL, g is d_L_d_out (h-2, w-2, nf) itself; otherwise g is the gradient
+   of the pooled output (windows, nf) and each position's gradient is g where mask is set
+   and 0 elsewhere, which is what MaxPool2's backprop hands to Conv3x3's. Complete
+   windows are summed window by window; an odd last row or column of positions (which
+   MaxPool2 never routes to) follows, position by position. */
+static inline void cnn_ext_filter_grad_v4(const double* image, ptrdiff_t h, ptrdiff_t w,
+                                          const double* g, const void* mask, ptrdiff_t nf,
+                                          double* d_L_d_filters) {
+    ptrdiff_t ch = h - 2, cw = w - 2, ph = ch / 2, pw = cw / 2;
+    for (ptrdiff_t f = 0; f < nf; f += 4) {
+        cnn_ext_v4d acc[9];
+        for (int k = 0; k < 9; k++)
+            acc[k] = (cnn_ext_v4d){0, 0, 0, 0};
+        for (ptrdiff_t pi = 0; pi < ph; pi++) {
+            for (ptrdiff_t pj = 0; pj < pw; pj++) {
+                const double* x = image + 2 * pi * w + 2 * pj;
+                cnn_ext_v4d d[4];
+                if (mask) {
+                    ptrdiff_t win = pi * pw + pj;
+                    cnn_ext_v4i gw = *(const cnn_ext_v4i*)(g + win * nf + f);
+                    const long long* q = (const long long*)mask + win * 4 * nf + f;
+                    for (int p = 0; p < 4; p++)
+                        d[p] = (cnn_ext_v4d)(gw & *(const cnn_ext_v4i*)(q + p * nf));
+                } else {
+                    const double* r = g + ((2 * pi) * cw + 2 * pj) * nf + f;
+                    d[0] = *(const cnn_ext_v4d*)r;
+                    d[1] = *(const cnn_ext_v4d*)(r + nf);
+                    d[2] = *(const cnn_ext_v4d*)(r + cw * nf);
+                    d[3] = *(const cnn_ext_v4d*)(r + cw * nf + nf);
+                }
+#define CNN_EXT_GRAD_OP(p, k) acc[k] = cnn_ext_fma(v, d[p], acc[k])
+                CNN_EXT_PATCH(CNN_EXT_GRAD_OP, x, w);
+#undef CNN_EXT_GRAD_OP
+            }
+        }
+        if (!mask) {
+            for (ptrdiff_t i = 0; i < ch; i++) {
+                for (ptrdiff_t j = (i < 2 * ph ? 2 * pw : 0); j < cw; j++) {
+                    cnn_ext_v4d d = *(const cnn_ext_v4d*)(g + (i * cw + j) * nf + f);
+                    for (int a = 0; a < 3; a++)
+                        for (int b = 0; b < 3; b++)
+                            acc[3 * a + b] = cnn_ext_fma(cnn_ext_bcast(image + (i + a) * w + j + b),
+                                                         d, acc[3 * a + b]);
+                }
+            }
+        }
+        for (int k = 0; k < 9; k++)
+            for (int q = 0; q < 4; q++)
+                d_L_d_filters[9 * (f + q) + k] = acc[k][q];
+    }
+}
+#else
+static inline void cnn_ext_conv_forward_v4(const double* image, ptrdiff_t h, ptrdiff_t w,
+                                           const double* t, ptrdiff_t nf, double* out) {}
+static inline void cnn_ext_filter_grad_v4(const double* image, ptrdiff_t h, ptrdiff_t w,
+                                          const double* g, const void* mask, ptrdiff_t nf,
+                                          double* d_L_d_filters) {}
+#endif
+
+/* Gradient of filters f0..f0+3, one filter row a at a time: three 4-wide accumulators
+   (one per filter column b) stay in registers while the loop streams over all output
+   positions in row-major order, the tutorial's accumulation order. Written with GCC/
+   Clang vector extensions because the auto-vectoriser turns this loop nest into a
+   shuffle-heavy reduction over positions instead; plain C elsewhere. */
+static inline void cnn_ext_filter_grad_block4(const double* image, ptrdiff_t h, ptrdiff_t w,
+                                              const double* d_L_d_out, ptrdiff_t nf,
+                                              ptrdiff_t f0, double* d_L_d_filters) {
+    ptrdiff_t ow = w - 2;
+    for (ptrdiff_t a = 0; a < 3; a++) {
+#if CNN_EXT_V4D
+        cnn_ext_v4d acc0 = {0, 0, 0, 0}, acc1 = {0, 0, 0, 0}, acc2 = {0, 0, 0, 0};
+        for (ptrdiff_t i = 0; i < h - 2; i++) {
+            const double* x = image + (i + a) * w;
+            const double* d = d_L_d_out + i * ow * nf + f0;
+            for (ptrdiff_t j = 0; j < ow; j++, d += nf) {
+                cnn_ext_v4d dv = *(const cnn_ext_v4d*)d;
+                acc0 += x[j] * dv;
+                acc1 += x[j + 1] * dv;
+                acc2 += x[j + 2] * dv;
+            }
+        }
+#else
+        double acc0[4] = {0}, acc1[4] = {0}, acc2[4] = {0};
+        for (ptrdiff_t i = 0; i < h - 2; i++) {
+            const double* x = image + (i + a) * w;
+            const double* d = d_L_d_out + i * ow * nf + f0;
+            for (ptrdiff_t j = 0; j < ow; j++, d += nf) {
+                for (int q = 0; q < 4; q++) {
+                    acc0[q] += x[j] * d[q];
+                    acc1[q] += x[j + 1] * d[q];
+                    acc2[q] += x[j + 2] * d[q];
+                }
+            }
+        }
+#endif
+        for (int q = 0; q < 4; q++) {
+            d_L_d_filters[9 * (f0 + q) + 3 * a] = acc0[q];
+            d_L_d_filters[9 * (f0 + q) + 3 * a + 1] = acc1[q];
+            d_L_d_filters[9 * (f0 + q) + 3 * a + 2] = acc2[q];
+        }
+    }
+}
+
+#endif /* CNN_EXT_CONV_H */

@@ -1,0 +1,113 @@
+/* Vector kernels of Softmax's dense layer for the AVX2 build, for ten nodes (MNIST's
+   classes): x (L,), weights (L, 10), totals (10,), C-contiguous float64.
+   Header-only: static inline. */
+#ifndef CNN_EXT_SOFTMAX_H
+#define CNN_EXT_SOFTMAX_H
+
+#include <stddef.h>
+
+#include "simd.h"
+
+/* Ten nodes (MNIST's classes), four rows of weights at a time: 40 contiguous doubles
+   are exactly ten 4-wide vectors, W0..W9, and every node's value sits at a fixed lane
+   of a fixed vector, so the short rows need neither remainder loops nor gathers.
+   Row r of the four is elements 10r..10r+9: W0, W1 and the low half of W2 hold row 0,
+   the high half of W2, W3 and W4 row 1, and likewise W5..W9 rows 2 and 3. */
+#if CNN_EXT_V4D
+#define CNN_EXT_LOAD4(p) (*(const cnn_ext_v4d*)(p))
+/* {a, a, b, b} */
+static inline cnn_ext_v4d cnn_ext_pair(cnn_ext_v4d a, cnn_ext_v4d b) {
+    return (cnn_ext_v4d)_mm256_blend_pd((__m256d)a, (__m256d)b, 0xC);
+}
+/* totals (10,) = x (L,) @ weights (L, 10), without the biases. Ten accumulators, one
+   per vector, collect rows 4q + r; they are added as (rows 0 + 2) + (rows 1 + 3). */
+static inline void cnn_ext_dense10_forward(const double* x, ptrdiff_t L,
+                                           const double* weights, double* totals) {
+    cnn_ext_v4d a[10];
+    for (int v = 0; v < 10; v++)
+        a[v] = (cnn_ext_v4d){0, 0, 0, 0};
+    ptrdiff_t k = 0;
+    for (; k + 4 <= L; k += 4) {
+        const double* w = weights + 10 * k;
+        cnn_ext_v4d x0 = cnn_ext_bcast(x + k), x1 = cnn_ext_bcast(x + k + 1);
+        cnn_ext_v4d x2 = cnn_ext_bcast(x + k + 2), x3 = cnn_ext_bcast(x + k + 3);
+        cnn_ext_v4d X[10] = {x0, x0, cnn_ext_pair(x0, x1), x1, x1,
+                             x2, x2, cnn_ext_pair(x2, x3), x3, x3};
+        for (int v = 0; v < 10; v++)
+            a[v] = cnn_ext_fma(X[v], CNN_EXT_LOAD4(w + 4 * v), a[v]);
+    }
+    cnn_ext_v4d b0 = a[0] + a[5], b1 = a[1] + a[6], b2 = a[2] + a[7];
+    cnn_ext_v4d b3 = a[3] + a[8], b4 = a[4] + a[9];
+    /* rows 0 and 2 are in b0, b1 and the low half of b2; rows 1 and 3 in the rest */
+    totals[0] = b0[0] + b2[2]; totals[1] = b0[1] + b2[3];
+    totals[2] = b0[2] + b3[0]; totals[3] = b0[3] + b3[1];
+    totals[4] = b1[0] + b3[2]; totals[5] = b1[1] + b3[3];
+    totals[6] = b1[2] + b4[0]; totals[7] = b1[3] + b4[1];
+    totals[8] = b2[0] + b4[2]; totals[9] = b2[1] + b4[3];
+    for (; k < L; k++)
+        for (int n = 0; n < 10; n++)
+            totals[n] += x[k] * weights[10 * k + n];
+}
+/* d_L_d_input (L,) = weights @ d_L_d_t with the weights before the update, then
+   weights -= outer(x, learn_rate * d_L_d_t), each weight in one FMA (the same update
+   as the tutorial's up to the rounding of one product). A row's dot product is
+   (lanes 0+1 + lanes 2+3) of the sum of its two full vectors, plus its two leftover
+   lanes; hadd and two permutes turn the four rows' sums into one vector without leaving
+   the registers. */
+static inline void cnn_ext_dense10_backprop(const double* x, ptrdiff_t L, double* weights,
+                                            const double* t, double learn_rate,
+                                            double* d_L_d_input) {
+    cnn_ext_v4d T[5] = {{t[0], t[1], t[2], t[3]}, {t[4], t[5], t[6], t[7]},
+                        {t[8], t[9], t[0], t[1]}, {t[2], t[3], t[4], t[5]},
+                        {t[6], t[7], t[8], t[9]}};
+    cnn_ext_v4d lrT[5];
+    for (int v = 0; v < 5; v++)
+        lrT[v] = learn_rate * T[v];
+    ptrdiff_t k = 0;
+    for (; k + 4 <= L; k += 4) {
+        double* w = weights + 10 * k;
+        cnn_ext_v4d x0 = cnn_ext_bcast(x + k), x1 = cnn_ext_bcast(x + k + 1);
+        cnn_ext_v4d x2 = cnn_ext_bcast(x + k + 2), x3 = cnn_ext_bcast(x + k + 3);
+        cnn_ext_v4d W0, W1;
+        /* Each pair of vectors is read, used for the input gradient, updated and stored
+           before the next is read: short live ranges, no spills (16 registers). */
+#define CNN_EXT_PAIR(P, va, vb, Ta, Tb, Xa, Xb) \
+        W0 = CNN_EXT_LOAD4(w + 4 * (va)); W1 = CNN_EXT_LOAD4(w + 4 * (vb)); \
+        __m256d P = (__m256d)cnn_ext_fma(W1, T[Tb], W0 * T[Ta]); \
+        *(cnn_ext_v4d*)(w + 4 * (va)) = cnn_ext_fnma(Xa, lrT[Ta], W0); \
+        *(cnn_ext_v4d*)(w + 4 * (vb)) = cnn_ext_fnma(Xb, lrT[Tb], W1);
+        CNN_EXT_PAIR(A, 0, 1, 0, 1, x0, x0)
+        CNN_EXT_PAIR(B, 3, 4, 3, 4, x1, x1)
+        CNN_EXT_PAIR(C, 5, 6, 0, 1, x2, x2)
+        CNN_EXT_PAIR(D, 8, 9, 3, 4, x3, x3)
+#undef CNN_EXT_PAIR
+        /* leftover lanes: W2 * T2 holds rows 0 and 1, W7 * T2 rows 2 and 3 */
+        W0 = CNN_EXT_LOAD4(w + 8); W1 = CNN_EXT_LOAD4(w + 28);
+        __m256d rest = _mm256_hadd_pd((__m256d)(W0 * T[2]), (__m256d)(W1 * T[2]));
+        *(cnn_ext_v4d*)(w + 8) = cnn_ext_fnma(cnn_ext_pair(x0, x1), lrT[2], W0);
+        *(cnn_ext_v4d*)(w + 28) = cnn_ext_fnma(cnn_ext_pair(x2, x3), lrT[2], W1);
+        __m256d AB = _mm256_hadd_pd(A, B), CD = _mm256_hadd_pd(C, D);
+        __m256d full = _mm256_add_pd(_mm256_permute2f128_pd(AB, CD, 0x20),
+                                     _mm256_permute2f128_pd(AB, CD, 0x31));
+        rest = _mm256_permute4x64_pd(rest, 0xD8);  /* rows 0, 2, 1, 3 -> 0, 1, 2, 3 */
+        _mm256_storeu_pd(d_L_d_input + k, _mm256_add_pd(full, rest));
+    }
+    for (; k < L; k++) {
+        double* w = weights + 10 * k;
+        double acc = 0.0;
+        for (int n = 0; n < 10; n++)
+            acc += w[n] * t[n];
+        d_L_d_input[k] = acc;
+        for (int n = 0; n < 10; n++)
+            w[n] = w[n] - learn_rate * (x[k] * t[n]);
+    }
+}
+#else
+static inline void cnn_ext_dense10_forward(const double* x, ptrdiff_t L,
+                                           const double* weights, double* totals) {}
+static inline void cnn_ext_dense10_backprop(const double* x, ptrdiff_t L, double* weights,
+                                            const double* t, double learn_rate,
+                                            double* d_L_d_input) {}
+#endif
+
+#endif /* CNN_EXT_SOFTMAX_H */

@@ -1,0 +1,63 @@
+"""Each C header of the kernels (src/cnn_ext/kernels/*.h) compiles on its own.
+
+A translation unit holding only ``#include "<header>"`` is checked with ``-fsyntax-only``
+and warnings as errors, by gcc and clang, for the portable build and for the AVX2 build
+(x86-64), and by the aarch64 cross compiler when it is installed. No Python or NumPy
+include directory is given: a header may use only the C standard headers and the vector
+intrinsics. These tests read the source checkout (the headers are not installed).
+"""
+import os
+import platform
+import re
+import shutil
+import subprocess
+from pathlib import Path
+
+import pytest
+
+HEADER_DIR = Path(__file__).resolve().parents[1] / "src" / "cnn_ext" / "kernels"
+HEADERS = sorted(p.name for p in HEADER_DIR.glob("*.h"))
+X86_64 = platform.machine().lower() in ("x86_64", "amd64")
+# -Wundef: a header that tests CNN_EXT_V4D without including simd.h would silently
+# compile its portable stand-ins, even in the AVX2 build.
+FLAGS = ["-std=c99", "-Wall", "-Wextra", "-Wundef", "-Wno-unused-parameter", "-Werror", "-fsyntax-only"]
+# (compiler, target flags, required in the project's CI)
+BUILDS = [("gcc", [], True), ("clang", [], True)]
+if X86_64:
+    BUILDS += [("gcc", ["-mavx2", "-mfma"], True), ("clang", ["-mavx2", "-mfma"], True)]
+BUILDS += [("aarch64-linux-gnu-gcc", [], False)]
+
+
+def _skip_or_fail(reason, required):
+    if required and os.environ.get("CNN_EXT_CI"):
+        pytest.fail(reason + " (the project's CI must have it)")
+    print(reason)
+    pytest.skip(reason)
+
+
+def test_the_kernel_headers_are_there():
+    if not HEADER_DIR.is_dir():
+        _skip_or_fail(f"no source checkout: {HEADER_DIR} does not exist", True)
+    assert {"simd.h", "conv.h", "conv_pool.h", "maxpool.h", "softmax.h"} <= set(HEADERS), HEADERS
+
+
+@pytest.mark.parametrize("header", HEADERS)
+def test_header_uses_no_python_types(header):
+    text = (HEADER_DIR / header).read_text(encoding="utf-8")
+    assert not re.search(r"\bPy_ssize_t\b|\bPy[A-Z]\w*|Python\.h", text), (
+        f"{header} uses Python's C API; kernel headers take ptrdiff_t and plain C types")
+
+
+@pytest.mark.parametrize("compiler,target", [(c, t) for c, t, _ in BUILDS],
+                         ids=[f"{c}{'-' + '-'.join(f.lstrip('-') for f in t) if t else ''}"
+                              for c, t, _ in BUILDS])
+@pytest.mark.parametrize("header", HEADERS)
+def test_header_compiles_alone(header, compiler, target, tmp_path):
+    required = next(r for c, t, r in BUILDS if c == compiler and t == target)
+    if shutil.which(compiler) is None:
+        _skip_or_fail(f"{compiler} is not installed: {header} not compiled with it", required)
+    source = tmp_path / f"only_{header}.c"
+    source.write_text(f'#include "{header}"\n')
+    cmd = [compiler, *FLAGS, *target, "-I", str(HEADER_DIR), str(source)]
+    result = subprocess.run(cmd, capture_output=True, text=True, timeout=120)
+    assert result.returncode == 0, f"{' '.join(cmd)}\n{result.stderr}"
