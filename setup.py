@@ -6,25 +6,65 @@ it appears; the AVX2 variant turns it on (see KERNELS below).
 Identical 3x3 regions must give bit-identical convolution sums, because the tutorial's
 max-pool tie rule depends on exact equality.
 
+What the build can use is found by probing the *target* compiler, the one setuptools will
+build the extensions with (``CC``, ``CFLAGS``, ``CPPFLAGS``, ``LDFLAGS``, and on macOS
+``ARCHFLAGS``, all honoured), never from the machine running the build: a cross build
+for arm64 on an x86-64 host gets no AVX2 variant.
+
 Environment:
-  CNN_EXT_NATIVE=1     add -march=native (a local build for this CPU only, never a wheel)
-  CNN_EXT_NO_OPENMP=1  build without OpenMP (batch inference then runs on one thread)
+  CNN_EXT_NATIVE=1        add -march=native (a local build for this CPU only, never a wheel)
+  CNN_EXT_NO_OPENMP=1     build without OpenMP (batch inference then runs on one thread)
+  CNN_EXT_KEEP_SYMBOLS=1  do not strip the extension modules (for a debugger or profiler)
 """
 import glob
 import os
-import platform
-import shutil
-import subprocess
 import sys
-import sysconfig
 import tempfile
 
 import numpy as np
 from Cython.Build import cythonize
 from setuptools import Extension, setup
+# After setuptools: its own copy of distutils, the one that builds the extensions.
+from distutils.ccompiler import new_compiler
+from distutils.errors import CompileError, DistutilsError, LinkError
+from distutils.sysconfig import customize_compiler
 
-MSVC = sys.platform == "win32"
-X86_64 = platform.machine().lower() in ("x86_64", "amd64")
+
+def target_compiler():
+    """The C compiler setuptools' build_ext will use, configured the same way."""
+    compiler = new_compiler()
+    customize_compiler(compiler)
+    return compiler
+
+
+COMPILER = target_compiler()
+MSVC = COMPILER.compiler_type == "msvc"
+
+
+def compiles(source, cflags, ldflags=None):
+    """True when the target compiler compiles ``source`` with ``cflags`` (and, if
+    ``ldflags`` is given, links it into a shared library with them)."""
+    with tempfile.TemporaryDirectory() as tmp:
+        path = os.path.join(tmp, "probe.c")
+        with open(path, "w") as f:
+            f.write(source)
+        devnull = os.open(os.devnull, os.O_WRONLY)
+        saved = os.dup(2), os.dup(1)
+        try:  # the compiler's complaints about a rejected probe are noise, not errors
+            os.dup2(devnull, 2), os.dup2(devnull, 1)
+            objects = COMPILER.compile([path], output_dir=tmp, extra_postargs=cflags)
+            if ldflags is not None:
+                COMPILER.link_shared_object(objects, os.path.join(tmp, "probe" + (".dll" if MSVC else ".so")),
+                                            extra_postargs=ldflags)
+            return True
+        except (CompileError, LinkError, DistutilsError, OSError):
+            return False
+        finally:
+            os.dup2(saved[0], 2), os.dup2(saved[1], 1)
+            for fd in (*saved, devnull):
+                os.close(fd)
+
+
 if MSVC:
     compile_args = ["/O2", "/fp:precise"]
 else:
@@ -32,14 +72,34 @@ else:
     if os.environ.get("CNN_EXT_NATIVE") == "1":
         compile_args.append("-march=native")
 
+# The AVX2 variant is built when the target compiler accepts -mavx2 -mfma *and* then
+# targets x86 with AVX2 and FMA (an arm64 compiler rejects the flags or lacks the header).
+AVX2_PROBE = """
+#include <immintrin.h>
+#if !defined(__AVX2__) || !defined(__FMA__)
+#error "not an x86 target with AVX2 and FMA"
+#endif
+__m256d cnn_ext_probe(__m256d a, __m256d b, __m256d c) { return _mm256_fmadd_pd(a, b, c); }
+"""
+AVX2_FLAGS = ["-mavx2", "-mfma"]
+
 # The kernels, built twice on x86-64: the portable baseline, and a variant for CPUs with
 # AVX2 and FMA that cnn_ext._dispatch picks at run time. In that variant the compiler
 # may fuse a*b+c into one FMA: every output position still runs the same instructions, so
 # identical regions still give identical sums, but its results can differ from the
 # baseline's in the last bit.
+ALL_KERNELS = ("_kernels", "_kernels_avx2")
 KERNELS = {"_kernels": []}
-if X86_64 and not MSVC:
-    KERNELS["_kernels_avx2"] = ["-mavx2", "-mfma", "-ffp-contract=" + os.environ.get("CNN_EXT_AVX2_CONTRACT", "fast")]
+if not MSVC and compiles(AVX2_PROBE, AVX2_FLAGS):
+    KERNELS["_kernels_avx2"] = AVX2_FLAGS + ["-ffp-contract=" + os.environ.get("CNN_EXT_AVX2_CONTRACT", "fast")]
+else:
+    print("cnn_ext: the target compiler does not build AVX2 + FMA code; only the portable "
+          "kernels are built", file=sys.stderr)
+
+OPENMP_PROBE = """
+#include <omp.h>
+int cnn_ext_probe(void) { return omp_get_max_threads(); }
+"""
 
 
 def openmp_flags():
@@ -47,25 +107,28 @@ def openmp_flags():
     if os.environ.get("CNN_EXT_NO_OPENMP") == "1":
         return None
     if MSVC:
-        return ["/openmp"], []
-    candidates = [(["-fopenmp"], ["-fopenmp"])]
-    if sys.platform == "darwin":  # Apple clang: libomp from Homebrew, if present
-        candidates.append((["-Xpreprocessor", "-fopenmp"], ["-lomp"]))
-    cc = (os.environ.get("CC") or sysconfig.get_config_var("CC") or "cc").split()
-    with tempfile.TemporaryDirectory() as tmp:
-        src = os.path.join(tmp, "omp.c")
-        with open(src, "w") as f:
-            f.write("#include <omp.h>\nint main(void) { return omp_get_max_threads() < 1; }\n")
-        for cflags, ldflags in candidates:
-            cmd = cc + cflags + [src, "-o", os.path.join(tmp, "omp")] + ldflags
-            if shutil.which(cc[0]) and subprocess.run(cmd, capture_output=True).returncode == 0:
-                return cflags, ldflags
+        candidates = [(["/openmp"], [])]
+    else:
+        candidates = [(["-fopenmp"], ["-fopenmp"])]
+        if sys.platform == "darwin":  # Apple clang: libomp, e.g. Homebrew's via CPPFLAGS/LDFLAGS
+            candidates.append((["-Xpreprocessor", "-fopenmp"], ["-lomp"]))
+    for cflags, ldflags in candidates:
+        if compiles(OPENMP_PROBE, cflags, ldflags):
+            return cflags, ldflags
     print("cnn_ext: the C compiler has no OpenMP; batch inference will run on one thread",
           file=sys.stderr)
     return None
 
 
 omp = openmp_flags()
+
+# Strip the modules at link: without symbols and debug info they are about 6x smaller.
+if os.environ.get("CNN_EXT_KEEP_SYMBOLS") == "1" or MSVC:
+    strip_args = []
+elif sys.platform == "darwin":
+    strip_args = ["-Wl,-S,-x"]  # Mach-O: no debug symbols, no local symbols
+else:
+    strip_args = ["-Wl,--strip-all"]  # ELF: PyInit_* stays exported through .dynsym
 
 
 # The C side of the kernels: header-only, included by the generated C (src/cnn_ext/kernels).
@@ -78,6 +141,7 @@ def extension(name, isa_flags):
     if omp is not None:
         cflags += omp[0]
         ldflags += omp[1]
+    ldflags += strip_args
     return Extension(
         f"cnn_ext.{name}",
         [f"src/cnn_ext/{name}.pyx"],
@@ -95,8 +159,11 @@ def extension(name, isa_flags):
 setup(
     package_dir={"cnn_ext": "src/cnn_ext", "cnn_ext_reference": "python/cnn_ext_reference"},
     packages=["cnn_ext", "cnn_ext.bench", "cnn_ext.datasets", "cnn_ext_reference"],
-    package_data={"cnn_ext": ["py.typed", "*.pyi"], "cnn_ext.datasets": ["data/*.gz"]},
-    exclude_package_data={"cnn_ext": ["*.pyx", "*.pxi", "*.pxd", "*.c", "kernels/*.h"]},
+    # A compiled module's stub is installed only where that module is built.
+    package_data={"cnn_ext": ["py.typed"] + [f"{name}.pyi" for name in KERNELS],
+                  "cnn_ext.datasets": ["data/*.gz"]},
+    exclude_package_data={"cnn_ext": ["*.pyx", "*.pxi", "*.pxd", "*.c", "kernels/*.h"]
+                          + [f"{name}.pyi" for name in ALL_KERNELS if name not in KERNELS]},
     ext_modules=cythonize(
         [extension(name, flags) for name, flags in KERNELS.items()],
         include_path=["src"],

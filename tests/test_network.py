@@ -1,4 +1,5 @@
 """The fused Network paths give the numbers of the layer-by-layer façade, bit for bit."""
+import os
 import pickle
 
 import numpy as np
@@ -159,9 +160,32 @@ def test_build_info():
         assert "-ffast-math" not in info["cflags"] and "-march=native" not in info["cflags"]
         if info["kernels"] == "_kernels":
             assert "-ffp-contract=off" in info["cflags"]
-    if info["cpu_has_avx2_fma"] and info["machine"] in ("x86_64", "AMD64"):
+    forced = os.environ.get("CNN_EXT_KERNELS", "auto").strip().lower() or "auto"
+    if forced == "baseline":
+        assert info["kernels"] == "_kernels"
+    elif info["cpu_has_avx2_fma"] and info["machine"] in ("x86_64", "AMD64") and info["compiler"] != "msvc":
         # one wheel, fast everywhere: on this CPU the AVX2 build must be the one in use
+        # (MSVC builds only the portable kernels: the vector code needs GCC/clang)
         assert info["kernels"] == "_kernels_avx2" and "avx2" in info["simd"]
+
+
+def test_num_threads_with_or_without_openmp(mnist):
+    """num_threads works in every build, OpenMP or not (macOS wheels have none), and the
+    probabilities do not depend on it, bit for bit."""
+    network = cnn_ext.Network(seed=0)
+    network.fit(mnist[0][0][:300], mnist[0][1][:300], seed=0)
+    images = mnist[1][0][:64]
+    one = network.predict_proba(images, num_threads=1)
+    for threads in (2, 3, 8):
+        assert np.array_equal(network.predict_proba(images, num_threads=threads), one), threads
+    assert np.array_equal(network.predict_proba(images), one)
+    info = cnn_ext.build_info()
+    if not info["openmp"]:
+        assert info["max_threads"] == 1
+    # .ci/run says which builds must have OpenMP and which must not
+    expected = os.environ.get("CNN_EXT_CI_EXPECT_OPENMP")
+    if expected is not None:
+        assert info["openmp"] == (expected == "1"), info
 
 
 def _run_with_kernels(choice, code):
@@ -177,8 +201,17 @@ def test_both_kernel_builds_agree(mnist):
     """The portable and the AVX2 build train to the same weights within rounding."""
     import json
 
+    import importlib.util
+
+    if importlib.util.find_spec("cnn_ext._kernels_avx2") is None:
+        reason = ("this build has no AVX2 variant (it is built only for x86-64 with GCC or "
+                  "clang): nothing to compare the portable kernels with")
+        print(reason)
+        pytest.skip(reason)
     if not cnn_ext.build_info()["cpu_has_avx2_fma"]:
-        pytest.skip("this CPU has no AVX2/FMA: only the portable build can run here")
+        reason = "this CPU has no AVX2/FMA: only the portable build can run here"
+        print(reason)
+        pytest.skip(reason)
     code = (
         "import json, numpy as np, cnn_ext\n"
         "from cnn_ext.datasets import mnist\n"
