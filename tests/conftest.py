@@ -1,5 +1,8 @@
 """Shared fixtures. The suite runs against the *installed* cnn_ext, never the source tree."""
 import os
+import select
+import subprocess
+import time
 from pathlib import Path
 
 import numpy as np
@@ -86,3 +89,34 @@ def tutorial_training():
     """``f(module, images, labels) -> (log, steps, params)``: the tutorial's training loop,
     verbatim, over ``module``'s ``Conv3x3``, ``MaxPool2`` and ``Softmax`` (seed 0)."""
     return _tutorial_training
+
+
+@pytest.fixture(scope="session")
+def virtual_display():
+    """A virtual X server (Xvfb) on a free display number, for the whole session: its
+    DISPLAY (``:N``). Test modules check first that Xvfb and Tk are there (and fail
+    instead of skipping in the project's CI)."""
+    read, write = os.pipe()
+    server = subprocess.Popen(["Xvfb", "-displayfd", str(write), "-screen", "0", "1280x900x24",
+                               "-nolisten", "tcp"], pass_fds=(write,),
+                              stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
+    os.close(write)
+    try:
+        number = b""
+        deadline = time.monotonic() + 20
+        while not number.endswith(b"\n"):
+            ready, _, _ = select.select([read], [], [], max(0.0, deadline - time.monotonic()))
+            chunk = os.read(read, 32) if ready else b""
+            if not chunk:
+                server.kill()
+                pytest.fail(f"Xvfb did not start: {server.communicate()[1].decode(errors='replace')}")
+            number += chunk
+        yield f":{int(number)}"
+    finally:
+        os.close(read)
+        server.terminate()
+        try:
+            server.wait(10)
+        except subprocess.TimeoutExpired:
+            server.kill()
+            server.wait()

@@ -21,7 +21,7 @@ def quick_run(tmp_path_factory):
         import matplotlib  # noqa: F401
 
         out_png = tmp / "bench.png"
-        argv += ["--plot", str(out_png)]
+        argv += ["--plot", str(out_png), "--scaling", str(tmp / "scaling.png")]
     except ImportError:
         out_png = None
     capture = pytest.MonkeyPatch()
@@ -82,7 +82,8 @@ def test_printed_table(quick_run):
     lines = stdout.splitlines()
     header = next(line for line in lines if line.startswith("section"))
     assert header.split() == ["section", "case", "implementation", "median/img", "spread", "vs",
-                              "loops", "vs", "NumPy", "rel_error", "timed"]
+                              "loops", "vs", "NumPy", "rel_error", "timed", "floor/img", "of",
+                              "peak"]
     start = lines.index(header)
     assert set(lines[start + 1]) <= {"-", " "}
     end = next(i for i, line in enumerate(lines) if line.startswith("median/img:"))
@@ -92,6 +93,49 @@ def test_printed_table(quick_run):
     assert "wrote" in stdout and "inference throughput:" in stdout
     for name in (bench.REF, bench.NUMPY, bench.FUSED):
         assert name in stdout
+
+
+def test_peak_and_fraction_of_peak(quick_run):
+    _, stdout, result, _ = quick_run
+    peak = result["peak"]
+    assert result["peak_gflops"] == peak["gflops"] > 0
+    assert peak["kernels"] in ("_kernels", "_kernels_avx2") and peak["isa"]
+    assert len(peak["measurements_gflops"]) == 2  # before and after the cases
+    madds = result["multiply_adds_per_image"]
+    assert madds["training"] == 137_904 and madds["inference"] == 62_192
+    for row in result["rows"]:
+        label = f"{row['section']} / {row['implementation']}"
+        assert "fraction_of_peak" in row, label
+        if row["section"] == "layer":
+            assert row["fraction_of_peak"] is None, label
+            continue
+        kind = "inference" if row["section"] == "inference" else "training"
+        threads = 2 if row["implementation"] == "cnn_ext 2 threads" else 1
+        threads = min(threads, result["machine"]["usable_cpus"] or threads)
+        floor = 2 * madds[kind] / (peak["gflops"] * 1e9 * threads)
+        assert row["floor_s"] == pytest.approx(floor), label
+        assert row["fraction_of_peak"] == pytest.approx(floor / row["median_s"]), label
+        # Positive, and not bounded above here: on a loaded machine a disturbed probe can
+        # under-measure the peak, and timings belong in the benchmark, not in a unit test.
+        assert row["fraction_of_peak"] > 0, label
+    assert "peak: " in stdout and "of peak" in stdout
+    assert "train step: cnn_ext fused:" in stdout and "inference: cnn_ext 1 thread:" in stdout
+
+
+def test_scaling_written(quick_run, tmp_path_factory):
+    *_, result, png = quick_run
+    if png is None:
+        pytest.skip("matplotlib is not installed, so the scaling run (which draws a figure) was not made")
+    scaling = json.loads((png.parent / "scaling.json").read_text(encoding="utf-8"))
+    assert scaling["inference"] == result["scaling"]["inference"]
+    threads = [row["threads"] for row in scaling["inference"]]
+    assert threads == list(range(1, len(threads) + 1)) and len(threads) == result["machine"]["usable_cpus"]
+    sizes = [row["train_images"] for row in scaling["epoch"]]
+    assert sizes == sorted(sizes) and sizes[-1] == 60_000
+    for row in scaling["inference"] + scaling["epoch"]:
+        assert row["median_s"] > 0 and row["fraction_of_peak"] > 0
+    data = (png.parent / "scaling.png").read_bytes()
+    assert data[:8] == b"\x89PNG\r\n\x1a\n" and len(data) > 10_000
 
 
 def test_plot_written(quick_run):
@@ -130,7 +174,7 @@ def test_frameworks_absent_are_left_out(monkeypatch):
     import argparse
 
     import cnn_ext
-    from cnn_ext import _frameworks
+    from cnn_ext.bench import frameworks as _frameworks
 
     monkeypatch.setattr(_frameworks, "_import", lambda name: None)
     network = cnn_ext.Network(seed=0)

@@ -395,7 +395,7 @@ def _gui_missing():
 
 
 @pytest.fixture(scope="module")
-def xvfb():
+def xvfb(request):
     """A virtual X server on a free display number: its DISPLAY (``:N``)."""
     missing = _gui_missing()
     if missing:
@@ -404,30 +404,7 @@ def xvfb():
         if os.environ.get("CNN_EXT_CI"):
             pytest.fail("the project's CI must run the GUI test: " + message)
         pytest.skip(message)
-    read, write = os.pipe()
-    server = subprocess.Popen(["Xvfb", "-displayfd", str(write), "-screen", "0", "1024x768x24",
-                               "-nolisten", "tcp"], pass_fds=(write,),
-                              stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
-    os.close(write)
-    try:
-        number = b""
-        deadline = time.monotonic() + 20
-        while not number.endswith(b"\n"):  # Xvfb writes the number once it accepts clients
-            ready, _, _ = select.select([read], [], [], max(0.0, deadline - time.monotonic()))
-            chunk = os.read(read, 32) if ready else b""
-            if not chunk:
-                server.kill()
-                pytest.fail(f"Xvfb did not start: {server.communicate()[1].decode(errors='replace')}")
-            number += chunk
-        yield f":{int(number)}"
-    finally:
-        os.close(read)
-        server.terminate()
-        try:
-            server.wait(10)
-        except subprocess.TimeoutExpired:
-            server.kill()
-            server.wait()
+    return request.getfixturevalue("virtual_display")
 
 
 class Driven:

@@ -446,6 +446,9 @@ def _no_digit_pictures():
     dot[100:103, 100:103] = 0  # a speck, which to_mnist would blow up to a 20x20 blob
     blob = _paper()
     blob[30:170, 30:170] = 0  # a filled square
+    yy, xx = np.mgrid[:200, :200]
+    disc = _paper()
+    disc[(yy - 100) ** 2 + (xx - 100) ** 2 <= 25] = 0  # a dot, which to_mnist scales to a filled disc
     return {
         "blank white": _paper(),
         "blank black": _paper(0),
@@ -457,6 +460,7 @@ def _no_digit_pictures():
         "faint stroke": faint,
         "dot": dot,
         "filled square": blob,
+        "dot of radius 5": disc,
     }
 
 

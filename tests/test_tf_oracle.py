@@ -1,7 +1,7 @@
 """TensorFlow's GradientTape as an independent gradient oracle for cnn_ext.
 
 The same float64 network (cnn_ext.Network's weights copied into TensorFlow by
-cnn_ext._frameworks) is differentiated by TensorFlow's autodiff, and cnn_ext's gradients
+cnn_ext.bench.frameworks) is differentiated by TensorFlow's autodiff, and cnn_ext's gradients
 are read off its SGD updates with learning rate 1 (``before - after``):
 
 * where every 2x2 pool window has a unique maximum (random-normal or random-noise images),
@@ -35,7 +35,7 @@ else:
                              "TensorFlow's (pip install tensorflow-cpu to run this comparison)")
 
 import cnn_ext  # noqa: E402
-from cnn_ext import _frameworks  # noqa: E402
+from cnn_ext.bench import frameworks as _frameworks  # noqa: E402
 
 TOL = 1e-10
 

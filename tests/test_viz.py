@@ -376,7 +376,7 @@ def test_cli_explain_a_drawn_image_and_a_blank_one(model_dir, mnist):
     (["x.png", "--index", "3"], "give either IMAGE or --index N"),
     (["--index", "10000"], "expected an MNIST test index in 0..9999, got 10000"),
     (["--index", "two"], "expected an integer, got 'two'"),
-    (["--index", "1", "--label", "10"], "expected a digit 0..9, got 10"),
+    (["--index", "1", "--label", "10"], "expected a digit in 0..9, got 10"),
     (["--index", "1", "--out", "nowhere/x.png"], "--out: no folder"),
     (["--index", "1", "--out", "x.txt"], "--out must end in .png, .pdf, .svg"),
     (["missing.png"], "no image file 'missing.png'"),
@@ -414,7 +414,7 @@ def test_live_training_without_a_display():
 
 
 @pytest.fixture(scope="module")
-def xvfb():
+def xvfb(request):
     """A virtual X server on a free display number: its DISPLAY (``:N``)."""
     missing = [tool for tool in ("Xvfb", "xdotool") if shutil.which(tool) is None]
     if not HAVE_TK:
@@ -427,30 +427,7 @@ def xvfb():
         if os.environ.get("CNN_EXT_CI"):
             pytest.fail("the project's CI must run the GUI test: " + message)
         pytest.skip(message)
-    read, write = os.pipe()
-    server = subprocess.Popen(["Xvfb", "-displayfd", str(write), "-screen", "0", "1280x900x24",
-                               "-nolisten", "tcp"], pass_fds=(write,),
-                              stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
-    os.close(write)
-    try:
-        number = b""
-        deadline = time.monotonic() + 20
-        while not number.endswith(b"\n"):
-            ready, _, _ = select.select([read], [], [], max(0.0, deadline - time.monotonic()))
-            chunk = os.read(read, 32) if ready else b""
-            if not chunk:
-                server.kill()
-                pytest.fail(f"Xvfb did not start: {server.communicate()[1].decode(errors='replace')}")
-            number += chunk
-        yield f":{int(number)}"
-    finally:
-        os.close(read)
-        server.terminate()
-        try:
-            server.wait(10)
-        except subprocess.TimeoutExpired:
-            server.kill()
-            server.wait()
+    return request.getfixturevalue("virtual_display")
 
 
 LIVE_DRIVER = """

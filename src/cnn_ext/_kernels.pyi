@@ -3,6 +3,8 @@
 Arrays are C-contiguous; float64 unless annotated otherwise. The Python wrappers check
 shapes; the layer façades do the friendly validation and conversion first.
 """
+from typing import Any
+
 import numpy as np
 import numpy.typing as npt
 from typing_extensions import disjoint_base
@@ -97,3 +99,5 @@ def predict_proba(
     out: npt.NDArray[np.float64],
     num_threads: int = 0,
 ) -> None: ...
+
+def fma_peak(seconds: float = 0.2) -> dict[str, Any]: ...

@@ -22,3 +22,4 @@ AVX2 and FMA; :mod:`cnn_ext._dispatch` picks one at import time. The Cython sour
 #   memoryviews: the acquisition cost vanishes next to the work, and Cython's buffer checks
 #   cover their uint8 and int64 arrays too.
 include "_kernels_common.pxi"
+include "_peak.pxi"

@@ -6,3 +6,4 @@ Never import this module directly on an unknown CPU: :mod:`cnn_ext._dispatch` ch
 The sources, and the rule for the array boundary, are those of ``_kernels.pyx``.
 """
 include "_kernels_common.pxi"
+include "_peak.pxi"

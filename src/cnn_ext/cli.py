@@ -397,16 +397,23 @@ def cmd_bench(args):
     return bench_main(args.bench_args)
 
 
-def _int_at_least(minimum):
+def int_in(minimum, maximum=None, what="an integer"):
+    """An argparse ``type``: an integer in ``minimum..maximum`` (no upper bound if None),
+    refused in argparse's words, e.g. ``expected an integer >= 1, got 0``."""
     def parse(text):
         try:
             value = int(text)
         except ValueError:
             raise argparse.ArgumentTypeError(f"expected an integer, got {text!r}") from None
-        if value < minimum:
-            raise argparse.ArgumentTypeError(f"expected an integer >= {minimum}, got {value}")
+        if maximum is None and value < minimum:
+            raise argparse.ArgumentTypeError(f"expected {what} >= {minimum}, got {value}")
+        if maximum is not None and not minimum <= value <= maximum:
+            raise argparse.ArgumentTypeError(f"expected {what} in {minimum}..{maximum}, got {value}")
         return value
     return parse
+
+
+_int_at_least = int_in
 
 
 def _positive_float(text):
@@ -419,14 +426,7 @@ def _positive_float(text):
     return value
 
 
-def _seed(text):
-    try:
-        value = int(text)
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"expected an integer, got {text!r}") from None
-    if not 0 <= value <= SEED_MAX:
-        raise argparse.ArgumentTypeError(f"expected an integer in 0..{SEED_MAX} (2**32 - 1), got {value}")
-    return value
+_seed = int_in(0, SEED_MAX, "an integer (np.random.seed's range, 2**32 - 1 at most)")
 
 
 MODEL_HELP = ("the model file: NAME.pkl, or NAME itself when it ends in .pkl or .npz "

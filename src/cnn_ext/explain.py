@@ -6,35 +6,19 @@ does; ``cnn-ext explain --index N`` takes MNIST test digit N (and its label). Th
 mask, the pooled maps, the probabilities and, when a label is known (``--label D`` or an
 MNIST index), the gradients of one training step. The model is not changed.
 """
-import argparse
 import os
 import sys
 
 import numpy as np
 
+from .cli import int_in
+
 MNIST_TEST_SIZE = 10000
 _FORMATS = (".png", ".pdf", ".svg")
 
 
-def _index(text):
-    try:
-        value = int(text)
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"expected an integer, got {text!r}") from None
-    if not 0 <= value < MNIST_TEST_SIZE:
-        raise argparse.ArgumentTypeError(
-            f"expected an MNIST test index in 0..{MNIST_TEST_SIZE - 1}, got {value}")
-    return value
-
-
-def _digit(text):
-    try:
-        value = int(text)
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"expected a digit 0..9, got {text!r}") from None
-    if not 0 <= value <= 9:
-        raise argparse.ArgumentTypeError(f"expected a digit 0..9, got {value}")
-    return value
+_index = int_in(0, MNIST_TEST_SIZE - 1, "an MNIST test index")
+_digit = int_in(0, 9, "a digit")
 
 
 def add_parser(subparsers):

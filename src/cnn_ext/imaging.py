@@ -57,6 +57,10 @@ MIN_STRONG_SHARE = 0.5
 # - Share of the ink pixels with no ink among their 8 neighbours: at most 4.5% in MNIST
 #   (strokes are connected). Scattered specks (noise that survived to_mnist) are not.
 MAX_ISOLATED_SHARE = 0.15
+# - Share of the strong pixels (>= half white) at the centre of a 5x5 square of strong
+#   pixels, i.e. inside a blob wider than a stroke: at most 0.43 in MNIST (bold 0s and
+#   8s), above 0.5 for a dot or a click that to_mnist scaled up to a filled disc.
+MAX_SOLID_SHARE = 0.45
 
 # ITU-R 601-2 luma, the weights Pillow's convert("L") uses, so that an RGB array and
 # the same picture as a PIL image give the same grey levels.
@@ -180,6 +184,16 @@ def digit_problem(image):
     if isolated > MAX_ISOLATED_SHARE:
         return (f"scattered specks: {100 * isolated:.0f}% of the ink pixels touch no other, where "
                 f"MNIST digits have at most 5%; noise, not a stroke")
+    solid = ink >= 0.5
+    padded = np.pad(solid, 2)
+    inside = solid.copy()
+    for dy in range(5):
+        for dx in range(5):
+            inside &= padded[dy:dy + SIZE, dx:dx + SIZE]
+    solid_share = float(np.count_nonzero(inside)) / max(int(np.count_nonzero(solid)), 1)
+    if solid_share > MAX_SOLID_SHARE:
+        return (f"a filled blob, not a stroke: {100 * solid_share:.0f}% of the solid ink lies more than "
+                f"2 pixels inside it, where MNIST digits have at most 43%; a dot or a filled shape")
     strong = float(ink[ink >= 0.5].sum() / ink.sum())
     if strong < MIN_STRONG_SHARE:
         return (f"no clear stroke: only {100 * strong:.0f}% of the ink is solid, where MNIST "
