@@ -306,6 +306,12 @@ class Network:
         return (self.conv.filters, self.softmax.weights, self.softmax.biases, self.conv.learn_rate,
                 self.softmax.learn_rate)
 
+    def _fit_state(self):
+        """What fit's kernels train: the checked parameter arrays, the learn rate, and what
+        the layers held when they were read (to notice a callback replacing them)."""
+        filters, weights, biases = self._parameters()
+        return filters, weights, biases, self._rate(), self._held()
+
     def _replaced(self, held):
         return any(now is not then for now, then in zip(self._held(), held))
 
@@ -353,9 +359,7 @@ class Network:
         except (TypeError, ValueError) as exc:
             raise ValueError(f"Network.fit(seed) must be None, a non-negative integer or a "
                              f"numpy Generator, got {seed!r}: {exc}") from None
-        filters, weights, biases = self._parameters()
-        rate = self._rate()
-        held = self._held()
+        filters, weights, biases, rate, held = self._fit_state()
         losses, correct = np.empty(chunk), np.empty(chunk, dtype=np.uint8)
         epoch_losses, epoch_correct = np.empty(len(images)), np.empty(len(images), dtype=np.uint8)
         log = _StepLog()
@@ -397,21 +401,17 @@ class Network:
                     log.reset()
                 if callback is not None and self._replaced(held):
                     # The callback replaced a parameter array or the learn rate: train those.
-                    filters, weights, biases = self._parameters()
-                    rate = self._rate()
-                    held = self._held()
+                    filters, weights, biases, rate, held = self._fit_state()
             record = EpochRecord(epoch, math.fsum(epoch_losses.tolist()) / len(images) if len(images) else math.nan,
                                  float(epoch_correct.mean()) if len(images) else math.nan)
             if validation_data is not None:
-                result = self.evaluate(val_images, val_labels)
+                result = self._evaluation(val_images, val_labels, None)
                 record = EpochRecord(record.epoch, record.loss, record.accuracy, result.loss, result.accuracy)
             history.add_epoch(record)
             if callback is not None:
                 callback("epoch", record)
                 if self._replaced(held):
-                    filters, weights, biases = self._parameters()
-                    rate = self._rate()
-                    held = self._held()
+                    filters, weights, biases, rate, held = self._fit_state()
         return history
 
     def predict_proba(self, images, num_threads=None):
@@ -421,7 +421,10 @@ class Network:
         never more than one per image nor more than ``THREADS_PER_CPU`` (4) per CPU; the
         numbers do not depend on the thread count.
         """
-        images = _check_images(images, self, "Network.predict_proba(images)")
+        return self._probabilities(_check_images(images, self, "Network.predict_proba(images)"), num_threads)
+
+    def _probabilities(self, images, num_threads):
+        # images: checked uint8 (n, h, w), as _check_images returns them
         filters, weights, biases = self._parameters()
         out = np.empty((len(images), weights.shape[1]))
         kernels.predict_proba(images, filters, weights, biases, out, _thread_count(num_threads, len(images)))
@@ -436,7 +439,11 @@ class Network:
         ``images`` (n, h, w) and integer ``labels`` (n,)."""
         images = _check_images(images, self, "Network.evaluate(images)")
         labels = _check_labels(labels, len(images), self.nodes, "Network.evaluate(labels)")
-        probs = self.predict_proba(images, num_threads)
+        return self._evaluation(images, labels, num_threads)
+
+    def _evaluation(self, images, labels, num_threads):
+        # images and labels: checked, as _check_images and _check_labels return them
+        probs = self._probabilities(images, num_threads)
         picked = probs[np.arange(len(labels)), labels]
         with np.errstate(divide="ignore"):
             loss = float(np.mean(-np.log(picked))) if len(labels) else math.nan
