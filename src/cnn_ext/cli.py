@@ -42,12 +42,12 @@ def _model_file(name):
     return ModelSaver(name).filename
 
 
-def _check_plotting():
+def _check_plotting(option="--plot"):
     """matplotlib, or a UsageError telling how to get it (asked before any work)."""
     try:
         import matplotlib  # noqa: F401
     except ImportError:
-        raise UsageError("--plot needs matplotlib: pip install 'cnn_ext[plot]'") from None
+        raise UsageError(f"{option} needs matplotlib: pip install 'cnn_ext[plot]'") from None
 
 
 def _pyplot():
@@ -81,10 +81,25 @@ def _describe_model(filename, x_test, y_test):
         network = _network_from_file(filename)
     except (ModelFileError, OSError, ValueError) as exc:
         return f"not a model cnn-ext can read: {exc}"
+    return _describe_network(network, x_test, y_test)
+
+
+def _describe_network(network, x_test, y_test):
     if not network._fits(x_test.shape[1:]):
         return "a model for other images"
     result = network.evaluate(x_test, y_test)
     return f"test accuracy {100 * result.accuracy:.2f}% on {len(x_test)} images"
+
+
+def _too_few_logs(log_every, steps=None):
+    """Why --plot cannot draw curves from ``steps`` steps (None: not known yet) logged every
+    ``log_every``, or None."""
+    if log_every == 0:
+        return "--plot draws the step log: it needs --log-every N with N > 0"
+    if steps is not None and log_every > steps // 2:
+        return (f"--plot needs at least two step logs, but --log-every {log_every} gives "
+                f"{steps // log_every} in {steps} steps: use a smaller --log-every")
+    return None
 
 
 def _save_model(network, filename, out):
@@ -136,17 +151,13 @@ def _check_train_args(args):
                 raise UsageError(f"--{name}-size must be at most {MNIST_SIZES[name]}, got {size}")
     if args.plot:
         _check_plotting()
-        if args.log_every == 0:
-            raise UsageError("--plot draws the step log: it needs --log-every N with N > 0")
-        steps = args.epochs * (args.train_size or MNIST_SIZES["train"])
-        if args.data is None and args.log_every > steps // 2:
-            raise UsageError(f"--plot needs at least two step logs, but --log-every {args.log_every} "
-                             f"gives {steps // args.log_every} in {steps} steps: use a smaller --log-every")
-    if getattr(args, "live", False):
-        try:
-            import matplotlib  # noqa: F401
-        except ImportError:
-            raise UsageError("--live needs matplotlib: pip install 'cnn_ext[plot]'") from None
+        # With --data the training-set size is known only once it is loaded (cmd_train).
+        steps = args.epochs * (args.train_size or MNIST_SIZES["train"]) if args.data is None else None
+        problem = _too_few_logs(args.log_every, steps)
+        if problem:
+            raise UsageError(problem)
+    if args.live:
+        _check_plotting("--live")
     filename = _model_file(args.model)
     if args.resume:
         import os
@@ -171,9 +182,9 @@ def cmd_train(args):
     (x_train, y_train), (x_test, y_test) = _load_mnist(args.data)
     x_train, y_train = _subset(x_train, y_train, args.train_size, "train")
     x_test, y_test = _subset(x_test, y_test, args.test_size, "test")
-    if args.plot and args.log_every > args.epochs * len(x_train) // 2:
-        raise UsageError(f"--plot needs at least two step logs: --log-every {args.log_every} is more "
-                         f"than half of the {args.epochs * len(x_train)} steps")
+    problem = _too_few_logs(args.log_every, args.epochs * len(x_train)) if args.plot else None
+    if problem:
+        raise UsageError(problem)
     if args.resume:
         network = _load_network(args.model)
         network.learn_rate = args.lr
@@ -184,7 +195,7 @@ def cmd_train(args):
         network = Network(seed=args.seed, learn_rate=args.lr)
         replaced = _describe_model(filename, x_test, y_test) if os.path.exists(filename) else None
     if not args.quiet:
-        start_from = f"{filename} ({_describe_model(filename, x_test, y_test)})" if args.resume else \
+        start_from = f"{filename} ({_describe_network(network, x_test, y_test)})" if args.resume else \
             f"seed {args.seed}"
         print(f"cnn-ext {__version__}: training {_architecture(network)} on {len(x_train)} images, "
               f"{args.epochs} epoch(s), learning rate {args.lr}, from {start_from}", file=out)
@@ -413,8 +424,6 @@ def int_in(minimum, maximum=None, what="an integer"):
     return parse
 
 
-_int_at_least = int_in
-
 
 def _positive_float(text):
     try:
@@ -447,10 +456,10 @@ def build_parser():
                                        "recipe), then loss and accuracy on the test set. An existing "
                                        "model file of the same name is replaced at the end (its test "
                                        "accuracy is shown first); --resume continues from it instead.")
-    train.add_argument("--epochs", type=_int_at_least(1), default=3, help="passes over the training set (default 3)")
+    train.add_argument("--epochs", type=int_in(1), default=3, help="passes over the training set (default 3)")
     train.add_argument("--lr", type=_positive_float, default=0.005, help="learning rate (default 0.005)")
-    train.add_argument("--train-size", type=_int_at_least(1), help="use the first N training images (default all 60000)")
-    train.add_argument("--test-size", type=_int_at_least(1), help="use the first N test images (default all 10000)")
+    train.add_argument("--train-size", type=int_in(1), help="use the first N training images (default all 60000)")
+    train.add_argument("--test-size", type=int_in(1), help="use the first N test images (default all 10000)")
     train.add_argument("--seed", type=_seed, default=0,
                        help="seeds the weights (np.random.seed) and the shuffling, 0..2**32-1 (default 0)")
     train.add_argument("--data", metavar="PATH",
@@ -458,7 +467,7 @@ def build_parser():
     train.add_argument("--model", default=DEFAULT_MODEL, metavar="NAME", help=MODEL_HELP)
     train.add_argument("--resume", action="store_true",
                        help="continue training the saved model --model instead of starting from new weights")
-    train.add_argument("--log-every", type=_int_at_least(0), default=10000, metavar="N",
+    train.add_argument("--log-every", type=int_in(0), default=10000, metavar="N",
                        help="print the tutorial's step log every N steps, 0 for never (default 10000)")
     train.add_argument("--plot", metavar="FILE.png",
                        help="draw the step log's loss and accuracy curves (needs matplotlib)")
@@ -473,7 +482,7 @@ def build_parser():
     evaluate.add_argument("--model", default=DEFAULT_MODEL, metavar="NAME", help=MODEL_HELP)
     evaluate.add_argument("--data", metavar="PATH",
                           help="folder of MNIST IDX files or a Keras mnist.npz (default: the built-in copy)")
-    evaluate.add_argument("--test-size", type=_int_at_least(1), metavar="N",
+    evaluate.add_argument("--test-size", type=int_in(1), metavar="N",
                           help="use the first N test images (default all 10000)")
     evaluate.add_argument("--plot", metavar="FILE.png",
                           help="draw the confusion matrix and misclassified digits (needs matplotlib)")
