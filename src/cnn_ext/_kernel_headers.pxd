@@ -3,7 +3,7 @@
 # <immintrin.h> only; tests/test_kernel_headers.py checks it with gcc and clang), so a C
 # error is reported at the header's own line.
 #
-# The vector kernels (*_v4, pool4_*, dense10_*) exist in the AVX2 build (CNN_EXT_V4D is 1);
+# The vector kernels (*_v4, dense10_*) exist in the AVX2 build (CNN_EXT_V4D is 1);
 # elsewhere they are empty stand-ins that the callers never reach, because every call is
 # behind a test of CNN_EXT_V4D, a compile-time constant.
 from libc.stddef cimport ptrdiff_t
@@ -32,9 +32,10 @@ cdef extern from "cnn_ext/kernels/conv_pool.h" nogil:
 
 
 cdef extern from "cnn_ext/kernels/maxpool.h" nogil:
-    void cnn_ext_pool4_forward(const double* p, ptrdiff_t nf, ptrdiff_t rs, double* o)
-    void cnn_ext_pool4_backprop(const double* p, ptrdiff_t nf, ptrdiff_t rs,
-                                const double* g, double* q)
+    void cnn_ext_pool_forward_v4(const double* x, ptrdiff_t h, ptrdiff_t w, ptrdiff_t nf,
+                                 ptrdiff_t nv, double* out)
+    void cnn_ext_pool_backprop_v4(const double* x, ptrdiff_t h, ptrdiff_t w, ptrdiff_t nf,
+                                  ptrdiff_t nv, const double* g, double* q)
 
 
 cdef extern from "cnn_ext/kernels/softmax.h" nogil:

@@ -1,7 +1,7 @@
 # Kernels of MaxPool2 (2x2 windows, stride 2), included by _kernels_common.pxi.
 # Arrays are C-contiguous float64: x (h, w, nf), out (h//2, w//2, nf). The AVX2 build's
 # vector kernels are in kernels/maxpool.h.
-from cnn_ext._kernel_headers cimport CNN_EXT_V4D, cnn_ext_pool4_backprop, cnn_ext_pool4_forward
+from cnn_ext._kernel_headers cimport CNN_EXT_V4D, cnn_ext_pool_backprop_v4, cnn_ext_pool_forward_v4
 #
 # Backprop keeps the tutorial's tie rule: every position of a window that equals the
 # window's maximum receives the gradient (on MNIST most windows are ties). A NaN in a
@@ -31,12 +31,14 @@ cdef void maxpool2_forward_c(const double* x, Py_ssize_t h, Py_ssize_t w, Py_ssi
     cdef Py_ssize_t oh = h // 2, ow = w // 2, rs = w * nf, nv = _vector_filters(nf)
     cdef const double* p
     cdef double* o
+    if nv:
+        cnn_ext_pool_forward_v4(x, h, w, nf, nv, out)
+    if nv == nf:
+        return
     for i in range(oh):
         for j in range(ow):
             p = x + (2 * i) * rs + (2 * j) * nf
             o = out + (i * ow + j) * nf
-            for f in range(0, nv, 4):
-                cnn_ext_pool4_forward(p + f, nf, rs, o + f)
             for f in range(nv, nf):
                 o[f] = _max4(p[f], p[nf + f], p[rs + f], p[rs + nf + f])
 
@@ -49,20 +51,21 @@ cdef void maxpool2_backprop_c(const double* x, Py_ssize_t h, Py_ssize_t w, Py_ss
     cdef double* q
     cdef const double* g
     cdef double m, d
-    for i in range(oh):
-        for j in range(ow):
-            p = x + (2 * i) * rs + (2 * j) * nf
-            q = d_L_d_input + (2 * i) * rs + (2 * j) * nf
-            g = d_L_d_out + (i * ow + j) * nf
-            for f in range(0, nv, 4):
-                cnn_ext_pool4_backprop(p + f, nf, rs, g + f, q + f)
-            for f in range(nv, nf):
-                m = _max4(p[f], p[nf + f], p[rs + f], p[rs + nf + f])
-                d = g[f]
-                q[f] = d if p[f] == m else 0.0
-                q[nf + f] = d if p[nf + f] == m else 0.0
-                q[rs + f] = d if p[rs + f] == m else 0.0
-                q[rs + nf + f] = d if p[rs + nf + f] == m else 0.0
+    if nv:
+        cnn_ext_pool_backprop_v4(x, h, w, nf, nv, d_L_d_out, d_L_d_input)
+    if nv < nf:
+        for i in range(oh):
+            for j in range(ow):
+                p = x + (2 * i) * rs + (2 * j) * nf
+                q = d_L_d_input + (2 * i) * rs + (2 * j) * nf
+                g = d_L_d_out + (i * ow + j) * nf
+                for f in range(nv, nf):
+                    m = _max4(p[f], p[nf + f], p[rs + f], p[rs + nf + f])
+                    d = g[f]
+                    q[f] = d if p[f] == m else 0.0
+                    q[nf + f] = d if p[nf + f] == m else 0.0
+                    q[rs + f] = d if p[rs + f] == m else 0.0
+                    q[rs + nf + f] = d if p[rs + nf + f] == m else 0.0
     # Odd trailing rows/columns belong to no window and get a zero gradient.
     if h % 2:
         memset(d_L_d_input + (h - 1) * rs, 0, rs * sizeof(double))

@@ -2,7 +2,17 @@
 
    x (h, w, nf) and its gradient are C-contiguous float64. The maxima follow np.amax (a NaN
    wins) and the backprop the tutorial's tie rule (every position equal to the maximum gets
-   the gradient). Header-only: static inline. */
+   the gradient; a window holding a NaN routes nothing). The kernels handle the filters
+   [0, nv), nv a multiple of 4; the caller does the rest. Header-only: static inline.
+
+   Why plain vmaxpd: the common window holds no NaN, and there _mm256_max_pd(m, v), which is
+   m > v ? m : v, is one instruction where the NaN rule takes four. Taken in the order
+   bottom-right, bottom-left, top-right, top-left, that chain keeps, among tied maxima, the
+   first in the order top-left, top-right, bottom-left, bottom-right, as the tutorial's
+   scalar loop does (it matters for 0.0 against -0.0). Whether a NaN was there costs two
+   unordered compares per 4 windows: max_pd(m, v) returns v when either is NaN, so the
+   chain's result is NaN exactly when the top-left value is, and
+   unord(bottom-right, bottom-left) | unord(result, top-right) covers all four. */
 #ifndef CNN_EXT_MAXPOOL_H
 #define CNN_EXT_MAXPOOL_H
 
@@ -10,34 +20,110 @@
 
 #include "simd.h"
 
-/* Four filters of one 2x2 window at once (p: the window's top-left value of filter f,
-   nf: distance to the next column, rs: to the next row). Branch-free: ties are the
-   common case on MNIST and would defeat the branch predictor. */
 #if CNN_EXT_V4D
-static inline void cnn_ext_pool4_forward(const double* p, ptrdiff_t nf, ptrdiff_t rs,
-                                         double* o) {
+/* The maximum of four filters of one window (p: top-left value of filter f, nf: distance
+   to the next column, rs: to the next row) without the NaN rule; *nan gets all ones in the
+   lanes where the window holds a NaN. */
+static inline __m256d cnn_ext_pool4_max_plain(const double* p, ptrdiff_t nf, ptrdiff_t rs,
+                                              __m256d* nan) {
+    __m256d e = _mm256_loadu_pd(p + rs + nf), b = _mm256_loadu_pd(p + nf);
+    __m256d m = _mm256_max_pd(e, _mm256_loadu_pd(p + rs));
+    m = _mm256_max_pd(_mm256_max_pd(m, b), _mm256_loadu_pd(p));
+    *nan = _mm256_or_pd(_mm256_cmp_pd(e, _mm256_loadu_pd(p + rs), _CMP_UNORD_Q),
+                        _mm256_cmp_pd(m, b, _CMP_UNORD_Q));
+    return m;
+}
+
+/* The same maximum with np.amax's rule (a NaN wins, the last one if several): the path
+   of a call whose input holds a NaN. Branch-free: ties are the common case on MNIST and
+   would defeat the branch predictor. */
+static inline void cnn_ext_pool4_forward_nan(const double* p, ptrdiff_t nf, ptrdiff_t rs,
+                                             double* o) {
     cnn_ext_v4d m = *(const cnn_ext_v4d*)p;
     m = cnn_ext_max_nan(m, *(const cnn_ext_v4d*)(p + nf));
     m = cnn_ext_max_nan(m, *(const cnn_ext_v4d*)(p + rs));
     m = cnn_ext_max_nan(m, *(const cnn_ext_v4d*)(p + rs + nf));
     *(cnn_ext_v4d*)o = m;
 }
-static inline void cnn_ext_pool4_backprop(const double* p, ptrdiff_t nf, ptrdiff_t rs,
-                                          const double* g, double* q) {
-    cnn_ext_v4d a = *(const cnn_ext_v4d*)p, b = *(const cnn_ext_v4d*)(p + nf);
-    cnn_ext_v4d c = *(const cnn_ext_v4d*)(p + rs), e = *(const cnn_ext_v4d*)(p + rs + nf);
-    cnn_ext_v4d m = cnn_ext_max_nan(cnn_ext_max_nan(cnn_ext_max_nan(a, b), c), e);
-    cnn_ext_v4i d = *(const cnn_ext_v4i*)g;
-    /* every position equal to the maximum gets the gradient; NaN equals nothing */
-    *(cnn_ext_v4i*)q = d & (cnn_ext_v4i)(a == m);
-    *(cnn_ext_v4i*)(q + nf) = d & (cnn_ext_v4i)(b == m);
-    *(cnn_ext_v4i*)(q + rs) = d & (cnn_ext_v4i)(c == m);
-    *(cnn_ext_v4i*)(q + rs + nf) = d & (cnn_ext_v4i)(e == m);
+
+/* out[i, j, f] = max(x[2i:2i+2, 2j:2j+2, f]) for f < nv, without the NaN rule (rs: the
+   row stride of x, w * nf). Returns nonzero when a NaN was met; out then holds plain
+   maxima, which the NaN pass overwrites. */
+static inline __attribute__((always_inline)) int cnn_ext_pool_forward_plain(
+        const double* x, ptrdiff_t oh, ptrdiff_t ow, ptrdiff_t nf, ptrdiff_t nv, ptrdiff_t rs,
+        double* out) {
+    ptrdiff_t xs = 2 * nf;
+    __m256d any_nan = _mm256_setzero_pd(), nan;
+    for (ptrdiff_t i = 0; i < oh; i++) {
+        const double* p = x + 2 * i * rs;
+        double* o = out + i * ow * nf;
+        for (ptrdiff_t j = 0; j < ow; j++, p += xs, o += nf)
+            for (ptrdiff_t f = 0; f < nv; f += 4) {
+                _mm256_storeu_pd(o + f, cnn_ext_pool4_max_plain(p + f, nf, rs, &nan));
+                any_nan = _mm256_or_pd(any_nan, nan);
+            }
+    }
+    return !_mm256_testz_pd(any_nan, any_nan);
+}
+
+/* The window maxima of filters [0, nv) of x (h, w, nf) into out (h//2, w//2, nf). */
+static inline void cnn_ext_pool_forward_v4(const double* x, ptrdiff_t h, ptrdiff_t w,
+                                           ptrdiff_t nf, ptrdiff_t nv, double* out) {
+    ptrdiff_t oh = h / 2, ow = w / 2, rs = w * nf;
+    int nan;
+    if (nf == 8 && nv == 8)  /* the tutorial's 8 filters: the filter loop unrolled */
+        nan = cnn_ext_pool_forward_plain(x, oh, ow, 8, 8, rs, out);
+    else
+        nan = cnn_ext_pool_forward_plain(x, oh, ow, nf, nv, rs, out);
+    if (nan)  /* rare: redo the call with the NaN rule */
+        for (ptrdiff_t i = 0; i < oh; i++)
+            for (ptrdiff_t j = 0; j < ow; j++)
+                for (ptrdiff_t f = 0; f < nv; f += 4)
+                    cnn_ext_pool4_forward_nan(x + 2 * i * rs + 2 * j * nf + f, nf, rs,
+                                              out + (i * ow + j) * nf + f);
+}
+
+/* d_L_d_input of filters [0, nv) in the windows: g (h//2, w//2, nf) routed to every
+   position of x (h, w, nf) equal to its window's maximum; a window holding a NaN routes
+   nothing (the NaN maximum equals nothing). Odd trailing rows/columns are left to the caller. */
+static inline __attribute__((always_inline)) void cnn_ext_pool_backprop_rows(
+        const double* x, ptrdiff_t oh, ptrdiff_t ow, ptrdiff_t nf, ptrdiff_t nv, ptrdiff_t rs,
+        const double* g, double* q) {
+    ptrdiff_t xs = 2 * nf;
+    for (ptrdiff_t i = 0; i < oh; i++) {
+        const double* p = x + 2 * i * rs;
+        double* r = q + 2 * i * rs;
+        const double* d = g + i * ow * nf;
+        for (ptrdiff_t j = 0; j < ow; j++, p += xs, r += xs, d += nf)
+            for (ptrdiff_t f = 0; f < nv; f += 4) {
+                __m256d nan, m = cnn_ext_pool4_max_plain(p + f, nf, rs, &nan);
+                __m256d v = _mm256_andnot_pd(nan, _mm256_loadu_pd(d + f));
+                _mm256_storeu_pd(r + f, _mm256_and_pd(
+                    _mm256_cmp_pd(m, _mm256_loadu_pd(p + f), _CMP_EQ_OQ), v));
+                _mm256_storeu_pd(r + f + nf, _mm256_and_pd(
+                    _mm256_cmp_pd(m, _mm256_loadu_pd(p + f + nf), _CMP_EQ_OQ), v));
+                _mm256_storeu_pd(r + f + rs, _mm256_and_pd(
+                    _mm256_cmp_pd(m, _mm256_loadu_pd(p + f + rs), _CMP_EQ_OQ), v));
+                _mm256_storeu_pd(r + f + rs + nf, _mm256_and_pd(
+                    _mm256_cmp_pd(m, _mm256_loadu_pd(p + f + rs + nf), _CMP_EQ_OQ), v));
+            }
+    }
+}
+
+static inline void cnn_ext_pool_backprop_v4(const double* x, ptrdiff_t h, ptrdiff_t w,
+                                            ptrdiff_t nf, ptrdiff_t nv, const double* g,
+                                            double* q) {
+    if (nf == 8 && nv == 8)  /* the tutorial's 8 filters: the filter loop unrolled */
+        cnn_ext_pool_backprop_rows(x, h / 2, w / 2, 8, 8, w * 8, g, q);
+    else
+        cnn_ext_pool_backprop_rows(x, h / 2, w / 2, nf, nv, w * nf, g, q);
 }
 #else
-static inline void cnn_ext_pool4_forward(const double* p, ptrdiff_t nf, ptrdiff_t rs, double* o) {}
-static inline void cnn_ext_pool4_backprop(const double* p, ptrdiff_t nf, ptrdiff_t rs,
-                                          const double* g, double* q) {}
+static inline void cnn_ext_pool_forward_v4(const double* x, ptrdiff_t h, ptrdiff_t w,
+                                           ptrdiff_t nf, ptrdiff_t nv, double* out) {}
+static inline void cnn_ext_pool_backprop_v4(const double* x, ptrdiff_t h, ptrdiff_t w,
+                                            ptrdiff_t nf, ptrdiff_t nv, const double* g,
+                                            double* q) {}
 #endif
 
 #endif /* CNN_EXT_MAXPOOL_H */
