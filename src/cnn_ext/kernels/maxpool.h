@@ -9,10 +9,11 @@
    m > v ? m : v, is one instruction where the NaN rule takes four. Taken in the order
    bottom-right, bottom-left, top-right, top-left, that chain keeps, among tied maxima, the
    first in the order top-left, top-right, bottom-left, bottom-right, as the tutorial's
-   scalar loop does (it matters for 0.0 against -0.0). Whether a NaN was there costs two
-   unordered compares per 4 windows: max_pd(m, v) returns v when either is NaN, so the
-   chain's result is NaN exactly when the top-left value is, and
-   unord(bottom-right, bottom-left) | unord(result, top-right) covers all four. */
+   scalar loop does (it matters for 0.0 against -0.0). max_pd returns its second operand
+   when either is NaN, so the chain's result is NaN exactly where the top-left value is;
+   a NaN among the other three costs two unordered compares per 4 windows to see. The
+   forward kernel, where a NaN must win with its own bits, redoes a call that met one
+   with np.amax's rule; the backprop needs no second pass (a NaN window routes nothing). */
 #ifndef CNN_EXT_MAXPOOL_H
 #define CNN_EXT_MAXPOOL_H
 
@@ -22,16 +23,18 @@
 
 #if CNN_EXT_V4D
 /* The maximum of four filters of one window (p: top-left value of filter f, nf: distance
-   to the next column, rs: to the next row) without the NaN rule; *nan gets all ones in the
-   lanes where the window holds a NaN. */
-static inline __m256d cnn_ext_pool4_max_plain(const double* p, ptrdiff_t nf, ptrdiff_t rs,
-                                              __m256d* nan) {
-    __m256d e = _mm256_loadu_pd(p + rs + nf), b = _mm256_loadu_pd(p + nf);
-    __m256d m = _mm256_max_pd(e, _mm256_loadu_pd(p + rs));
-    m = _mm256_max_pd(_mm256_max_pd(m, b), _mm256_loadu_pd(p));
-    *nan = _mm256_or_pd(_mm256_cmp_pd(e, _mm256_loadu_pd(p + rs), _CMP_UNORD_Q),
-                        _mm256_cmp_pd(m, b, _CMP_UNORD_Q));
-    return m;
+   to the next column, rs: to the next row) without the NaN rule: NaN only where the
+   top-left value is. */
+static inline __m256d cnn_ext_pool4_max_plain(const double* p, ptrdiff_t nf, ptrdiff_t rs) {
+    __m256d m = _mm256_max_pd(_mm256_loadu_pd(p + rs + nf), _mm256_loadu_pd(p + rs));
+    return _mm256_max_pd(_mm256_max_pd(m, _mm256_loadu_pd(p + nf)), _mm256_loadu_pd(p));
+}
+
+/* All ones in the lanes where one of the other three values is NaN (an all-ones mask is
+   itself a NaN, so the second compare also sees the first one's). */
+static inline __m256d cnn_ext_pool4_nan3(const double* p, ptrdiff_t nf, ptrdiff_t rs) {
+    __m256d u = _mm256_cmp_pd(_mm256_loadu_pd(p + rs + nf), _mm256_loadu_pd(p + rs), _CMP_UNORD_Q);
+    return _mm256_cmp_pd(u, _mm256_loadu_pd(p + nf), _CMP_UNORD_Q);
 }
 
 /* The same maximum with np.amax's rule (a NaN wins, the last one if several): the path
@@ -53,14 +56,16 @@ static inline __attribute__((always_inline)) int cnn_ext_pool_forward_plain(
         const double* x, ptrdiff_t oh, ptrdiff_t ow, ptrdiff_t nf, ptrdiff_t nv, ptrdiff_t rs,
         double* out) {
     ptrdiff_t xs = 2 * nf;
-    __m256d any_nan = _mm256_setzero_pd(), nan;
+    __m256d any_nan = _mm256_setzero_pd();
     for (ptrdiff_t i = 0; i < oh; i++) {
         const double* p = x + 2 * i * rs;
         double* o = out + i * ow * nf;
-        for (ptrdiff_t j = 0; j < ow; j++, p += xs, o += nf)
+        for (const double* end = p + ow * xs; p != end; p += xs, o += nf)
             for (ptrdiff_t f = 0; f < nv; f += 4) {
-                _mm256_storeu_pd(o + f, cnn_ext_pool4_max_plain(p + f, nf, rs, &nan));
-                any_nan = _mm256_or_pd(any_nan, nan);
+                __m256d m = cnn_ext_pool4_max_plain(p + f, nf, rs);
+                any_nan = _mm256_or_pd(any_nan, _mm256_cmp_pd(cnn_ext_pool4_nan3(p + f, nf, rs),
+                                                              m, _CMP_UNORD_Q));
+                _mm256_storeu_pd(o + f, m);  /* last: out may alias x as far as C knows */
             }
     }
     return !_mm256_testz_pd(any_nan, any_nan);
@@ -94,10 +99,12 @@ static inline __attribute__((always_inline)) void cnn_ext_pool_backprop_rows(
         const double* p = x + 2 * i * rs;
         double* r = q + 2 * i * rs;
         const double* d = g + i * ow * nf;
-        for (ptrdiff_t j = 0; j < ow; j++, p += xs, r += xs, d += nf)
+        for (const double* end = p + ow * xs; p != end; p += xs, r += xs, d += nf)
             for (ptrdiff_t f = 0; f < nv; f += 4) {
-                __m256d nan, m = cnn_ext_pool4_max_plain(p + f, nf, rs, &nan);
-                __m256d v = _mm256_andnot_pd(nan, _mm256_loadu_pd(d + f));
+                /* a NaN top-left value makes m NaN, equal to nothing; the others zero v */
+                __m256d m = cnn_ext_pool4_max_plain(p + f, nf, rs);
+                __m256d v = _mm256_andnot_pd(cnn_ext_pool4_nan3(p + f, nf, rs),
+                                             _mm256_loadu_pd(d + f));
                 _mm256_storeu_pd(r + f, _mm256_and_pd(
                     _mm256_cmp_pd(m, _mm256_loadu_pd(p + f), _CMP_EQ_OQ), v));
                 _mm256_storeu_pd(r + f + nf, _mm256_and_pd(
