@@ -13,7 +13,9 @@ cdef int as_arr(object a, int ndim, bint writable, str name, Arr* out) except -1
     without building one (that costs about 1,300 instructions more per argument)."""
     cdef cnp.ndarray arr
     cdef int k
-    if not isinstance(a, _np.ndarray):
+    # cnp.ndarray, not _np.ndarray: a C type check instead of two dictionary lookups
+    # (about 260 of the ~400 instructions this function took).
+    if not isinstance(a, cnp.ndarray):
         raise TypeError(f"{name} must be a NumPy array, got {type(a).__name__}")
     arr = <cnp.ndarray>a
     if cnp.PyArray_TYPE(arr) != cnp.NPY_DOUBLE or not cnp.PyArray_ISNOTSWAPPED(arr):
