@@ -10,23 +10,27 @@ writable C-contiguous float64 in place; learn rates and counts are checked.
 from __future__ import annotations
 
 import numbers
-from typing import Protocol
+from typing import TYPE_CHECKING
 
 import numpy as np
-import numpy.typing as npt
+
+if TYPE_CHECKING:
+    from typing import Protocol
+
+    import numpy.typing as npt
+
+    class _Learner(Protocol):
+        """A layer with a ``learn_rate`` (read only here: any value, checked by learn_rate())."""
+
+        @property
+        def learn_rate(self) -> object: ...
+
 
 _REAL_KINDS = "biuf"  # bool, signed, unsigned, floating
 # Native float64 is a singleton dtype: an identity test is the cheapest check there is,
 # and these checks run on every layer call.
 _FLOAT64 = np.dtype(np.float64)
 _MAX_FLOAT = float(np.finfo(np.float64).max)
-
-
-class _Learner(Protocol):
-    """A layer with a ``learn_rate`` (read only here: any value, checked by learn_rate())."""
-
-    @property
-    def learn_rate(self) -> object: ...
 
 
 def _describe(value: object) -> str:

@@ -9,13 +9,13 @@ from collections.abc import Callable, Sequence
 from typing import IO, TYPE_CHECKING, Any
 
 import numpy as np
-import numpy.typing as npt
 
 from . import __version__
 
 if TYPE_CHECKING:
     from types import ModuleType
 
+    import numpy.typing as npt
     from matplotlib.figure import Figure
 
     from .history import History

@@ -7,12 +7,15 @@ built from ``_conv.pxi`` and ``kernels/conv.h``.
 from __future__ import annotations
 
 from collections.abc import Iterator
+from typing import TYPE_CHECKING
 
 import numpy as np
-import numpy.typing as npt
 
 from ._dispatch import kernels
 from ._validate import _FLOAT64, as_float64, expect_shape, learn_rate, parameter, positive_int
+
+if TYPE_CHECKING:
+    import numpy.typing as npt
 
 
 class Conv3x3:

@@ -17,11 +17,12 @@ import struct
 from typing import TYPE_CHECKING, Any
 
 import numpy as np
-import numpy.typing as npt
 from PIL import Image, ImageOps, UnidentifiedImageError
 
 if TYPE_CHECKING:
     from typing import TypeAlias
+
+    import numpy.typing as npt
 
     # What to_mnist takes: a PIL image, a path, or an array of real numbers.
     _Picture: TypeAlias = (Image.Image | str | os.PathLike[str]

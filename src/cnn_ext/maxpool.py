@@ -7,12 +7,15 @@ built from ``_maxpool.pxi`` and ``kernels/maxpool.h``.
 from __future__ import annotations
 
 from collections.abc import Iterator
+from typing import TYPE_CHECKING
 
 import numpy as np
-import numpy.typing as npt
 
 from ._dispatch import kernels
 from ._validate import as_float64, expect_shape
+
+if TYPE_CHECKING:
+    import numpy.typing as npt
 
 
 class MaxPool2:

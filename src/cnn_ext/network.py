@@ -16,7 +16,6 @@ from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any, Literal
 
 import numpy as np
-import numpy.typing as npt
 
 from ._dispatch import kernels
 from .conv import Conv3x3
@@ -26,6 +25,8 @@ from ._validate import learn_rate, parameter, positive_int
 from .history import EpochRecord, History, StepRecord
 
 if TYPE_CHECKING:
+    import numpy.typing as npt
+
     from .trace import Trace
 
 NUM_CLASSES = 10

@@ -52,7 +52,6 @@ from collections.abc import Callable, Mapping
 from typing import IO, TYPE_CHECKING, Any, Protocol
 
 import numpy as np
-import numpy.typing as npt
 
 from . import _safe_pickle
 from ._safe_pickle import NUMERIC_KINDS as _NUMERIC_KINDS
@@ -104,6 +103,8 @@ MAX_NODES = 1024  # classes: 10 for MNIST, 1000 for ImageNet
 STALE_TEMP_SECONDS = 5.0
 
 if TYPE_CHECKING:
+    import numpy.typing as npt
+
     # What ModelSaver needs of the layers (duck-typed: the tutorial's own classes do too).
     class _HasFilters(Protocol):
         filters: npt.NDArray[np.float64]

@@ -6,11 +6,15 @@ built from ``_softmax.pxi`` and ``kernels/softmax.h``.
 """
 from __future__ import annotations
 
+from typing import TYPE_CHECKING
+
 import numpy as np
-import numpy.typing as npt
 
 from ._dispatch import kernels
 from ._validate import _FLOAT64, as_float64, expect_shape, learn_rate, parameter, positive_int
+
+if TYPE_CHECKING:
+    import numpy.typing as npt
 
 
 class Softmax:

@@ -13,11 +13,12 @@ from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
 import numpy as np
-import numpy.typing as npt
 
 from ._validate import learn_rate as _learn_rate, parameter
 
 if TYPE_CHECKING:
+    import numpy.typing as npt
+
     from .network import Network
 
 __all__ = ["Trace", "trace_network"]

@@ -28,10 +28,11 @@ from pathlib import Path
 from typing import TYPE_CHECKING
 
 import numpy as np
-import numpy.typing as npt
 
 if TYPE_CHECKING:
     from typing import TypeAlias
+
+    import numpy.typing as npt
 
     if sys.version_info >= (3, 11):
         from importlib.resources.abc import Traversable
