@@ -19,7 +19,8 @@ Only instructions executed while one of these compiled functions is on the stack
 (``--toggle-collect``), so the Python interpreter around them does not. Each function is
 measured in two runs, with a few warm-up calls and with 200 more (4 for predict_proba);
 the difference divided by that number is the steady-state cost of one call (no one-time
-costs such as first-touch allocation).
+costs such as first-touch allocation). The functions are found by name, so the kernels must
+keep their symbols: build with ``CNN_EXT_KEEP_SYMBOLS=1`` (the default build strips them).
 The counts are exact and repeatable on one machine, compiler and library set; they do not
 depend on the machine's load.
 
@@ -241,6 +242,10 @@ def main():
                         run = (scenario, pattern)
                         few = callgrind(*run, warmup, build, data_path, module_dir, tmp)
                         many = callgrind(*run, warmup + measured, build, data_path, module_dir, tmp)
+                        if many == 0:
+                            sys.exit(f"callgrind saw no instruction inside {pattern} ({build} build): "
+                                     f"the extension modules were stripped of their symbols; rebuild "
+                                     f"with CNN_EXT_KEEP_SYMBOLS=1 (see setup.py)")
                         per_call[label] = n = round((many - few) / measured)
                         print(f"{key:24s} {label:30s} {n:>14,d} Ir per call", flush=True)
     if args.json:

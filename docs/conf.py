@@ -41,7 +41,9 @@ html_static_path = []
 
 # autodoc: the installed package, members in source order, no private names.
 autodoc_default_options = {"members": True, "member-order": "bysource", "show-inheritance": False}
-autodoc_typehints = "none"  # the docstrings state shapes and dtypes
+# The docstrings state shapes and dtypes; the annotations are for type checkers (in the
+# pages, NumPy's ArrayLike would unfold into a union of seven types).
+autodoc_typehints = "none"
 add_module_names = False
 napoleon_google_docstring = True
 napoleon_numpy_docstring = True

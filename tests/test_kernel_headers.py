@@ -38,7 +38,7 @@ def _skip_or_fail(reason, required):
 def test_the_kernel_headers_are_there():
     if not HEADER_DIR.is_dir():
         _skip_or_fail(f"no source checkout: {HEADER_DIR} does not exist", True)
-    assert {"simd.h", "conv.h", "conv_pool.h", "maxpool.h", "softmax.h"} <= set(HEADERS), HEADERS
+    assert {"simd.h", "conv.h", "network.h", "maxpool.h", "softmax.h"} <= set(HEADERS), HEADERS
 
 
 @pytest.mark.parametrize("header", HEADERS)

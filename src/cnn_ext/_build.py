@@ -1,5 +1,8 @@
 """What the compiled kernels were built with: ``cnn_ext.build_info()``."""
+from __future__ import annotations
+
 import importlib.util
+from typing import Any
 import platform
 
 import numpy as np
@@ -10,7 +13,7 @@ _NO_AVX2_MSVC = ("not built: MSVC has neither the GCC/clang vector extensions th
                  "depend on, so MSVC builds run the portable kernels")
 
 
-def _avx2_variant(compiler):
+def _avx2_variant(compiler: str) -> str:
     """"built", or why the AVX2 + FMA variant is not part of this installation."""
     if importlib.util.find_spec("cnn_ext._kernels_avx2") is not None:  # found, not imported
         return "built"
@@ -21,7 +24,7 @@ def _avx2_variant(compiler):
     return "not built: the compiler was not asked for, or did not accept, -mavx2 -mfma"
 
 
-def build_info():
+def build_info() -> dict[str, Any]:
     """A dict describing the build: compiler flags, OpenMP, SIMD level, versions.
 
     ``kernels`` names the build in use (``_kernels``: portable baseline; ``_kernels_avx2``:

@@ -5,6 +5,8 @@ it), else ``_kernels``, the portable build. ``CNN_EXT_KERNELS=baseline`` (or ``a
 forces a choice, e.g. to compare the two; asking for ``avx2`` where the CPU lacks it is
 an error rather than a crash.
 """
+from __future__ import annotations
+
 import os
 
 from . import _kernels as baseline
@@ -17,7 +19,8 @@ kernels = baseline
 if _choice in ("auto", "avx2"):
     if baseline.cpu_has_avx2_fma():
         try:
-            from . import _kernels_avx2 as kernels
+            # The same API: _kernels_avx2.pyi re-exports _kernels.pyi.
+            from . import _kernels_avx2 as kernels  # type: ignore[no-redef]
         except ImportError:  # a build without the AVX2 variant (not x86-64, or MSVC)
             if _choice == "avx2":
                 raise
@@ -25,3 +28,5 @@ if _choice in ("auto", "avx2"):
         raise ImportError("CNN_EXT_KERNELS=avx2, but this CPU lacks AVX2/FMA")
 
 NAME = kernels.__name__.rsplit(".", 1)[1]
+
+__all__ = ["kernels", "baseline", "NAME"]

@@ -2,10 +2,12 @@
 # batched inference. They chain the same C kernels as the layer façades, in the same order,
 # so a fused step gives bit for bit the numbers of the six façade calls; what they save is
 # the Python between them. Training runs a chunk of steps per call without the GIL;
-# inference splits a batch across OpenMP threads. The AVX2 build's fused Conv3x3 + MaxPool2
-# is in kernels/conv_pool.h.
-from cnn_ext._kernel_headers cimport (CNN_EXT_OPENMP, cnn_ext_conv_pool_v4,
-                                      cnn_ext_filter_grad_v4, omp_get_max_threads)
+# inference splits a batch across OpenMP threads. The AVX2 build's passes over the whole
+# network (Conv3x3 + MaxPool2 + the dense layer, forward, then backward) are in
+# kernels/network.h.
+from cnn_ext._kernel_headers cimport (CNN_EXT_OPENMP, cnn_ext_backward10_v4,
+                                      cnn_ext_conv_pool_v4, cnn_ext_filter_grad_v4,
+                                      cnn_ext_forward10_v4, omp_get_max_threads)
 
 cdef struct Shapes:
     Py_ssize_t h, w, nf, ch, cw, ph, pw, L, nodes
@@ -74,20 +76,36 @@ cdef inline bint filters_bounded(const double* filters, Py_ssize_t n) noexcept n
     return True
 
 
+cdef inline bint _whole_network_passes(Shapes* s) noexcept nogil:
+    # The AVX2 build's forward and backward passes over the whole network (network.h):
+    # filters four at a time, ten nodes.
+    return _vector_conv(s.nf) and s.nodes == 10
+
+
 cdef inline void forward_c(const unsigned char* image, Shapes* s, const double* filters,
                            const double* weights, const double* biases, Buffers* b,
                            bint training) noexcept nogil:
     # With training set, the vector path leaves in b.d_conv the masks of the window maxima
     # that the backward pass routes the gradient to; otherwise b.conv keeps the conv output.
     cdef Py_ssize_t k
+    cdef bint nan_free
     for k in range(s.h * s.w):
         b.x[k] = NORMALISED[image[k]]  # the tutorial's (image / 255) - 0.5
     if _vector_conv(s.nf):
-        # Conv3x3 and MaxPool2 in one pass over the pooling windows: the same numbers as the
-        # two layers, without storing the convolution.
+        # Conv3x3 and MaxPool2 in one pass over the pooling windows (and, for ten nodes,
+        # the dense layer row by row): the same numbers as the layers, without storing the
+        # convolution.
         transpose_filters(filters, s.nf, b.work)
+        nan_free = filters_bounded(filters, 9 * s.nf)
+        if s.nodes == 10:
+            cnn_ext_forward10_v4(b.x, s.h, s.w, b.work, s.nf, b.pool,
+                                 b.d_conv if training else NULL, weights, b.totals, nan_free)
+            for k in range(s.nodes):
+                b.totals[k] = b.totals[k] + biases[k]
+            softmax_probs_c(b.totals, s.nodes, b.probs)
+            return
         cnn_ext_conv_pool_v4(b.x, s.h, s.w, b.work, s.nf, b.pool, b.d_conv if training else NULL,
-                             filters_bounded(filters, 9 * s.nf))
+                             nan_free)
     else:
         conv3x3_forward_c(b.x, s.h, s.w, filters, s.nf, b.conv, b.work)
         maxpool2_forward_c(b.conv, s.ch, s.cw, s.nf, b.pool)
@@ -106,14 +124,24 @@ cdef double train_step_c(const unsigned char* image, Py_ssize_t label, Shapes* s
     for n in range(s.nodes):
         b.grad[n] = 0.0
     b.grad[label] = -1 / p
-    softmax_backprop_c(b.pool, s.L, weights, biases, s.nodes, b.totals, b.grad, learn_rate,
-                       b.d_pool, b.work)
-    if _vector_conv(s.nf):
-        # MaxPool2's backprop and the filter gradient in one pass, through the forward's masks.
-        cnn_ext_filter_grad_v4(b.x, s.h, s.w, b.d_pool, b.d_conv, s.nf, b.d_filt)
+    if _whole_network_passes(s):
+        # Softmax's backprop, MaxPool2's and the filter gradient in one pass, through the
+        # forward's masks; the pooled gradient never leaves the registers.
+        if softmax_d_totals_c(s.nodes, b.totals, b.grad, b.work):
+            cnn_ext_backward10_v4(b.x, s.h, s.w, b.pool, b.d_conv, s.nf, weights,
+                                  b.work + s.nodes, learn_rate, b.d_filt)
+            softmax_update_biases_c(biases, s.nodes, b.work + s.nodes, learn_rate)
+        else:  # nothing to learn: a zero gradient, as the layers' kernels give
+            memset(b.d_filt, 0, 9 * s.nf * sizeof(double))
     else:
-        maxpool2_backprop_c(b.conv, s.ch, s.cw, s.nf, b.d_pool, b.d_conv)
-        conv3x3_filter_grad_c(b.x, s.h, s.w, b.d_conv, s.nf, b.d_filt)
+        softmax_backprop_c(b.pool, s.L, weights, biases, s.nodes, b.totals, b.grad, learn_rate,
+                           b.d_pool, b.work)
+        if _vector_conv(s.nf):
+            # MaxPool2's backprop and the filter gradient in one pass, through the forward's masks.
+            cnn_ext_filter_grad_v4(b.x, s.h, s.w, b.d_pool, b.d_conv, s.nf, b.d_filt)
+        else:
+            maxpool2_backprop_c(b.conv, s.ch, s.cw, s.nf, b.d_pool, b.d_conv)
+            conv3x3_filter_grad_c(b.x, s.h, s.w, b.d_conv, s.nf, b.d_filt)
     sgd_update_c(filters, b.d_filt, 9 * s.nf, learn_rate)
     return -log(p) if p > 0 else (p if p != p else INFINITY)  # NaN stays NaN, as -np.log(nan)
 

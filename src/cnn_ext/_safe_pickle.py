@@ -35,10 +35,14 @@ What is allowed
 Nothing else is reachable: dicts, lists, tuples, strings, bytes and numbers have their
 own opcodes and need no global.
 """
+from __future__ import annotations
+
 import io
 import pickle
 import pickletools
 import warnings
+from collections.abc import Iterable
+from typing import Any, NoReturn
 
 import numpy as np
 
@@ -86,7 +90,7 @@ class RefusedPickle(pickle.UnpicklingError):
 
 # --------------------------------------------------------------------------- pre-scan
 
-def prescan(raw, max_opcodes=MAX_OPCODES):
+def prescan(raw: bytes, max_opcodes: int = MAX_OPCODES) -> None:
     """Walk the opcodes of ``raw`` (bytes) without executing any; raise on the first problem.
 
     Lazy: one opcode at a time, nothing kept, so the cost is bounded by the first
@@ -109,7 +113,8 @@ def prescan(raw, max_opcodes=MAX_OPCODES):
                 if opcode.name not in ALLOWED_OPCODES:
                     raise RefusedPickle(f"refused pickle opcode {opcode.name} at byte {pos}: "
                                         f"model files never use it")
-                if opcode.name in _MEMO_OPCODES and int(arg) > count:
+                # (type: ignore: the memo opcodes always carry an int argument)
+                if opcode.name in _MEMO_OPCODES and int(arg) > count:  # type: ignore[arg-type]
                     raise pickle.UnpicklingError(f"memo index {arg} after only {count} opcodes")
     except pickle.UnpicklingError:
         raise
@@ -125,14 +130,16 @@ def prescan(raw, max_opcodes=MAX_OPCODES):
 if int(np.__version__.split(".")[0]) >= 2:
     from numpy._core.multiarray import _reconstruct as _np_reconstruct
     from numpy._core.multiarray import scalar as _np_scalar
-    from numpy._core.numeric import _frombuffer as _np_frombuffer
+    # (type: ignore: NumPy's stubs do not declare this private function)
+    from numpy._core.numeric import _frombuffer as _np_frombuffer  # type: ignore[attr-defined]
 else:  # pragma: no cover - exercised only under NumPy 1.x
-    from numpy.core.multiarray import _reconstruct as _np_reconstruct
-    from numpy.core.multiarray import scalar as _np_scalar
-    from numpy.core.numeric import _frombuffer as _np_frombuffer
+    # (type: ignore: mypy checks against one NumPy, so these branches define the names twice)
+    from numpy.core.multiarray import _reconstruct as _np_reconstruct  # type: ignore[no-redef]
+    from numpy.core.multiarray import scalar as _np_scalar  # type: ignore[no-redef]
+    from numpy.core.numeric import _frombuffer as _np_frombuffer  # type: ignore[no-redef]
 
 
-def _latin1_encode(obj, encoding="utf-8", errors="strict"):
+def _latin1_encode(obj: object, encoding: str = "utf-8", errors: str = "strict") -> bytes:
     """Stand-in for ``_codecs.encode`` that only does what pickle needs it for.
 
     Python 3 writes ``bytes`` at protocols 0-2 as ``_codecs.encode(text, 'latin1')``
@@ -145,7 +152,7 @@ def _latin1_encode(obj, encoding="utf-8", errors="strict"):
     return obj.encode("latin1")
 
 
-def check_dtype(dtype):
+def check_dtype(dtype: object) -> np.dtype[Any]:
     """Refuse anything but a plain numeric dtype in its canonical state; return it.
 
     A crafted BUILD could otherwise give a float64 dtype the flags of an object dtype,
@@ -159,7 +166,7 @@ def check_dtype(dtype):
     return dtype
 
 
-def _safe_dtype(obj, align=False, copy=False):
+def _safe_dtype(obj: object, align: object = False, copy: object = False) -> np.dtype[Any]:
     """``numpy.dtype(obj, align, copy)`` for the type codes of numeric arrays only."""
     if not isinstance(obj, str):
         raise RefusedPickle(f"refused numpy.dtype({obj!r}): model arrays hold plain integers "
@@ -182,12 +189,12 @@ class _ArrayType:
 _ARRAY_TYPE = _ArrayType()
 
 
-def _data_matches(shape, dtype, nbytes):
+def _data_matches(shape: object, dtype: np.dtype[Any], nbytes: int) -> bool:
     return (isinstance(shape, tuple) and all(isinstance(n, int) and n >= 0 for n in shape)
             and int(np.prod(shape, dtype=object)) * dtype.itemsize == nbytes)
 
 
-def _safe_reconstruct(subtype, shape, typecode):
+def _safe_reconstruct(subtype: object, shape: Iterable[object], typecode: object) -> object:
     # NumPy pickles an array as _reconstruct(ndarray, (0,), b'b') followed by a BUILD that
     # sets its shape, dtype and data (checked in _RestrictedUnpickler.load_build).
     if subtype is not _ARRAY_TYPE or tuple(shape) != (0,) or typecode != b"b":
@@ -196,9 +203,10 @@ def _safe_reconstruct(subtype, shape, typecode):
     return _np_reconstruct(np.ndarray, (0,), b"b")
 
 
-def _safe_frombuffer(buffer, dtype, shape, order):
+def _safe_frombuffer(buffer: bytes | bytearray | memoryview | pickle.PickleBuffer, dtype: object,
+                     shape: Iterable[int], order: str) -> object:
     # Protocol 5: an array over the pickle's own bytes, whose size must match exactly.
-    check_dtype(dtype)
+    dtype = check_dtype(dtype)  # the same object, now known to be a dtype
     shape = tuple(shape)
     nbytes = memoryview(buffer).nbytes
     if not _data_matches(shape, dtype, nbytes):
@@ -206,14 +214,14 @@ def _safe_frombuffer(buffer, dtype, shape, order):
     return _np_frombuffer(buffer, dtype, shape, order)
 
 
-def _safe_scalar(dtype, data):
-    check_dtype(dtype)
+def _safe_scalar(dtype: object, data: object) -> object:
+    dtype = check_dtype(dtype)  # the same object, now known to be a dtype
     if not isinstance(data, bytes) or len(data) != dtype.itemsize:
         raise RefusedPickle("refused a NumPy scalar with the wrong amount of data")
     return _np_scalar(dtype, data)
 
 
-def _empty_bytes(*args):
+def _empty_bytes(*args: object) -> bytes:
     # Protocols 0-2 write b"" as bytes(); bytes(n) would allocate n zero bytes.
     if args:
         raise RefusedPickle("refused bytes() with arguments (model pickles only use bytes())")
@@ -255,7 +263,7 @@ class _RestrictedUnpickler(pickle._Unpickler):
 
     dispatch = dict(pickle._Unpickler.dispatch)
 
-    def find_class(self, module, name):
+    def find_class(self, module: str, name: str) -> object:
         # Called for every GLOBAL/STACK_GLOBAL opcode; the default would import ``module``
         # and return any attribute, e.g. os.system.
         try:
@@ -266,11 +274,13 @@ class _RestrictedUnpickler(pickle._Unpickler):
                 f"NumPy arrays, and loading this one would import or run other code"
             ) from None
 
-    def persistent_load(self, pid):  # unreachable after the pre-scan; refused regardless
+    def persistent_load(self, pid: object) -> NoReturn:  # unreachable after the pre-scan; refused regardless
         raise RefusedPickle("refused a persistent id: model files never use them")
 
-    def load_build(self):
-        state, inst = self.stack[-1], self.stack[-2]
+    # (type: ignore[attr-defined] below: typeshed does not declare the pure-Python
+    # unpickler's stack and load_build, which this class exists to check)
+    def load_build(self) -> None:
+        state, inst = self.stack[-1], self.stack[-2]  # type: ignore[attr-defined]
         if isinstance(inst, np.dtype):
             # Only the state NumPy writes for this dtype in the stated byte order: no flags,
             # no fields, nothing else.
@@ -282,19 +292,20 @@ class _RestrictedUnpickler(pickle._Unpickler):
             ok = isinstance(state, tuple) and len(state) == 5
             if ok:
                 _, shape, dtype, _, data = state
-                check_dtype(dtype)
+                dtype = check_dtype(dtype)  # the same object, now known to be a dtype
                 ok = isinstance(data, (bytes, bytearray)) and _data_matches(shape, dtype,
                                                                             len(data))
             if not ok:
                 raise RefusedPickle("refused array state that does not match its data")
         else:
             raise RefusedPickle(f"refused to set the state of a {type(inst).__name__}")
-        pickle._Unpickler.load_build(self)
+        pickle._Unpickler.load_build(self)  # type: ignore[attr-defined]
 
-    dispatch[pickle.BUILD[0]] = load_build
+    # (type: ignore: dispatch's entries are called with this unpickler, not any Unpickler)
+    dispatch[pickle.BUILD[0]] = load_build  # type: ignore[assignment]
 
 
-def loads(raw, max_opcodes=MAX_OPCODES):
+def loads(raw: bytes, max_opcodes: int = MAX_OPCODES) -> object:
     """Unpickle ``raw`` (bytes) under the rules of this module's docstring.
 
     Returns plain data (dicts, lists, tuples, str, bytes, numbers, numeric ndarrays).

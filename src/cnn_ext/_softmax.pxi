@@ -99,11 +99,11 @@ cdef inline void _dense_backprop(const double* x, Py_ssize_t L, double* weights,
             w0[n] = w0[n] - learn_rate * (x0 * d_L_d_t[n])
 
 
-cdef void softmax_backprop_c(const double* x, Py_ssize_t L, double* weights,
-                             double* biases, Py_ssize_t nodes, const double* totals,
-                             const double* d_L_d_out, double learn_rate,
-                             double* d_L_d_input, double* scratch) noexcept nogil:
-    # scratch holds 2 * nodes doubles: the probabilities, then d_L_d_t.
+cdef bint softmax_d_totals_c(Py_ssize_t nodes, const double* totals, const double* d_L_d_out,
+                             double* scratch) noexcept nogil:
+    """d_L_d_t, the gradient with respect to the totals, into scratch[nodes:2 * nodes]
+    (scratch[:nodes] receives the probabilities); False, and nothing to learn, when
+    d_L_d_out is all zeros."""
     cdef Py_ssize_t n
     cdef double* p = scratch
     cdef double* d_L_d_t = scratch + nodes
@@ -114,22 +114,39 @@ cdef void softmax_backprop_c(const double* x, Py_ssize_t L, double* weights,
             any_nonzero = True
     if not any_nonzero:
         # The tutorial's loop skips zero entries: nothing to learn, zero input gradient.
-        memset(d_L_d_input, 0, L * sizeof(double))
-        return
+        return False
     softmax_probs_c(totals, nodes, p)
     for n in range(nodes):
         if d_L_d_out[n] != 0:
             s += d_L_d_out[n] * p[n]
     for n in range(nodes):
         d_L_d_t[n] = p[n] * (d_L_d_out[n] - s)
+    return True
+
+
+cdef inline void softmax_update_biases_c(double* biases, Py_ssize_t nodes, const double* d_L_d_t,
+                                         double learn_rate) noexcept nogil:
+    cdef Py_ssize_t n
+    for n in range(nodes):
+        biases[n] = biases[n] - learn_rate * d_L_d_t[n]
+
+
+cdef void softmax_backprop_c(const double* x, Py_ssize_t L, double* weights,
+                             double* biases, Py_ssize_t nodes, const double* totals,
+                             const double* d_L_d_out, double learn_rate,
+                             double* d_L_d_input, double* scratch) noexcept nogil:
+    # scratch holds 2 * nodes doubles: the probabilities, then d_L_d_t.
+    cdef double* d_L_d_t = scratch + nodes
+    if not softmax_d_totals_c(nodes, totals, d_L_d_out, scratch):
+        memset(d_L_d_input, 0, L * sizeof(double))
+        return
     if nodes == 10 and CNN_EXT_V4D:
         cnn_ext_dense10_backprop(x, L, weights, d_L_d_t, learn_rate, d_L_d_input)
     elif nodes == 10:  # constant loop bounds: unrolled, vectorised
         _dense_backprop(x, L, weights, 10, d_L_d_t, learn_rate, d_L_d_input)
     else:
         _dense_backprop(x, L, weights, nodes, d_L_d_t, learn_rate, d_L_d_input)
-    for n in range(nodes):
-        biases[n] = biases[n] - learn_rate * d_L_d_t[n]
+    softmax_update_biases_c(biases, nodes, d_L_d_t, learn_rate)
 
 
 cdef int _check_dense(Py_ssize_t L, Py_ssize_t nodes, Py_ssize_t n_biases) except -1:

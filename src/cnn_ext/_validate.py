@@ -7,9 +7,24 @@ real numeric dtype checked, with an error that names the call, and is converted 
 C-contiguous float64 (a no-op for arrays that already are); layer parameters are made
 writable C-contiguous float64 in place; learn rates and counts are checked.
 """
+from __future__ import annotations
+
 import numbers
+from typing import TYPE_CHECKING
 
 import numpy as np
+
+if TYPE_CHECKING:
+    from typing import Protocol
+
+    import numpy.typing as npt
+
+    class _Learner(Protocol):
+        """A layer with a ``learn_rate`` (read only here: any value, checked by learn_rate())."""
+
+        @property
+        def learn_rate(self) -> object: ...
+
 
 _REAL_KINDS = "biuf"  # bool, signed, unsigned, floating
 # Native float64 is a singleton dtype: an identity test is the cheapest check there is,
@@ -18,13 +33,13 @@ _FLOAT64 = np.dtype(np.float64)
 _MAX_FLOAT = float(np.finfo(np.float64).max)
 
 
-def _describe(value):
+def _describe(value: object) -> str:
     if isinstance(value, np.ndarray):
         return f"array of shape {value.shape} and dtype {value.dtype}"
     return f"{type(value).__name__}"
 
 
-def as_float64(value, where, ndim=None):
+def as_float64(value: object, where: str, ndim: int | None = None) -> npt.NDArray[np.float64]:
     """``value`` as a C-contiguous float64 ndarray, after checking its dtype and ndim.
 
     ``where`` names the argument in error messages, e.g. ``"Conv3x3.forward(input)"``.
@@ -51,19 +66,20 @@ def as_float64(value, where, ndim=None):
     return array
 
 
-def expect_shape(array, shape, where, hint=""):
+def expect_shape(array: npt.NDArray[np.float64], shape: tuple[int, ...], where: str, hint: str = "") -> None:
     if array.shape != shape:
         raise ValueError(f"{where} expects shape {shape}{hint}, got {array.shape}")
 
 
-def parameter(layer, name, shape):
+def parameter(layer: object, name: str, shape: tuple[int, ...]) -> npt.NDArray[np.float64]:
     """The layer's parameter array ``name``, made writable C-contiguous float64 in place.
 
     Users may assign any array to ``filters``/``weights``/``biases`` (the tutorial's
     ModelSaver does); one that is not float64 C-contiguous and writable is converted once
     and stored back, so later updates happen in place on the stored array.
     """
-    value = getattr(layer, name)
+    # Typed as what this returns: until checked below it may be anything (a list, say).
+    value: npt.NDArray[np.float64] = getattr(layer, name)
     flags = value.flags if type(value) is np.ndarray else None
     if flags is not None and value.dtype is _FLOAT64 and flags.c_contiguous and flags.writeable \
             and value.shape == shape:
@@ -77,7 +93,7 @@ def parameter(layer, name, shape):
     return value
 
 
-def learn_rate(layer):
+def learn_rate(layer: _Learner) -> float:
     """The layer's ``learn_rate`` as a float, if it is a finite number > 0.
 
     A zero, negative, NaN or infinite rate would silently turn every weight into NaN or
@@ -95,7 +111,7 @@ def learn_rate(layer):
     return value
 
 
-def positive_int(value, where):
+def positive_int(value: object, where: str) -> int:
     if not isinstance(value, numbers.Integral) or isinstance(value, bool) or value < 1:
         raise ValueError(f"{where} must be a positive integer, got {value!r}")
     return int(value)

@@ -1,12 +1,28 @@
 """``cnn-ext``: train, evaluate and use the tutorial's network from the command line."""
+from __future__ import annotations
+
 import argparse
 import platform
 import sys
 import time
+from collections.abc import Callable, Sequence
+from typing import IO, TYPE_CHECKING, Any
 
 import numpy as np
 
 from . import __version__
+
+if TYPE_CHECKING:
+    from types import ModuleType
+
+    import numpy.typing as npt
+    from matplotlib.figure import Figure
+
+    from .history import History
+    from .network import Evaluation, Network
+    from .viz import LiveTraining
+
+    _Split = tuple[npt.NDArray[np.uint8], npt.NDArray[np.uint8]]
 
 DEFAULT_MODEL = "MNIST_CNN"
 
@@ -19,7 +35,7 @@ class UsageError(Exception):
     """A command-line argument that cannot work, found before any work: exit status 2."""
 
 
-def _load_mnist(path):
+def _load_mnist(path: str | None) -> tuple[_Split, _Split]:
     from .datasets import mnist
 
     try:
@@ -28,7 +44,7 @@ def _load_mnist(path):
         raise SystemExit(f"cnn-ext: cannot load MNIST: {exc}") from None
 
 
-def _subset(images, labels, size, name):
+def _subset(images: npt.NDArray[np.uint8], labels: npt.NDArray[np.uint8], size: int | None, name: str) -> _Split:
     if size is None:
         return images, labels
     if size > len(images):
@@ -36,13 +52,13 @@ def _subset(images, labels, size, name):
     return images[:size], labels[:size]
 
 
-def _model_file(name):
+def _model_file(name: str) -> str:
     from .saver import ModelSaver
 
     return ModelSaver(name).filename
 
 
-def _check_plotting(option="--plot"):
+def _check_plotting(option: str = "--plot") -> None:
     """matplotlib, or a UsageError telling how to get it (asked before any work)."""
     try:
         import matplotlib  # noqa: F401
@@ -50,7 +66,7 @@ def _check_plotting(option="--plot"):
         raise UsageError(f"{option} needs matplotlib: pip install 'cnn_ext[plot]'") from None
 
 
-def _pyplot():
+def _pyplot() -> ModuleType:
     import matplotlib
 
     matplotlib.use("Agg")
@@ -59,7 +75,7 @@ def _pyplot():
     return plt
 
 
-def _plot_history(history, filename):
+def _plot_history(history: History, filename: str) -> None:
     """The tutorial's step log as two curves: average loss and accuracy against the step."""
     plt = _pyplot()
     steps = [record.step for record in history.steps]
@@ -73,7 +89,7 @@ def _plot_history(history, filename):
     plt.close(fig)
 
 
-def _describe_model(filename, x_test, y_test):
+def _describe_model(filename: str, x_test: npt.NDArray[np.uint8], y_test: npt.NDArray[np.uint8]) -> str:
     """What the model file holds, in a few words: its test accuracy when it can be read."""
     from .saver import ModelFileError
 
@@ -84,14 +100,14 @@ def _describe_model(filename, x_test, y_test):
     return _describe_network(network, x_test, y_test)
 
 
-def _describe_network(network, x_test, y_test):
+def _describe_network(network: Network, x_test: npt.NDArray[np.uint8], y_test: npt.NDArray[np.uint8]) -> str:
     if not network._fits(x_test.shape[1:]):
         return "a model for other images"
     result = network.evaluate(x_test, y_test)
     return f"test accuracy {100 * result.accuracy:.2f}% on {len(x_test)} images"
 
 
-def _too_few_logs(log_every, steps=None):
+def _too_few_logs(log_every: int, steps: int | None = None) -> str | None:
     """Why --plot cannot draw curves from ``steps`` steps (None: not known yet) logged every
     ``log_every``, or None."""
     if log_every == 0:
@@ -102,7 +118,7 @@ def _too_few_logs(log_every, steps=None):
     return None
 
 
-def _save_model(network, filename, out):
+def _save_model(network: Network, filename: str, out: IO[str]) -> int:
     """Save, or, if that fails now (the disk filled, the folder went away), save to a
     fallback file in the temporary folder so the training is not lost. Returns 0 or 1."""
     import os
@@ -130,7 +146,7 @@ def _save_model(network, filename, out):
     return 1
 
 
-def _progress_bar(args, total):
+def _progress_bar(args: argparse.Namespace, total: int) -> Any:  # a tqdm bar (tqdm has no type stubs)
     """A tqdm bar on a terminal (or in Jupyter); none when stderr is a file or a pipe,
     where its carriage-return updates would fill the log."""
     from tqdm.auto import tqdm
@@ -140,7 +156,7 @@ def _progress_bar(args, total):
                 mininterval=0.25, dynamic_ncols=True)
 
 
-def _check_train_args(args):
+def _check_train_args(args: argparse.Namespace) -> str:
     """Everything about the arguments that can be known before loading or training."""
     from .saver import ModelFileError, check_writable
 
@@ -171,7 +187,7 @@ def _check_train_args(args):
     return filename
 
 
-def cmd_train(args):
+def cmd_train(args: argparse.Namespace) -> int:
     """``cnn-ext train``: check, load, fit with the tutorial's log, test, save; exit status."""
     import os
 
@@ -206,7 +222,7 @@ def cmd_train(args):
     bar = _progress_bar(args, total)
     live = _live_view(args, network, total)
 
-    def callback(kind, record):
+    def callback(kind: str, record: Any) -> None:  # a StepRecord, or an EpochRecord for "epoch"
         if kind == "progress":
             bar.update(record.step - bar.n)
             bar.set_postfix(loss=f"{record.loss:.3f}", acc=f"{100 * record.accuracy:.1f}%", refresh=False)
@@ -243,7 +259,7 @@ def cmd_train(args):
     return status
 
 
-def _live_view(args, network, total):
+def _live_view(args: argparse.Namespace, network: Network, total: int) -> LiveTraining | None:
     if not getattr(args, "live", False):
         return None
     from . import viz
@@ -254,12 +270,12 @@ def _live_view(args, network, total):
         raise UsageError(f"--live needs a display: {exc}") from None
 
 
-def _architecture(network):
+def _architecture(network: Network) -> str:
     weights = network.softmax.weights
     return f"Conv3x3({network.conv.num_filters}) -> MaxPool2 -> Softmax({weights.shape[0]}, {weights.shape[1]})"
 
 
-def _network_from_file(filename):
+def _network_from_file(filename: str) -> Network:
     """A Network holding the model in ``filename`` (raises FileNotFoundError or ModelFileError)."""
     from .network import Network
     from .saver import ModelFileError, load_params
@@ -283,7 +299,7 @@ def _network_from_file(filename):
     return Network(conv, None, softmax)
 
 
-def _load_network(model):
+def _load_network(model: str) -> Network:
     """The Network saved as ``model`` (a name as ``--model`` takes), for 28x28 MNIST images,
     or SystemExit with a one-line reason."""
     from .saver import ModelFileError
@@ -302,14 +318,15 @@ def _load_network(model):
     return network
 
 
-def _format_confusion(confusion):
+def _format_confusion(confusion: npt.NDArray[np.int64]) -> str:
     classes = range(len(confusion))
     header = "true\\pred " + " ".join(f"{d:>5d}" for d in classes)
     rows = [f"{t:>9d} " + " ".join(f"{n:>5d}" for n in confusion[t]) for t in classes]
     return "\n".join([header] + rows)
 
 
-def _plot_evaluation(result, images, labels, predicted, filename):
+def _plot_evaluation(result: Evaluation, images: npt.NDArray[np.uint8], labels: npt.NDArray[np.uint8],
+                     predicted: npt.NDArray[np.int64], filename: str) -> None:
     """Save the figure of :func:`_evaluation_figure` as ``filename``."""
     plt = _pyplot()
     fig = _evaluation_figure(plt, result, images, labels, predicted)
@@ -317,7 +334,8 @@ def _plot_evaluation(result, images, labels, predicted, filename):
     plt.close(fig)
 
 
-def _evaluation_figure(plt, result, images, labels, predicted):
+def _evaluation_figure(plt: ModuleType, result: Evaluation, images: npt.NDArray[np.uint8],
+                       labels: npt.NDArray[np.uint8], predicted: npt.NDArray[np.int64]) -> Figure:
     """The confusion matrix beside a grid of up to 36 misclassified digits."""
     wrong = np.flatnonzero(predicted != labels)[:36]
     classes = len(result.confusion)
@@ -343,7 +361,7 @@ def _evaluation_figure(plt, result, images, labels, predicted):
     return fig
 
 
-def cmd_evaluate(args):
+def cmd_evaluate(args: argparse.Namespace) -> int:
     """``cnn-ext evaluate``: loss, accuracy, per class and confusion matrix of a saved model."""
     if args.plot:
         _check_plotting()
@@ -368,7 +386,7 @@ def cmd_evaluate(args):
     return 0
 
 
-def cmd_predict(args):
+def cmd_predict(args: argparse.Namespace) -> int:
     """Prints ``FILE: DIGIT (P%)  0:p0 ... 9:p9`` per image, or ``FILE: no digit found (why)``.
     Exit status 1 if a file could not be read, or if no file held a digit."""
     from .imaging import digit_problem, load_image, to_mnist
@@ -394,24 +412,24 @@ def cmd_predict(args):
     return 1 if status or not found else 0
 
 
-def cmd_draw(args):
+def cmd_draw(args: argparse.Namespace) -> int:
     """The drawing board (``cnn_ext.drawing``)."""
     from .drawing import main as draw_main
 
     return draw_main(["--model", args.model])
 
 
-def cmd_bench(args):
+def cmd_bench(args: argparse.Namespace) -> int:
     """The benchmark (``cnn_ext.bench``), with its own options."""
     from .bench import main as bench_main
 
     return bench_main(args.bench_args)
 
 
-def int_in(minimum, maximum=None, what="an integer"):
+def int_in(minimum: int, maximum: int | None = None, what: str = "an integer") -> Callable[[str], int]:
     """An argparse ``type``: an integer in ``minimum..maximum`` (no upper bound if None),
     refused in argparse's words, e.g. ``expected an integer >= 1, got 0``."""
-    def parse(text):
+    def parse(text: str) -> int:
         try:
             value = int(text)
         except ValueError:
@@ -425,7 +443,7 @@ def int_in(minimum, maximum=None, what="an integer"):
 
 
 
-def _positive_float(text):
+def _positive_float(text: str) -> float:
     try:
         value = float(text)
     except ValueError:
@@ -442,7 +460,7 @@ MODEL_HELP = ("the model file: NAME.pkl, or NAME itself when it ends in .pkl or 
               "(default MNIST_CNN, i.e. MNIST_CNN.pkl)")
 
 
-def build_parser():
+def build_parser() -> argparse.ArgumentParser:
     """The ``cnn-ext`` argument parser: train, evaluate, predict, draw, explain, bench."""
     parser = argparse.ArgumentParser(
         prog="cnn-ext",
@@ -513,7 +531,7 @@ def build_parser():
     return parser
 
 
-def _robust_streams():
+def _robust_streams() -> None:
     """No encoding may crash the program: on a stream that cannot encode the tutorial's
     Chinese lines (a cp1252 or ASCII console, a redirected Windows stdout), unencodable
     characters are written as backslash escapes instead of raising UnicodeEncodeError."""
@@ -525,7 +543,7 @@ def _robust_streams():
                 pass
 
 
-def main(argv=None):
+def main(argv: Sequence[object] | None = None) -> int:
     """Run ``cnn-ext ARGV``; returns the exit status."""
     _robust_streams()
     argv = sys.argv[1:] if argv is None else [str(a) for a in argv]

@@ -4,10 +4,18 @@ Its loops are the compiled kernels :mod:`cnn_ext._kernels` (or ``_kernels_avx2``
 :mod:`cnn_ext._dispatch` picks on CPUs with AVX2 and FMA),
 built from ``_conv.pxi`` and ``kernels/conv.h``.
 """
+from __future__ import annotations
+
+from collections.abc import Iterator
+from typing import TYPE_CHECKING
+
 import numpy as np
 
 from ._dispatch import kernels
 from ._validate import _FLOAT64, as_float64, expect_shape, learn_rate, parameter, positive_int
+
+if TYPE_CHECKING:
+    import numpy.typing as npt
 
 
 class Conv3x3:
@@ -19,13 +27,14 @@ class Conv3x3:
     global random state, exactly as the tutorial does.
     """
 
-    def __init__(self, num_filters, learn_rate=0.01):
-        self.num_filters = positive_int(num_filters, "Conv3x3(num_filters)")
-        self.filters = np.random.randn(num_filters, 3, 3) / 9
-        self.last_input = None
-        self.learn_rate = learn_rate
+    def __init__(self, num_filters: int, learn_rate: float = 0.01) -> None:
+        self.num_filters: int = positive_int(num_filters, "Conv3x3(num_filters)")
+        self.filters: npt.NDArray[np.float64] = np.random.randn(num_filters, 3, 3) / 9
+        self.last_input: npt.NDArray[np.float64] | None = None
+        self.learn_rate: float = learn_rate
 
-    def iterate_regions(self, image):
+    def iterate_regions(self, image: npt.NDArray[np.float64]
+                        ) -> Iterator[tuple[npt.NDArray[np.float64], int, int]]:
         """Yield ``(region, i, j)`` for every 3x3 region of a 2-D image (for reading; the
         compiled forward does not use it)."""
         h, w = image.shape
@@ -33,7 +42,7 @@ class Conv3x3:
             for j in range(w - 2):
                 yield image[i:(i + 3), j:(j + 3)], i, j
 
-    def forward(self, input):
+    def forward(self, input: npt.ArrayLike) -> npt.NDArray[np.float64]:
         """Convolve a 2-D image (h, w), any real dtype, with the filters: returns a new
         (h-2, w-2, num_filters) float64 array and keeps the image as ``last_input``.
 
@@ -55,7 +64,7 @@ class Conv3x3:
                 return output
         return self._checked_forward(input)
 
-    def _checked_forward(self, input):
+    def _checked_forward(self, input: npt.ArrayLike) -> npt.NDArray[np.float64]:
         image = as_float64(input, "Conv3x3.forward(input)", ndim=2)
         h, w = image.shape
         if h < 3 or w < 3:
@@ -65,13 +74,13 @@ class Conv3x3:
         self.last_input = image
         return output
 
-    def backprop(self, d_L_d_out):
+    def backprop(self, d_L_d_out: npt.ArrayLike) -> None:
         """Update ``filters`` in place by ``learn_rate`` times the loss gradient, from
         ``d_L_d_out`` (h-2, w-2, num_filters), the gradient of the loss with respect to the
         last forward's output. Returns ``None``, as the first layer of the tutorial does."""
         rate, filters = learn_rate(self), self.filters
         if type(d_L_d_out) is np.ndarray and type(filters) is np.ndarray \
-                and filters.shape[:1] == (self.num_filters,):
+                and filters.shape[:1] == (self.num_filters,) and self.last_input is not None:
             try:  # as in forward: the kernel checks, the checked path converts or explains
                 kernels.conv3x3_backprop(self.last_input, d_L_d_out, filters, rate)
             except (TypeError, ValueError):
@@ -80,7 +89,7 @@ class Conv3x3:
                 return None
         return self._checked_backprop(d_L_d_out)
 
-    def _checked_backprop(self, d_L_d_out):
+    def _checked_backprop(self, d_L_d_out: npt.ArrayLike) -> None:
         if self.last_input is None:
             raise RuntimeError("Conv3x3.backprop() called before forward(): there is no input to learn from")
         image = as_float64(self.last_input, "Conv3x3.last_input", ndim=2)

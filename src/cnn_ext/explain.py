@@ -6,6 +6,9 @@ does; ``cnn-ext explain --index N`` takes MNIST test digit N (and its label). Th
 mask, the pooled maps, the probabilities and, when a label is known (``--label D`` or an
 MNIST index), the gradients of one training step. The model is not changed.
 """
+from __future__ import annotations
+
+import argparse
 import os
 import sys
 
@@ -21,7 +24,7 @@ _index = int_in(0, MNIST_TEST_SIZE - 1, "an MNIST test index")
 _digit = int_in(0, 9, "a digit")
 
 
-def add_parser(subparsers):
+def add_parser(subparsers: argparse._SubParsersAction[argparse.ArgumentParser]) -> argparse.ArgumentParser:
     """Register ``explain`` on the ``cnn-ext`` subcommands; returns its parser."""
     from .cli import DEFAULT_MODEL
 
@@ -47,7 +50,7 @@ def add_parser(subparsers):
     return parser
 
 
-def _check_args(args):
+def _check_args(args: argparse.Namespace) -> None:
     """argparse-style errors (exit status 2) before any work."""
     parser = args.explain_parser
     if (args.image is None) == (args.index is None):
@@ -74,7 +77,7 @@ def _check_args(args):
         parser.error('explain needs matplotlib: pip install "cnn_ext[plot]"')
 
 
-def cmd_explain(args):
+def cmd_explain(args: argparse.Namespace) -> int:
     """``cnn-ext explain``: trace one image, save the figure, print what it shows."""
     _check_args(args)
     from .cli import _load_network
@@ -122,6 +125,8 @@ def cmd_explain(args):
     print(f"max-pool windows ({windows} over {trace.num_filters} filters): "
           f"{counts[3]} 4-way ties, {counts[2]} 3-way, {counts[1]} 2-way, {counts[0]} single maxima")
     if label is not None:
-        print(f"label {label}: loss {trace.loss:.4f}, |d_L_d_filters| {np.abs(trace.d_L_d_filters).max():.3g} max")
+        # (type: ignore: a labelled trace has its gradients)
+        print(f"label {label}: loss {trace.loss:.4f}, "
+              f"|d_L_d_filters| {np.abs(trace.d_L_d_filters).max():.3g} max")  # type: ignore[arg-type]
     print(f"figure saved to {args.out}")
     return 0

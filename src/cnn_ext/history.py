@@ -6,6 +6,8 @@ per-epoch lists (``loss``, ``accuracy``, and ``val_loss``/``val_accuracy`` when
 ``history.steps`` adds what Keras does not have: the tutorial's "[Step N] Past 100
 steps" log lines, each a :class:`StepRecord`.
 """
+from __future__ import annotations
+
 from dataclasses import dataclass, field
 from typing import Dict, List, Optional
 
@@ -53,7 +55,8 @@ class EpochRecord:
         out = {"loss": self.loss, "accuracy": self.accuracy}
         if self.val_loss is not None:
             out["val_loss"] = self.val_loss
-            out["val_accuracy"] = self.val_accuracy
+            # fit sets val_loss and val_accuracy together
+            out["val_accuracy"] = self.val_accuracy  # type: ignore[assignment]
         return out
 
 

@@ -9,12 +9,24 @@ so that a network trained on MNIST sees the kind of input it was trained on.
 
 Only Pillow and NumPy are used; no step loops over pixels in Python.
 """
+from __future__ import annotations
+
 import errno
 import os
 import struct
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 from PIL import Image, ImageOps, UnidentifiedImageError
+
+if TYPE_CHECKING:
+    from typing import TypeAlias
+
+    import numpy.typing as npt
+
+    # What to_mnist takes: a PIL image, a path, or an array of real numbers.
+    _Picture: TypeAlias = (Image.Image | str | os.PathLike[str]
+                           | npt.NDArray[np.bool_ | np.integer[Any] | np.floating[Any]])
 
 __all__ = ["to_mnist", "load_image", "digit_problem", "has_digit"]
 
@@ -71,7 +83,7 @@ _ImageOrArray = "PIL.Image.Image, a path (str or os.PathLike) or a numpy array"
 _Resampling = getattr(Image, "Resampling", Image)
 
 
-def load_image(path):
+def load_image(path: str | os.PathLike[str]) -> Image.Image:
     """Open the PNG/JPEG (or any Pillow-readable) file at ``path`` as a PIL image.
 
     The EXIF orientation of camera photos is applied, so the image is upright. The file
@@ -101,7 +113,7 @@ def load_image(path):
     return image
 
 
-def to_mnist(image):
+def to_mnist(image: _Picture) -> npt.NDArray[np.uint8]:
     """The digit in ``image`` as MNIST would have it: a (28, 28) uint8 array.
 
     ``image`` is one of
@@ -151,7 +163,7 @@ def to_mnist(image):
     return _centre(patch)
 
 
-def digit_problem(image):
+def digit_problem(image: _Picture) -> str | None:
     """Why ``image`` holds no digit the network can read, or ``None`` if it holds one.
 
     ``image`` is a (28, 28) uint8 array in MNIST's conventions (an MNIST digit, or what
@@ -201,7 +213,7 @@ def digit_problem(image):
     return None
 
 
-def has_digit(image):
+def has_digit(image: _Picture) -> bool:
     """Whether ``image`` (as for :func:`digit_problem`) holds a digit: ``digit_problem(image) is None``."""
     return digit_problem(image) is None
 
@@ -209,7 +221,7 @@ def has_digit(image):
 # --------------------------------------------------------------------------- helpers
 
 
-def _as_gray(image):
+def _as_gray(image: object) -> npt.NDArray[np.float32]:
     """``image`` as a float32 (H, W) array in 0..1, 0 black, 1 white."""
     if isinstance(image, (str, os.PathLike)):
         return _pil_to_gray(load_image(image))
@@ -223,7 +235,7 @@ def _as_gray(image):
     )
 
 
-def _pil_to_gray(image):
+def _pil_to_gray(image: Image.Image) -> npt.NDArray[np.float32]:
     mode = image.mode
     if image.width == 0 or image.height == 0:
         raise ValueError(f"to_mnist(image) expects a non-empty image, got size {image.size}")
@@ -236,7 +248,8 @@ def _pil_to_gray(image):
             full = 1.0
         else:  # "I" holds 16-bit PNGs, or 0..255 data from Image.fromarray
             full = 255.0 if arr.max() <= 255 else 65535.0
-        return np.clip(arr / np.float32(full), 0.0, 1.0)
+        scaled: npt.NDArray[np.float32] = np.clip(arr / np.float32(full), 0.0, 1.0)
+        return scaled
 
     # 8-bit modes: Pillow does the colour maths in uint8, which keeps a phone photo's
     # memory small (a float RGB copy of 12 megapixels would take 144 MB).
@@ -250,10 +263,11 @@ def _pil_to_gray(image):
         gray = image.convert("L")
     except ValueError as exc:  # e.g. LAB, which Pillow cannot convert
         raise ValueError(f"to_mnist(image) cannot read a {mode} image as grey levels: {exc}") from None
-    return np.asarray(gray, dtype=np.float32) / np.float32(255)
+    levels: npt.NDArray[np.float32] = np.asarray(gray, dtype=np.float32) / np.float32(255)
+    return levels
 
 
-def _array_to_gray(arr, where):
+def _array_to_gray(arr: npt.NDArray[Any], where: str) -> npt.NDArray[np.float32]:
     if arr.dtype.kind not in "buif":
         raise TypeError(
             f"{where} expects a real numeric array (uint8 0..255 or float 0..1), got dtype {arr.dtype}"
@@ -282,21 +296,23 @@ def _array_to_gray(arr, where):
     return x[..., 0]
 
 
-def _unit_scale(arr, where):
+def _unit_scale(arr: npt.NDArray[Any], where: str) -> npt.NDArray[np.float32]:
     """``arr`` as float32 in 0..1, according to its dtype's convention (float32 is ample
     for 8- and 16-bit data and halves the memory of a large photo)."""
     kind, itemsize = arr.dtype.kind, arr.dtype.itemsize
     if kind == "b":
         return arr.astype(np.float32)
     if kind == "u" and itemsize == 2:
-        return arr.astype(np.float32) / np.float32(65535)
+        scaled: npt.NDArray[np.float32] = arr.astype(np.float32) / np.float32(65535)
+        return scaled
     if kind in "ui":
         lo, hi = arr.min(), arr.max()
         if lo < 0 or hi > 255:
             raise ValueError(
                 f"{where}: integer arrays other than uint16 must hold 0..255, got values {lo}..{hi}"
             )
-        return arr.astype(np.float32) / np.float32(255)
+        scaled = arr.astype(np.float32) / np.float32(255)
+        return scaled
     x = arr.astype(np.float32)
     if not np.isfinite(x).all():
         raise ValueError(f"{where}: float arrays must be finite (values 0..1), got NaN or inf")
@@ -309,7 +325,7 @@ def _unit_scale(arr, where):
     return np.clip(x, 0.0, 1.0)
 
 
-def _without_specks(mask):
+def _without_specks(mask: npt.NDArray[np.bool_]) -> npt.NDArray[np.bool_]:
     """``mask`` without pixels that have no set 4-neighbour: isolated noise (a hot pixel,
     a speck of dust) must not stretch the digit's extent. A picture that is nothing but
     such pixels (a single dot) keeps them."""
@@ -322,7 +338,7 @@ def _without_specks(mask):
     return kept if kept.any() else mask
 
 
-def _fit_box(ink):
+def _fit_box(ink: npt.NDArray[np.float32]) -> npt.NDArray[np.float64]:
     """``ink`` (h, w) scaled so its longer side is BOX pixels, aspect ratio kept."""
     h, w = ink.shape
     scale = BOX / max(h, w)
@@ -335,7 +351,7 @@ def _fit_box(ink):
     return np.clip(np.asarray(resized, dtype=np.float64), 0.0, None)  # LANCZOS undershoots
 
 
-def _centre(patch):
+def _centre(patch: npt.NDArray[np.uint8]) -> npt.NDArray[np.uint8]:
     """``patch`` (h, w) uint8, at most BOX x BOX, pasted into a SIZE x SIZE black frame
     with its centre of mass at (CENTRE, CENTRE).
 

@@ -4,10 +4,18 @@ Its loops are the compiled kernels :mod:`cnn_ext._kernels` (or ``_kernels_avx2``
 :mod:`cnn_ext._dispatch` picks on CPUs with AVX2 and FMA),
 built from ``_maxpool.pxi`` and ``kernels/maxpool.h``.
 """
+from __future__ import annotations
+
+from collections.abc import Iterator
+from typing import TYPE_CHECKING
+
 import numpy as np
 
 from ._dispatch import kernels
 from ._validate import as_float64, expect_shape
+
+if TYPE_CHECKING:
+    import numpy.typing as npt
 
 
 class MaxPool2:
@@ -17,17 +25,18 @@ class MaxPool2:
     *every* position equal to its window's maximum (the tutorial's tie rule).
     """
 
-    def __init__(self):
-        self.last_input = None
+    def __init__(self) -> None:
+        self.last_input: npt.NDArray[np.float64] | None = None
 
-    def iterate_regions(self, image):
+    def iterate_regions(self, image: npt.NDArray[np.float64]
+                        ) -> Iterator[tuple[npt.NDArray[np.float64], int, int]]:
         """Yield ``(region, i, j)`` for every 2x2 window of an (h, w, f) array."""
         h, w, _ = image.shape
         for i in range(h // 2):
             for j in range(w // 2):
                 yield image[i * 2:(i + 1) * 2, j * 2:(j + 1) * 2], i, j
 
-    def forward(self, input):
+    def forward(self, input: npt.ArrayLike) -> npt.NDArray[np.float64]:
         """The maximum of each 2x2 window of ``input`` (h, w, f): a new (h//2, w//2, f)
         float64 array (an odd last row or column is dropped, as in the tutorial); keeps
         the input as ``last_input``."""
@@ -43,7 +52,7 @@ class MaxPool2:
                 return output
         return self._checked_forward(input)
 
-    def _checked_forward(self, input):
+    def _checked_forward(self, input: npt.ArrayLike) -> npt.NDArray[np.float64]:
         x = as_float64(input, "MaxPool2.forward(input)", ndim=3)
         h, w, f = x.shape
         if h < 2 or w < 2 or f < 1:
@@ -52,7 +61,7 @@ class MaxPool2:
         self.last_input = x
         return output
 
-    def backprop(self, d_L_d_out):
+    def backprop(self, d_L_d_out: npt.ArrayLike) -> npt.NDArray[np.float64]:
         """The loss gradient with respect to the last input: a new float64 array shaped
         like ``last_input`` (h, w, f), holding ``d_L_d_out`` (h//2, w//2, f) at every
         position equal to its window's maximum (all of them when several tie, as the
@@ -64,7 +73,7 @@ class MaxPool2:
                 pass
         return self._checked_backprop(d_L_d_out)
 
-    def _checked_backprop(self, d_L_d_out):
+    def _checked_backprop(self, d_L_d_out: npt.ArrayLike) -> npt.NDArray[np.float64]:
         if self.last_input is None:
             raise RuntimeError("MaxPool2.backprop() called before forward(): no window maxima to route to")
         x = as_float64(self.last_input, "MaxPool2.last_input", ndim=3)

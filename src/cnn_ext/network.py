@@ -5,11 +5,15 @@
 and loads them). Images are uint8 (28, 28) as MNIST ships them; each is normalised as the
 tutorial does, ``(image / 255) - 0.5``, before the first layer.
 """
+from __future__ import annotations
+
 import math
 import numbers
 import os
 import warnings
+from collections.abc import Callable
 from dataclasses import dataclass, field
+from typing import TYPE_CHECKING, Any, Literal
 
 import numpy as np
 
@@ -20,11 +24,16 @@ from .softmax import Softmax
 from ._validate import learn_rate, parameter, positive_int
 from .history import EpochRecord, History, StepRecord
 
+if TYPE_CHECKING:
+    import numpy.typing as npt
+
+    from .trace import Trace
+
 NUM_CLASSES = 10
 _UINT8 = np.dtype(np.uint8)
 
 
-def _check_images(images, network, where):
+def _check_images(images: npt.ArrayLike, network: Network, where: str) -> npt.NDArray[np.uint8]:
     """uint8 C-contiguous images (n, h, w) whose pooled maps fit ``network.softmax``.
 
     One (h, w) image becomes a batch of one. Anything else gets a ValueError naming the
@@ -53,7 +62,7 @@ def _check_images(images, network, where):
     return np.ascontiguousarray(array)
 
 
-def _check_labels(labels, count, nodes, where):
+def _check_labels(labels: npt.ArrayLike, count: int, nodes: int, where: str) -> npt.NDArray[np.int64]:
     """int64 C-contiguous labels (count,) in 0..nodes-1, or a clear error."""
     labels = np.asarray(labels)
     if labels.shape != (count,):
@@ -69,24 +78,25 @@ def _check_labels(labels, count, nodes, where):
     return np.ascontiguousarray(labels, dtype=np.int64)
 
 
-def _check_label(label, nodes, where):
+def _check_label(label: object, nodes: int, where: str) -> int:
     if isinstance(label, np.ndarray) and label.ndim == 0:
         label = label[()]
     if isinstance(label, (bool, np.bool_)) or not isinstance(label, numbers.Integral):
         raise TypeError(f"{where} expects an integer label in 0..{nodes - 1}, got {label!r}")
-    if not 0 <= label < nodes:
+    # numbers.Integral declares __lt__ and __le__, not the reflected int <= Integral
+    if not 0 <= label < nodes:  # type: ignore[operator]
         raise ValueError(f"{where} expects a label in 0..{nodes - 1} (the softmax has {nodes} nodes), "
                          f"got {label!r}")
     return int(label)
 
 
-def _check_int(value, where, minimum):
+def _check_int(value: object, where: str, minimum: int) -> int:
     if isinstance(value, (bool, np.bool_)) or not isinstance(value, numbers.Integral) or value < minimum:
         raise ValueError(f"{where} must be an integer >= {minimum}, got {value!r}")
     return int(value)
 
 
-def check_learn_rate(value, where="learn_rate"):
+def check_learn_rate(value: object, where: str = "learn_rate") -> float:
     """``value`` as a float if it is a finite number > 0, else a clear TypeError/ValueError."""
     if isinstance(value, (bool, np.bool_)) or not isinstance(value, numbers.Real):
         raise TypeError(f"{where} must be a positive number, got {value!r}")
@@ -101,7 +111,7 @@ def check_learn_rate(value, where="learn_rate"):
 THREADS_PER_CPU = 4
 
 
-def _thread_count(num_threads, images):
+def _thread_count(num_threads: int | None, images: int) -> int:
     """The OpenMP thread count for a batch: 0 (OpenMP's default, one per core) for None,
     else at most one per image and at most THREADS_PER_CPU per CPU."""
     if num_threads is None:
@@ -114,17 +124,17 @@ class _StepLog:
     """Running loss and accuracy since the last log record (mutable; fit hands out
     immutable StepRecords of it)."""
 
-    def __init__(self):
+    def __init__(self) -> None:
         self.step = 0
         self.count = 0
         self.loss = 0.0
         self.correct = 0
 
-    def record(self, epoch):
+    def record(self, epoch: int) -> StepRecord:
         return StepRecord(self.step, epoch, self.count, self.loss / self.count if self.count else math.nan,
                           self.correct / self.count if self.count else math.nan)
 
-    def reset(self):
+    def reset(self) -> None:
         self.count, self.loss, self.correct = 0, 0.0, 0
 
 
@@ -135,12 +145,14 @@ class Evaluation:
 
     loss: float
     accuracy: float
-    confusion: np.ndarray = field(repr=False)
+    confusion: npt.NDArray[np.int64] = field(repr=False)
 
     @property
-    def per_class_accuracy(self):
+    def per_class_accuracy(self) -> npt.NDArray[np.float64]:
         totals = self.confusion.sum(axis=1)
-        return np.divide(np.diag(self.confusion), totals, out=np.zeros(len(totals)), where=totals > 0)
+        accuracy: npt.NDArray[np.float64] = np.divide(np.diag(self.confusion), totals,
+                                                      out=np.zeros(len(totals)), where=totals > 0)
+        return accuracy
 
 
 class Network:
@@ -162,8 +174,10 @@ class Network:
     given, so feed them the normalised image.)
     """
 
-    def __init__(self, conv=None, pool=None, softmax=None, *, num_filters=8, image_shape=(28, 28),
-                 seed=None, learn_rate=0.005):
+    def __init__(self, conv: Conv3x3 | None = None, pool: MaxPool2 | None = None,
+                 softmax: Softmax | None = None, *, num_filters: int = 8,
+                 image_shape: tuple[int, int] = (28, 28), seed: int | None = None,
+                 learn_rate: float = 0.005) -> None:
         rate = check_learn_rate(learn_rate, "Network(learn_rate)")
         if seed is not None:
             np.random.seed(seed)
@@ -173,17 +187,18 @@ class Network:
         self.softmax = softmax if softmax is not None else Softmax(
             ((h - 2) // 2) * ((w - 2) // 2) * self.conv.num_filters, NUM_CLASSES)
         self.learn_rate = rate
-        self._train_state = None  # kernels.TrainState of the last train_step, and its learn_rate
-        self._train_rate = None
+        # kernels.TrainState of the last train_step, and its learn_rate
+        self._train_state: kernels.TrainState | None = None
+        self._train_rate: float | None = None
 
-    def __getstate__(self):
+    def __getstate__(self) -> dict[str, Any]:
         # The compiled TrainState (addresses, buffers) does not copy or pickle; a copy builds
         # its own at its first train_step.
         state = self.__dict__.copy()
         state["_train_state"] = state["_train_rate"] = None
         return state
 
-    def __repr__(self):
+    def __repr__(self) -> str:
         weights = self.softmax.weights
         count = sum(int(np.size(a)) for a in (self.conv.filters, weights, self.softmax.biases))
         return (f"Network(Conv3x3({self.conv.num_filters}) -> MaxPool2 -> "
@@ -191,22 +206,22 @@ class Network:
                 f"parameters={count:,})")
 
     @property
-    def learn_rate(self):
+    def learn_rate(self) -> float:
         """The SGD step size, shared by the conv and softmax layers: a finite number > 0."""
         return self.conv.learn_rate
 
     @learn_rate.setter
-    def learn_rate(self, value):
+    def learn_rate(self, value: float) -> None:
         rate = check_learn_rate(value)
         self.conv.learn_rate = rate
         self.softmax.learn_rate = rate
 
     @property
-    def nodes(self):
+    def nodes(self) -> int:
         """The number of classes: the softmax layer's ``nodes``."""
         return int(np.shape(self.softmax.weights)[1])
 
-    def _rate(self):
+    def _rate(self) -> float:
         # The fused kernels take one learn rate for both layers.
         rate = check_learn_rate(learn_rate(self.conv), "Conv3x3.learn_rate")
         if learn_rate(self.softmax) != rate:
@@ -215,25 +230,26 @@ class Network:
                              f"set network.learn_rate instead")
         return rate
 
-    def _parameters(self):
+    def _parameters(self) -> tuple[npt.NDArray[np.float64], npt.NDArray[np.float64], npt.NDArray[np.float64]]:
         filters = parameter(self.conv, "filters", (self.conv.num_filters, 3, 3))
         weights, biases = self.softmax._parameters()
         return filters, weights, biases
 
-    def _fits(self, shape):
+    def _fits(self, shape: tuple[int, ...]) -> bool:
         """Whether uint8 images of ``shape`` (h, w) give the softmax its input length."""
         if len(shape) != 2 or shape[0] < 3 or shape[1] < 3:
             return False
         h, w = shape
-        return ((h - 2) // 2) * ((w - 2) // 2) * self.conv.num_filters == np.shape(self.softmax.weights)[0]
+        fits: bool = ((h - 2) // 2) * ((w - 2) // 2) * self.conv.num_filters == np.shape(self.softmax.weights)[0]
+        return fits
 
-    def _shape_hint(self):
+    def _shape_hint(self) -> str:
         side = math.isqrt(np.shape(self.softmax.weights)[0] // max(self.conv.num_filters, 1))
         if self._fits((2 * side + 2, 2 * side + 2)):
             return f"{2 * side + 2}, {2 * side + 2}"
         return "h, w"
 
-    def _reshape_hint(self, shape):
+    def _reshape_hint(self, shape: tuple[int, ...]) -> str:
         side = self._shape_hint().split(",")[0]
         if side.isdigit() and len(shape) == 2 and shape[-1] == int(side) ** 2:
             return f": flat images must be reshaped first, images.reshape(-1, {side}, {side})"
@@ -241,7 +257,8 @@ class Network:
             return f": a flat image must be reshaped first, image.reshape({side}, {side})"
         return ""
 
-    def forward(self, image, label):
+    def forward(self, image: npt.NDArray[np.uint8], label: int | np.integer[Any]
+                ) -> tuple[npt.NDArray[np.float64], float, int]:
         """The tutorial's ``forward`` through the layer objects, for one uint8 image (h, w)
         and its label: ``(probabilities (nodes,) float64, loss, 1 or 0)``."""
         out = self.conv.forward((image / 255) - 0.5)
@@ -251,7 +268,7 @@ class Network:
         loss = -math.log(p) if p > 0 else (p if math.isnan(p) else math.inf)
         return out, loss, 1 if np.argmax(out) == label else 0
 
-    def train_step(self, image, label):
+    def train_step(self, image: npt.ArrayLike, label: int | np.integer[Any]) -> tuple[float, int]:
         """One SGD step on one uint8 image (h, w) with an integer label in 0..nodes-1, the
         tutorial's ``train``: returns ``(loss, 1 or 0)`` (1 if the image was classified
         correctly before the update)."""
@@ -261,37 +278,43 @@ class Network:
         state = self._reusable_state()
         if state is not None and type(label) is int and label >= 0:
             try:
-                result = state.step(image, label)
+                # the kernel checks the image itself: anything but a fitting uint8 image
+                # raises ValueError here and takes the checked path
+                result = state.step(image, label)  # type: ignore[arg-type]
             except (ValueError, OverflowError):  # another image shape, dtype or layout; a label too large
                 result = None
             if result is not None:
                 return result
         return self._checked_train_step(image, label)
 
-    def _checked_train_step(self, image, label):
-        if not (type(image) is np.ndarray and image.dtype is _UINT8 and image.ndim == 2
-                and image.flags.c_contiguous and self._fits(image.shape)):
+    def _checked_train_step(self, image: npt.ArrayLike, label: object) -> tuple[float, int]:
+        if type(image) is np.ndarray and image.dtype is _UINT8 and image.ndim == 2 \
+                and image.flags.c_contiguous and self._fits(image.shape):
+            pixels: npt.NDArray[np.uint8] = image
+        else:
             array = np.asarray(image)
             if array.ndim != 2:
                 raise ValueError(f"Network.train_step(image) expects one uint8 image of shape "
                                  f"({self._shape_hint()}), got shape {array.shape}"
                                  + (": train on a batch with Network.fit(images, labels)" if array.ndim == 3
                                     else self._reshape_hint(array.shape)))
-            image = _check_images(array, self, "Network.train_step(image)")[0]
-        label = _check_label(label, self.nodes, "Network.train_step(label)")
+            pixels = _check_images(array, self, "Network.train_step(image)")[0]
+        checked_label = _check_label(label, self.nodes, "Network.train_step(label)")
         rate = self._rate()
         state = self._reusable_state()
-        if state is not None and image.shape == (state.h, state.w):
-            result = state.step(image, label)
+        if state is not None and pixels.shape == (state.h, state.w):
+            result = state.step(pixels, checked_label)
             if result is not None:
                 return result
         self._train_state = None
         filters, weights, biases = self._parameters()
-        state = kernels.TrainState(filters, weights, biases, rate, *image.shape)
+        state = kernels.TrainState(filters, weights, biases, rate, *pixels.shape)
         self._train_state, self._train_rate = state, self.conv.learn_rate
-        return state.step(image, label)
+        # None only when the parameter arrays changed since the state was built: these were
+        # checked just above
+        return state.step(pixels, checked_label)  # type: ignore[return-value]
 
-    def _reusable_state(self):
+    def _reusable_state(self) -> kernels.TrainState | None:
         # The TrainState of the last train_step while the layers still hold the arrays and
         # learn rate it was built on (it checks the arrays' shape and layout itself).
         state, conv, softmax = self._train_state, self.conv, self.softmax
@@ -301,22 +324,27 @@ class Network:
             return state
         return None
 
-    def _held(self):
+    def _held(self) -> tuple[object, ...]:
         """What the kernels of ``fit`` work on: the parameter arrays and the learn rate."""
         return (self.conv.filters, self.softmax.weights, self.softmax.biases, self.conv.learn_rate,
                 self.softmax.learn_rate)
 
-    def _fit_state(self):
+    def _fit_state(self) -> tuple[npt.NDArray[np.float64], npt.NDArray[np.float64], npt.NDArray[np.float64],
+                                  float, tuple[object, ...]]:
         """What fit's kernels train: the checked parameter arrays, the learn rate, and what
         the layers held when they were read (to notice a callback replacing them)."""
         filters, weights, biases = self._parameters()
         return filters, weights, biases, self._rate(), self._held()
 
-    def _replaced(self, held):
+    def _replaced(self, held: tuple[object, ...]) -> bool:
         return any(now is not then for now, then in zip(self._held(), held))
 
-    def fit(self, images, labels, epochs=1, *, seed=0, shuffle=True, log_every=0, callback=None,
-            chunk=2000, validation_data=None):
+    def fit(self, images: npt.ArrayLike, labels: npt.ArrayLike, epochs: int = 1, *,
+            seed: int | np.random.Generator | None = 0, shuffle: bool = True, log_every: int = 0,
+            callback: Callable[[Literal["progress", "log", "epoch"], StepRecord | EpochRecord], object]
+            | None = None,
+            chunk: int = 2000,
+            validation_data: tuple[npt.ArrayLike, npt.ArrayLike] | None = None) -> History:
         """Per-sample SGD over uint8 ``images`` (n, h, w) and integer ``labels`` (n,).
 
         Each of the ``epochs`` epochs visits the images in a permutation drawn from ``seed``
@@ -394,10 +422,10 @@ class Network:
                 if callback is not None:
                     callback("progress", log.record(epoch))
                 if log_every and log.count == log_every:
-                    record = log.record(epoch)
-                    history.steps.append(record)
+                    step_record = log.record(epoch)  # a name of its own: record is an EpochRecord
+                    history.steps.append(step_record)
                     if callback is not None:
-                        callback("log", record)
+                        callback("log", step_record)
                     log.reset()
                 if callback is not None and self._replaced(held):
                     # The callback replaced a parameter array or the learn rate: train those.
@@ -414,7 +442,7 @@ class Network:
                     filters, weights, biases, rate, held = self._fit_state()
         return history
 
-    def predict_proba(self, images, num_threads=None):
+    def predict_proba(self, images: npt.ArrayLike, num_threads: int | None = None) -> npt.NDArray[np.float64]:
         """Class probabilities (n, nodes) float64 for uint8 images (n, h, w) or one (h, w).
 
         The batch is split across ``num_threads`` OpenMP threads (default: one per core),
@@ -423,25 +451,27 @@ class Network:
         """
         return self._probabilities(_check_images(images, self, "Network.predict_proba(images)"), num_threads)
 
-    def _probabilities(self, images, num_threads):
+    def _probabilities(self, images: npt.NDArray[np.uint8], num_threads: int | None) -> npt.NDArray[np.float64]:
         # images: checked uint8 (n, h, w), as _check_images returns them
         filters, weights, biases = self._parameters()
         out = np.empty((len(images), weights.shape[1]))
         kernels.predict_proba(images, filters, weights, biases, out, _thread_count(num_threads, len(images)))
         return out
 
-    def predict(self, images, num_threads=None):
+    def predict(self, images: npt.ArrayLike, num_threads: int | None = None) -> npt.NDArray[np.int64]:
         """Predicted classes (n,) int64 for uint8 images (n, h, w) or one (h, w)."""
-        return np.argmax(self.predict_proba(images, num_threads), axis=1)
+        classes: npt.NDArray[np.int64] = np.argmax(self.predict_proba(images, num_threads), axis=1)
+        return classes
 
-    def evaluate(self, images, labels, num_threads=None):
+    def evaluate(self, images: npt.ArrayLike, labels: npt.ArrayLike, num_threads: int | None = None) -> Evaluation:
         """Mean cross-entropy, accuracy and (nodes, nodes) confusion matrix over uint8
         ``images`` (n, h, w) and integer ``labels`` (n,)."""
         images = _check_images(images, self, "Network.evaluate(images)")
         labels = _check_labels(labels, len(images), self.nodes, "Network.evaluate(labels)")
         return self._evaluation(images, labels, num_threads)
 
-    def _evaluation(self, images, labels, num_threads):
+    def _evaluation(self, images: npt.NDArray[np.uint8], labels: npt.NDArray[np.int64],
+                    num_threads: int | None) -> Evaluation:
         # images and labels: checked, as _check_images and _check_labels return them
         probs = self._probabilities(images, num_threads)
         picked = probs[np.arange(len(labels)), labels]
@@ -453,7 +483,8 @@ class Network:
         accuracy = float(np.mean(predicted == labels)) if len(labels) else math.nan
         return Evaluation(loss, accuracy, confusion)
 
-    def trace(self, image, label=None, *, update=False):
+    def trace(self, image: npt.ArrayLike, label: int | np.integer[Any] | None = None, *,
+              update: bool = False) -> Trace:
         """Every intermediate of one step on a uint8 image (h, w), as a :class:`~cnn_ext.trace.Trace`.
 
         The forward arrays (``input``, ``conv``, ``pool``, ``pool_mask``, ``totals``,

@@ -35,6 +35,8 @@ assigned, and every save goes through a temporary file ``.NAME.XXXXXXXX.tmp`` in
 folder and ``os.replace``, so a crash never leaves a half-written model behind; temporary
 files left by a killed save are removed by the next save of the same model.
 """
+from __future__ import annotations
+
 import contextlib
 import errno
 import io
@@ -46,6 +48,8 @@ import struct
 import tempfile
 import time
 import zipfile
+from collections.abc import Callable, Mapping
+from typing import IO, TYPE_CHECKING, Any, Protocol
 
 import numpy as np
 
@@ -55,7 +59,7 @@ from ._safe_pickle import NUMERIC_KINDS as _NUMERIC_KINDS
 try:
     import fcntl
 except ImportError:  # Windows: an open file cannot be deleted there, which protects it
-    fcntl = None
+    fcntl = None  # type: ignore[assignment]  # tested with `fcntl is None` where it is used
 
 __all__ = [
     "ModelSaver",
@@ -98,6 +102,17 @@ MAX_NODES = 1024  # classes: 10 for MNIST, 1000 for ImageNet
 # and it was last modified this long ago (see _remove_stale_temporaries).
 STALE_TEMP_SECONDS = 5.0
 
+if TYPE_CHECKING:
+    import numpy.typing as npt
+
+    # What ModelSaver needs of the layers (duck-typed: the tutorial's own classes do too).
+    class _HasFilters(Protocol):
+        filters: npt.NDArray[np.float64]
+
+    class _HasWeights(Protocol):
+        weights: npt.NDArray[np.float64]
+        biases: npt.NDArray[np.float64]
+
 
 class ModelFileError(ValueError):
     """A model file (or the arrays to save) is not a valid cnn_ext model.
@@ -109,7 +124,7 @@ class ModelFileError(ValueError):
     ``FileNotFoundError`` as usual.
     """
 
-    def __init__(self, message, filename=None):
+    def __init__(self, message: str, filename: str | None = None) -> None:
         super().__init__(message)
         self.filename = filename
 
@@ -122,23 +137,25 @@ class ModelWriteError(ModelFileError, OSError):
     ``str(exc)`` is one line: ``cannot save FILE: what is wrong``.
     """
 
-    def __init__(self, message, filename=None, errno=None):
+    def __init__(self, message: str, filename: str | None = None, errno: int | None = None) -> None:
         ModelFileError.__init__(self, message, filename)
         self.errno = errno
         self.strerror = message
         self.filename = filename  # OSError's slot, set after its own __init__ ran
 
-    def __str__(self):
-        return self.args[0]
+    def __str__(self) -> str:
+        message: str = self.args[0]
+        return message
 
 
 # ------------------------------------------------------------------------- validation
 
-def _describe(value):
+def _describe(value: object) -> str:
     return type(value).__name__
 
 
-def _check_shapes(shapes, where, filename, expected_shapes=None):
+def _check_shapes(shapes: Mapping[str, tuple[int, ...]], where: str, filename: str | None,
+                  expected_shapes: Mapping[str, tuple[int, ...]] | None = None) -> None:
     """Check the three declared shapes against each other and the bounds; no data needed.
 
     ``shapes`` maps each of ``PARAM_KEYS`` to a tuple of ints. Called on the shapes a file
@@ -181,7 +198,8 @@ def _check_shapes(shapes, where, filename, expected_shapes=None):
                              f"file may hold", filename)
 
 
-def _check_arrays(arrays, filename, expected_shapes=None, saving=False):
+def _check_arrays(arrays: object, filename: str, expected_shapes: Mapping[str, tuple[int, ...]] | None = None,
+                  saving: bool = False) -> dict[str, npt.NDArray[np.float64]]:
     """Validated float64 C-contiguous writable copies of the three arrays.
 
     ``arrays`` must be a dict with exactly ``PARAM_KEYS``. When loading, the values must
@@ -240,7 +258,7 @@ def _check_arrays(arrays, filename, expected_shapes=None, saving=False):
 
 # ------------------------------------------------------------------------------ names
 
-def model_filename(name):
+def model_filename(name: str | os.PathLike[str]) -> str:
     """The file of model ``name`` (str or path-like) as ``ModelSaver`` uses it (a str).
 
     A name ending in ``.pkl`` or ``.npz`` (any case) is the file name itself; any other
@@ -253,11 +271,11 @@ def model_filename(name):
 
 # ------------------------------------------------------------------------ file formats
 
-def _is_npz(filename):
+def _is_npz(filename: str | os.PathLike[str]) -> bool:
     return os.fspath(filename).lower().endswith(".npz")
 
 
-def _read_pickle(raw, filename):
+def _read_pickle(raw: bytes, filename: str) -> object:
     if not raw:
         raise ModelFileError(f"{filename}: the file is empty", filename)
     try:
@@ -284,7 +302,7 @@ _MAX_NPZ_DIRECTORY = 64 * 1024
 _EOCD = struct.Struct("<4s4H2LH")  # zip's end of central directory record
 
 
-def _check_npz_directory(raw, filename):
+def _check_npz_directory(raw: bytes, filename: str) -> None:
     """Refuse an archive whose central directory no model has, before ``zipfile`` parses it.
 
     ``zipfile.ZipFile`` builds a ``ZipInfo`` for every entry of the central directory
@@ -306,7 +324,8 @@ def _check_npz_directory(raw, filename):
                              f"{len(_NPZ_MEMBERS)} entries)", filename)
 
 
-def _npz_headers(archive, filename, expected_shapes):
+def _npz_headers(archive: zipfile.ZipFile, filename: str,
+                 expected_shapes: Mapping[str, tuple[int, ...]] | None) -> None:
     """Check every member's .npy header before any data is read.
 
     A small compressed archive can claim arrays of any size: the declared shapes are
@@ -353,7 +372,8 @@ def _npz_headers(archive, filename, expected_shapes):
         _check_shapes(shapes, filename, filename, expected_shapes)
 
 
-def _read_npz(raw, filename, expected_shapes=None):
+def _read_npz(raw: bytes, filename: str, expected_shapes: Mapping[str, tuple[int, ...]] | None = None
+              ) -> dict[str, npt.NDArray[Any]]:
     if not raw:
         raise ModelFileError(f"{filename}: the file is empty", filename)
     if not raw.startswith(b"PK"):
@@ -386,7 +406,7 @@ def _read_npz(raw, filename, expected_shapes=None):
     return members
 
 
-def _file_kind(mode):
+def _file_kind(mode: int) -> str:
     for test, kind in ((stat.S_ISDIR, "a directory"), (stat.S_ISFIFO, "a FIFO (named pipe)"),
                        (stat.S_ISCHR, "a character device"), (stat.S_ISBLK, "a block device"),
                        (stat.S_ISSOCK, "a socket")):
@@ -395,12 +415,12 @@ def _file_kind(mode):
     return "not a regular file"
 
 
-def _not_regular(filename, mode):
+def _not_regular(filename: str, mode: int) -> ModelFileError:
     return ModelFileError(f"{filename}: is {_file_kind(mode)}, not a model file (a model is "
                           f"a regular file)", filename)
 
 
-def _read_model_bytes(filename):
+def _read_model_bytes(filename: str) -> bytes:
     """The bytes of ``filename``: a regular file (symlinks followed) of at most
     ``MAX_MODEL_BYTES``; never blocks, never reads more than the cap."""
     # stat first so that a device is refused without even being opened (opening some has
@@ -434,7 +454,9 @@ def _read_model_bytes(filename):
     return raw
 
 
-def load_params(filename, *, expected_shapes=None):
+def load_params(filename: str | os.PathLike[str], *,
+                expected_shapes: Mapping[str, tuple[int, ...]] | None = None
+                ) -> dict[str, npt.NDArray[np.float64]]:
     """Read and validate a model file; return ``{key: array}`` for the three ``PARAM_KEYS``.
 
     ``filename`` is used as given (no suffix added). The format follows the suffix:
@@ -457,7 +479,7 @@ def load_params(filename, *, expected_shapes=None):
     # ModelFileError.
     raw = _read_model_bytes(filename)
     if _is_npz(filename):
-        data = _read_npz(raw, filename, expected_shapes)
+        data: object = _read_npz(raw, filename, expected_shapes)
     else:
         data = _read_pickle(raw, filename)
     return _check_arrays(data, filename, expected_shapes)
@@ -465,7 +487,7 @@ def load_params(filename, *, expected_shapes=None):
 
 # ------------------------------------------------------------------------------ saving
 
-def _current_umask():
+def _current_umask() -> int:
     # os.umask can only be read by changing it, which races with other threads; Linux
     # exposes it in /proc, so ask there first.
     try:
@@ -480,7 +502,7 @@ def _current_umask():
     return mask
 
 
-def _fsync_directory(directory):
+def _fsync_directory(directory: str) -> None:
     # Makes the rename itself durable. POSIX only: Windows cannot open a directory.
     if os.name != "posix":
         return
@@ -496,17 +518,17 @@ def _fsync_directory(directory):
         os.close(fd)
 
 
-def _shown(path):
+def _shown(path: str) -> str:
     return repr(path or ".")
 
 
-def _shown_dir(filename, directory):
+def _shown_dir(filename: str, directory: str) -> str:
     # The folder as the user wrote it, unless a symlink took the file elsewhere.
     given = os.path.dirname(filename)
     return given if os.path.realpath(given or ".") == directory else directory
 
 
-def _write_error(filename, directory, exc):
+def _write_error(filename: str, directory: str, exc: OSError) -> ModelWriteError:
     """A one-line ModelWriteError for the OSError ``exc`` raised while writing ``filename``."""
     code = getattr(exc, "errno", None)
     if code == errno.ENOENT and not os.path.isdir(directory or "."):
@@ -530,7 +552,7 @@ def _write_error(filename, directory, exc):
     return ModelWriteError(f"cannot save {filename}: {why}", filename, code)
 
 
-def _check_target(filename, target):
+def _check_target(filename: str, target: str) -> None:
     """Refuse a target that ``os.replace`` must not or cannot replace."""
     try:
         st = os.lstat(target)
@@ -551,27 +573,27 @@ def _check_target(filename, target):
                               f"write permission)", filename, errno.EACCES)
 
 
-def _target_of(filename):
+def _target_of(filename: str) -> tuple[str, str]:
     # Write through a symlink like open() would, instead of replacing the link itself.
     target = os.path.realpath(filename)
     return target, os.path.dirname(target)
 
 
-def _temp_pattern(basename):
+def _temp_pattern(basename: str) -> re.Pattern[str]:
     # tempfile.mkstemp(prefix='.NAME.', suffix='.tmp') names: 8 characters from
     # tempfile's alphabet (a-z, 0-9, _) between them. Anchored: another model's temporary
     # files (".NAME.x.pkl.abcdefgh.tmp") never match.
     return re.compile(rf"\.{re.escape(basename)}\.[a-z0-9_]{{8}}\.tmp\Z")
 
 
-def _mkstemp(filename, directory, basename):
+def _mkstemp(filename: str, directory: str, basename: str) -> tuple[int, str]:
     try:
         return tempfile.mkstemp(prefix=f".{basename}.", suffix=".tmp", dir=directory)
     except OSError as exc:
         raise _write_error(filename, _shown_dir(filename, directory), exc) from exc
 
 
-def check_writable(filename):
+def check_writable(filename: str | os.PathLike[str]) -> None:
     """Check that a model can be saved at ``filename`` (used as given); return ``None``.
 
     Raises :class:`ModelWriteError` (an ``OSError`` and a ``ModelFileError``) with a
@@ -595,7 +617,7 @@ def check_writable(filename):
         os.unlink(tmp)
 
 
-def _lock(fd):
+def _lock(fd: int) -> bool | None:
     """Take an exclusive lock on ``fd`` without waiting; True if taken, False if another
     process holds it, None if locks are not available here."""
     if fcntl is None:
@@ -609,7 +631,7 @@ def _lock(fd):
         return None
 
 
-def _remove_stale_temporaries(directory, basename, keep=None):
+def _remove_stale_temporaries(directory: str, basename: str, keep: str | None = None) -> None:
     """Remove ``.BASENAME.XXXXXXXX.tmp`` files left in ``directory`` by killed saves.
 
     Only files matching the exact name pattern of this model's temporary files, that are
@@ -653,7 +675,7 @@ def _remove_stale_temporaries(directory, basename, keep=None):
             os.close(fd)
 
 
-def _atomic_write(filename, write):
+def _atomic_write(filename: str, write: Callable[[IO[bytes]], object]) -> None:
     """Call ``write(binary_file)`` on a temporary file, then move it onto ``filename``.
 
     Either the new file is complete at ``filename`` or the old one is untouched: the
@@ -703,7 +725,8 @@ def _atomic_write(filename, write):
     _fsync_directory(directory)
 
 
-def save_params(filename, conv_filters, softmax_weights, softmax_biases):
+def save_params(filename: str | os.PathLike[str], conv_filters: npt.ArrayLike, softmax_weights: npt.ArrayLike,
+                softmax_biases: npt.ArrayLike) -> None:
     """Validate the three arrays and write them atomically to ``filename`` (used as given).
 
     ``conv_filters`` ``(num_filters, 3, 3)``, ``softmax_weights`` ``(input_len, nodes)``,
@@ -721,12 +744,13 @@ def save_params(filename, conv_filters, softmax_weights, softmax_biases):
         filename, saving=True)
 
     if _is_npz(filename):
-        def write(f):
+        def write(f: IO[bytes]) -> None:
             # Given a file object, np.savez writes exactly there (no suffix appended).
-            np.savez(f, **arrays,
-                     **{_NPZ_VERSION_KEY: np.array(NPZ_FORMAT_VERSION, dtype=np.int64)})
+            version = {_NPZ_VERSION_KEY: np.array(NPZ_FORMAT_VERSION, dtype=np.int64)}
+            # (type: ignore: mypy matches the ** arrays against savez's allow_pickle: bool too.)
+            np.savez(f, **arrays, **version)  # type: ignore[arg-type]
     else:
-        def write(f):
+        def write(f: IO[bytes]) -> None:
             # A plain dict of ndarrays, key order as the tutorial's: its pickle.load reads it.
             pickle.dump(arrays, f, protocol=PICKLE_PROTOCOL)
 
@@ -749,16 +773,16 @@ class ModelSaver:
     ``biases`` (float64 arrays); ``pool`` is accepted for compatibility and unused.
     """
 
-    def __init__(self, model_name='MNIST_CNN'):
+    def __init__(self, model_name: str | os.PathLike[str] = 'MNIST_CNN') -> None:
         self.model_name = model_name
 
     @property
-    def filename(self):
+    def filename(self) -> str:
         """The file used (str): ``model_name`` if it ends in ``.pkl`` or ``.npz``, else
         ``model_name + '.pkl'``."""
         return model_filename(self.model_name)
 
-    def save(self, conv, pool, softmax):
+    def save(self, conv: _HasFilters, pool: object, softmax: _HasWeights) -> None:
         """Write ``conv.filters``, ``softmax.weights``, ``softmax.biases`` atomically.
 
         Prints ``保存参数到{filename}``. Raises ``ModelFileError`` (nothing written) if an
@@ -770,7 +794,7 @@ class ModelSaver:
         save_params(filename, conv.filters, softmax.weights, softmax.biases)
         print(f"保存参数到{filename}")
 
-    def load(self, conv, pool, softmax):
+    def load(self, conv: _HasFilters, pool: object, softmax: _HasWeights) -> bool:
         """Load the file into the layers; return ``True``, or ``False`` if it does not exist.
 
         Prints ``模型参数加载成功`` or ``无可用模型参数``. The arrays must match the layers'

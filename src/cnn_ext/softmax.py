@@ -4,10 +4,17 @@ Its loops are the compiled kernels :mod:`cnn_ext._kernels` (or ``_kernels_avx2``
 :mod:`cnn_ext._dispatch` picks on CPUs with AVX2 and FMA),
 built from ``_softmax.pxi`` and ``kernels/softmax.h``.
 """
+from __future__ import annotations
+
+from typing import TYPE_CHECKING
+
 import numpy as np
 
 from ._dispatch import kernels
 from ._validate import _FLOAT64, as_float64, expect_shape, learn_rate, parameter, positive_int
+
+if TYPE_CHECKING:
+    import numpy.typing as npt
 
 
 class Softmax:
@@ -20,17 +27,17 @@ class Softmax:
     The softmax is computed shifted by the maximum total, so large totals do not overflow.
     """
 
-    def __init__(self, input_len, nodes, learn_rate=0.01):
+    def __init__(self, input_len: int, nodes: int, learn_rate: float = 0.01) -> None:
         positive_int(input_len, "Softmax(input_len)")
         positive_int(nodes, "Softmax(nodes)")
-        self.weights = np.random.randn(input_len, nodes) / nodes
-        self.biases = np.zeros(nodes)
-        self.learn_rate = learn_rate
-        self.last_input_shape = None
-        self.last_input = None
-        self.last_totals = None
+        self.weights: npt.NDArray[np.float64] = np.random.randn(input_len, nodes) / nodes
+        self.biases: npt.NDArray[np.float64] = np.zeros(nodes)
+        self.learn_rate: float = learn_rate
+        self.last_input_shape: tuple[int, ...] | None = None
+        self.last_input: npt.NDArray[np.float64] | None = None
+        self.last_totals: npt.NDArray[np.float64] | None = None
 
-    def _parameters(self):
+    def _parameters(self) -> tuple[npt.NDArray[np.float64], npt.NDArray[np.float64]]:
         weights, biases = self.weights, self.biases
         if type(weights) is np.ndarray and type(biases) is np.ndarray and weights.ndim == 2:
             # The common case in one go: float64, C-contiguous, writable, matching shapes.
@@ -46,7 +53,7 @@ class Softmax:
         biases = parameter(self, "biases", (nodes,))
         return weights, biases
 
-    def forward(self, input):
+    def forward(self, input: npt.ArrayLike) -> npt.NDArray[np.float64]:
         """Probabilities (nodes,) float64 of ``input``, any shape with ``input_len`` real
         values: softmax of ``input.flatten() @ weights + biases``. Keeps
         ``last_input_shape``, ``last_input`` (flattened) and ``last_totals`` (nodes,)."""
@@ -65,7 +72,7 @@ class Softmax:
                 return output
         return self._checked_forward(input)
 
-    def _checked_forward(self, input):
+    def _checked_forward(self, input: npt.ArrayLike) -> npt.NDArray[np.float64]:
         x = as_float64(input, "Softmax.forward(input)")
         weights, biases = self._parameters()
         input_len, nodes = weights.shape
@@ -81,7 +88,7 @@ class Softmax:
         self.last_totals = totals
         return output
 
-    def backprop(self, d_L_d_out):
+    def backprop(self, d_L_d_out: npt.ArrayLike) -> npt.NDArray[np.float64]:
         """From ``d_L_d_out`` (nodes,), the loss gradient with respect to the last
         probabilities: updates ``weights`` and ``biases`` in place by ``learn_rate`` and
         returns the gradient with respect to the last input, a new float64 array of
@@ -90,7 +97,8 @@ class Softmax:
         # Exact ndarrays only: the checked path swaps a subclass (a memmap, say) for a plain
         # copy before updating it in place, and so must the fast one.
         if type(d_L_d_out) is np.ndarray and type(weights) is np.ndarray and type(biases) is np.ndarray \
-                and self.last_totals is not None:
+                and self.last_totals is not None and self.last_input is not None \
+                and self.last_input_shape is not None:
             try:
                 d_L_d_input = kernels.softmax_backprop(self.last_input, weights, biases,
                                                        self.last_totals, d_L_d_out, rate)
@@ -100,8 +108,8 @@ class Softmax:
                 return d_L_d_input.reshape(self.last_input_shape)
         return self._checked_backprop(d_L_d_out)
 
-    def _checked_backprop(self, d_L_d_out):
-        if self.last_totals is None:
+    def _checked_backprop(self, d_L_d_out: npt.ArrayLike) -> npt.NDArray[np.float64]:
+        if self.last_totals is None or self.last_input_shape is None:
             raise RuntimeError("Softmax.backprop() called before forward(): there are no totals to differentiate")
         weights, biases = self._parameters()
         input_len, nodes = weights.shape

@@ -5,13 +5,21 @@ calls compute for one image, in the tutorial's names, bit for bit the numbers of
 ``Conv3x3.forward``, ``MaxPool2.forward``, ``Softmax.forward`` and their ``backprop``. The
 calls run on copies of the layers, so the network is left as it was (unless ``update=True``).
 """
+from __future__ import annotations
+
 import copy
 import math
 from dataclasses import dataclass
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
 from ._validate import learn_rate as _learn_rate, parameter
+
+if TYPE_CHECKING:
+    import numpy.typing as npt
+
+    from .network import Network
 
 __all__ = ["Trace", "trace_network"]
 
@@ -53,39 +61,40 @@ class Trace:
     applies the layers' own update, whichever it is.
     """
 
-    image: np.ndarray
-    input: np.ndarray
-    conv: np.ndarray
-    pool: np.ndarray
-    pool_mask: np.ndarray
-    totals: np.ndarray
-    probs: np.ndarray
+    image: npt.NDArray[np.uint8]
+    input: npt.NDArray[np.float64]
+    conv: npt.NDArray[np.float64]
+    pool: npt.NDArray[np.float64]
+    pool_mask: npt.NDArray[np.bool_]
+    totals: npt.NDArray[np.float64]
+    probs: npt.NDArray[np.float64]
     label: int | None = None
     loss: float | None = None
     correct: int | None = None
     learn_rate: float | None = None
-    d_L_d_out: np.ndarray | None = None
-    d_L_d_pool: np.ndarray | None = None
-    d_L_d_conv: np.ndarray | None = None
-    d_L_d_filters: np.ndarray | None = None
-    d_L_d_totals: np.ndarray | None = None
-    d_L_d_weights: np.ndarray | None = None
-    d_L_d_biases: np.ndarray | None = None
+    d_L_d_out: npt.NDArray[np.float64] | None = None
+    d_L_d_pool: npt.NDArray[np.float64] | None = None
+    d_L_d_conv: npt.NDArray[np.float64] | None = None
+    d_L_d_filters: npt.NDArray[np.float64] | None = None
+    d_L_d_totals: npt.NDArray[np.float64] | None = None
+    d_L_d_weights: npt.NDArray[np.float64] | None = None
+    d_L_d_biases: npt.NDArray[np.float64] | None = None
 
     @property
-    def num_filters(self):
-        return self.conv.shape[2]
+    def num_filters(self) -> int:
+        count: int = self.conv.shape[2]
+        return count
 
     @property
-    def prediction(self):
+    def prediction(self) -> int:
         """The predicted class, ``argmax(probs)`` (int)."""
         return int(np.argmax(self.probs))
 
     @property
-    def has_gradients(self):
+    def has_gradients(self) -> bool:
         return self.label is not None
 
-    def __repr__(self):
+    def __repr__(self) -> str:
         h, w = self.input.shape
         text = f"Trace(input {h}x{w}, {self.num_filters} filters, prediction {self.prediction}"
         if self.label is not None:
@@ -93,7 +102,7 @@ class Trace:
         ties = self.tie_counts().sum(axis=0)
         return text + f", windows: {ties[3]} 4-way / {ties[2]} 3-way / {ties[1]} 2-way ties, {ties[0]} single)"
 
-    def window_ties(self):
+    def window_ties(self) -> npt.NDArray[np.int_]:
         """Per pooling window, how many of its 4 positions equal the maximum: int (ph, pw, nf).
 
         1 is a single maximum; 2, 3 and 4 are 2-, 3- and 4-way ties (all of which the
@@ -101,30 +110,34 @@ class Trace:
         """
         ph, pw, nf = self.pool.shape
         m = self.pool_mask[:2 * ph, :2 * pw].reshape(ph, 2, pw, 2, nf)
-        return m.sum(axis=(1, 3))
+        ties: npt.NDArray[np.int_] = m.sum(axis=(1, 3))
+        return ties
 
-    def tie_counts(self):
+    def tie_counts(self) -> npt.NDArray[np.int64]:
         """How many windows per filter have 1, 2, 3 and 4 maxima: int64 (nf, 4).
 
         Row f, column k - 1 counts the windows of filter f with k equal maxima.
         """
         ties = self.window_ties()
-        return np.stack([(ties == k).sum(axis=(0, 1)) for k in (1, 2, 3, 4)], axis=1)
+        counts: npt.NDArray[np.int64] = np.stack([(ties == k).sum(axis=(0, 1)) for k in (1, 2, 3, 4)], axis=1)
+        return counts
 
-    def tie_map(self):
+    def tie_map(self) -> npt.NDArray[np.int_]:
         """``window_ties`` spread back onto the conv grid: int (h-2, w-2, nf), 0 where the
         position is not a maximum of its window."""
         ties = np.repeat(np.repeat(self.window_ties(), 2, axis=0), 2, axis=1)
         out = np.zeros(self.pool_mask.shape, dtype=ties.dtype)
         out[:ties.shape[0], :ties.shape[1]] = ties
-        return np.where(self.pool_mask, out, 0)
+        spread: npt.NDArray[np.int_] = np.where(self.pool_mask, out, 0)
+        return spread
 
 
-def _float64_copy(array):
+def _float64_copy(array: npt.ArrayLike) -> npt.NDArray[np.float64]:
     return np.array(array, dtype=np.float64, order="C", copy=True)
 
 
-def trace_network(network, image, label=None, *, update=False):
+def trace_network(network: Network, image: npt.ArrayLike, label: int | np.integer[Any] | None = None, *,
+                  update: bool = False) -> Trace:
     """The :class:`Trace` of ``network`` on one uint8 image (h, w), optionally with a label.
 
     Runs the tutorial's six layer calls on copies of the network's layers, with the
@@ -138,7 +151,7 @@ def trace_network(network, image, label=None, *, update=False):
     if array.ndim != 2:
         raise ValueError(f"Network.trace(image) expects one uint8 image of shape (h, w), got shape {array.shape}"
                          + (": trace the images one at a time" if array.ndim == 3 else ""))
-    image = _check_images(array, network, "Network.trace(image)")[0].copy()
+    pixels = _check_images(array, network, "Network.trace(image)")[0].copy()
     nodes = network.nodes
     if label is not None:
         label = _check_label(label, nodes, "Network.trace(label)")
@@ -154,11 +167,11 @@ def trace_network(network, image, label=None, *, update=False):
     softmax.biases = _float64_copy(network.softmax.biases)
     conv.learn_rate = softmax.learn_rate = rate
 
-    x = (image / 255) - 0.5
+    x = (pixels / 255) - 0.5
     conv_out = conv.forward(x)
     pool_out = pool.forward(conv_out)
     probs = softmax.forward(pool_out)
-    totals = softmax.last_totals.copy()
+    totals = softmax.last_totals.copy()  # type: ignore[union-attr]  # set by the forward just above
 
     ch, cw, nf = conv_out.shape
     ph, pw = ch // 2, cw // 2
@@ -166,7 +179,7 @@ def trace_network(network, image, label=None, *, update=False):
     # NaN == NaN is False, as in MaxPool2.backprop's comparison.
     pool_mask[:2 * ph, :2 * pw] = conv_out[:2 * ph, :2 * pw] == np.repeat(np.repeat(pool_out, 2, axis=0), 2, axis=1)
 
-    fields = dict(image=image, input=x, conv=conv_out, pool=pool_out, pool_mask=pool_mask,
+    fields: dict[str, Any] = dict(image=pixels, input=x, conv=conv_out, pool=pool_out, pool_mask=pool_mask,
                   totals=totals, probs=probs)
     if label is None:
         return Trace(**fields)

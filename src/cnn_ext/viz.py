@@ -10,12 +10,30 @@ Colours: arrays that take both signs (filters, conv maps, gradients, weights) us
 diverging map centred on 0 (red positive, blue negative, white 0), one symmetric scale per
 group of panels so that panels of a group compare; images use grey.
 """
+from __future__ import annotations
+
 import math
 import os
 import sys
 import time
+from collections.abc import Sequence
+from types import ModuleType
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
+
+if TYPE_CHECKING:
+    import numpy.typing as npt
+    from matplotlib.axes import Axes
+    from matplotlib.colorbar import Colorbar
+    from matplotlib.figure import Figure, SubFigure
+    from matplotlib.image import AxesImage
+    from matplotlib.lines import Line2D
+    from matplotlib.text import Text
+
+    from .history import EpochRecord, History, StepRecord
+    from .network import Network
+    from .trace import Trace
 
 __all__ = ["plot_filters", "plot_trace", "plot_gradients", "plot_explain", "plot_softmax_templates",
            "plot_history", "plot_tie_rule", "LiveTraining", "NoDisplayError"]
@@ -23,7 +41,7 @@ __all__ = ["plot_filters", "plot_trace", "plot_gradients", "plot_explain", "plot
 DIVERGING = "RdBu_r"
 # Marks of the tie mask: positions equal to their window's maximum, by how many of the
 # window's four positions are (1 = a single maximum, 4 = all four tie).
-TIE_MARKS = {
+TIE_MARKS: dict[int, dict[str, Any]] = {
     4: dict(marker="s", s=5, facecolors="none", edgecolors="#222222", linewidths=0.45),
     3: dict(marker="^", s=9, facecolors="#ff9f1c", edgecolors="#7a4a00", linewidths=0.3),
     2: dict(marker="D", s=6, facecolors="#2ec4b6", edgecolors="#0b4f49", linewidths=0.3),
@@ -34,7 +52,7 @@ _PRED = "#e4572e"
 _BAR = "#9db4cc"
 
 
-def _matplotlib():
+def _matplotlib() -> tuple[ModuleType, type[Figure]]:
     try:
         import matplotlib
         from matplotlib.figure import Figure
@@ -44,12 +62,12 @@ def _matplotlib():
     return matplotlib, Figure
 
 
-def _figure(figsize, **kwargs):
+def _figure(figsize: tuple[float, float], **kwargs: Any) -> Figure:
     _, Figure = _matplotlib()
     return Figure(figsize=figsize, **kwargs)
 
 
-def _symmetric(*arrays):
+def _symmetric(*arrays: npt.ArrayLike) -> float:
     """The largest finite absolute value over ``arrays`` (1 if there is none): the half-range
     of a diverging scale centred on 0."""
     m = 0.0
@@ -61,19 +79,20 @@ def _symmetric(*arrays):
     return m if m > 0 else 1.0
 
 
-def _bare(ax):
+def _bare(ax: Axes) -> None:
     ax.set_xticks([])
     ax.set_yticks([])
 
 
-def _as_filters(value, where):
+def _as_filters(value: npt.ArrayLike, where: str) -> npt.NDArray[np.float64]:
     a = np.asarray(value, dtype=np.float64)
     if a.ndim != 3 or a.shape[1:] != (3, 3) or a.shape[0] < 1:
         raise ValueError(f"{where} expects filters of shape (nf, 3, 3), got shape {a.shape}")
     return a
 
 
-def _colorbar(fig, image, axes, label=None, **kwargs):
+def _colorbar(fig: Figure | SubFigure, image: AxesImage, axes: Any, label: str | None = None,
+              **kwargs: Any) -> Colorbar:
     bar = fig.colorbar(image, ax=axes, shrink=kwargs.pop("shrink", 0.9), pad=kwargs.pop("pad", 0.02),
                        **kwargs)
     if label:
@@ -85,7 +104,8 @@ def _colorbar(fig, image, axes, label=None, **kwargs):
 # --------------------------------------------------------------------------- filters
 
 
-def plot_filters(filters_or_list, titles=None, *, values=True):
+def plot_filters(filters_or_list: npt.NDArray[Any] | Sequence[npt.ArrayLike], titles: Sequence[str] | None = None,
+                 *, values: bool = True) -> Figure:
     """The conv filters, 3x3 each, upscaled, on a diverging colour map centred on 0.
 
     ``filters_or_list``: one array (nf, 3, 3) (e.g. ``network.conv.filters``), or a list of
@@ -94,12 +114,12 @@ def plot_filters(filters_or_list, titles=None, *, values=True):
     cell. Returns a Figure with ``rows * nf`` panels.
     """
     if isinstance(filters_or_list, np.ndarray) and filters_or_list.ndim == 3:
-        sets = [filters_or_list]
+        given: list[npt.ArrayLike] = [filters_or_list]
     else:
-        sets = list(filters_or_list)
-    if not sets:
+        given = list(filters_or_list)
+    if not given:
         raise ValueError("plot_filters expects filters (nf, 3, 3) or a non-empty list of them")
-    sets = [_as_filters(s, "plot_filters") for s in sets]
+    sets = [_as_filters(s, "plot_filters") for s in given]
     nf = sets[0].shape[0]
     if any(s.shape[0] != nf for s in sets):
         raise ValueError(f"plot_filters: all sets need the same number of filters, got "
@@ -113,7 +133,7 @@ def plot_filters(filters_or_list, titles=None, *, values=True):
     rows = len(sets)
     fig = _figure((1.25 * nf + 1.6, 1.35 * rows + 0.7), layout="constrained")
     axes = fig.subplots(rows, nf, squeeze=False)
-    image = None
+    image: AxesImage | None = None
     for r, (filters, title) in enumerate(zip(sets, titles)):
         for f in range(nf):
             ax = axes[r, f]
@@ -127,21 +147,21 @@ def plot_filters(filters_or_list, titles=None, *, values=True):
                 for (i, j), v in np.ndenumerate(filters[f]):
                     ax.text(j, i, f"{v:.2f}", ha="center", va="center", fontsize=6,
                             color="white" if abs(v) > 0.6 * vmax else "black")
-    _colorbar(fig, image, axes, "weight", shrink=0.95)
+    _colorbar(fig, image, axes, "weight", shrink=0.95)  # type: ignore[arg-type]  # set: nf >= 1 panels
     return fig
 
 
 # --------------------------------------------------------------------------- one traced step
 
 
-def _check_trace(trace, where):
+def _check_trace(trace: object, where: str) -> None:
     from .trace import Trace
 
     if not isinstance(trace, Trace):
         raise TypeError(f"{where} expects a cnn_ext.trace.Trace (from Network.trace), got {type(trace).__name__}")
 
 
-def _probability_bars(ax, probs, label=None, title="probabilities"):
+def _probability_bars(ax: Axes, probs: npt.ArrayLike, label: int | None = None, title: str = "probabilities") -> None:
     probs = np.asarray(probs, dtype=np.float64)
     nodes = len(probs)
     best = int(np.argmax(probs))
@@ -160,14 +180,14 @@ def _probability_bars(ax, probs, label=None, title="probabilities"):
         ax.spines[side].set_visible(False)
 
 
-def _tie_marks(ax, tie_map, kinds=(4, 3, 2, 1)):
+def _tie_marks(ax: Axes, tie_map: npt.NDArray[np.int_], kinds: tuple[int, ...] = (4, 3, 2, 1)) -> None:
     for k in kinds:
         rows, cols = np.nonzero(tie_map == k)
         if len(rows):
             ax.scatter(cols, rows, **TIE_MARKS[k])
 
 
-def _tie_legend(ax, counts, windows):
+def _tie_legend(ax: Axes, counts: npt.NDArray[np.int64], windows: float) -> None:
     """The tie marks with how many windows of all filters have them."""
     from matplotlib.lines import Line2D
 
@@ -186,7 +206,7 @@ def _tie_legend(ax, counts, windows):
     ax.axis("off")
 
 
-def plot_trace(trace):
+def plot_trace(trace: Trace) -> Figure:
     """One traced forward pass: the input, the ``nf`` conv maps with the tie mask on them,
     the ``nf`` pooled maps with each filter's tie counts, and the probabilities.
 
@@ -202,21 +222,22 @@ def plot_trace(trace):
     return fig
 
 
-def _trace_size(nf):
+def _trace_size(nf: int) -> tuple[float, float]:
     return (max(2.0 * nf, 12.0), 8.4)
 
 
-def _gradients_size(nf):
+def _gradients_size(nf: int) -> tuple[float, float]:
     return (max(2.0 * nf, 12.0), 10.5)
 
 
-def _draw_trace(fig, trace):
+def _draw_trace(fig: Figure | SubFigure, trace: Trace) -> None:
     nf = trace.num_filters
     ties = trace.window_ties()
     counts = trace.tie_counts()
     tie_map = trace.tie_map()
     windows = ties.size
-    top, conv_row, pool_row = fig.subfigures(3, 1, height_ratios=[1.15, 1.1, 1.0])
+    # (type: ignore: more than one subfigure comes as an array, never a single SubFigure)
+    top, conv_row, pool_row = fig.subfigures(3, 1, height_ratios=[1.15, 1.1, 1.0])  # type: ignore[misc]
     ax_in, ax_p, ax_leg = top.subplots(1, 3, gridspec_kw={"width_ratios": [1, 2.3, 1.9]})
     ax_in.imshow(trace.input, cmap="gray", vmin=-0.5, vmax=0.5, interpolation="nearest")
     _bare(ax_in)
@@ -257,7 +278,7 @@ def _draw_trace(fig, trace):
     _colorbar(pool_row, image, axes, shrink=0.8)
 
 
-def plot_gradients(trace):
+def plot_gradients(trace: Trace) -> Figure:
     """One step's gradients, the ``d_L_d_*`` arrays of a labelled trace.
 
     Top: ``d_L_d_out`` (only the label's entry is non-zero, ``-1 / p``), ``d_L_d_biases``
@@ -274,10 +295,14 @@ def plot_gradients(trace):
     return fig
 
 
-def _draw_gradients(fig, trace):
+def _draw_gradients(fig: Figure | SubFigure, trace: Trace) -> None:
     nf = trace.num_filters
     nodes = len(trace.probs)
-    top, pool_row, conv_row, filt_row = fig.subfigures(4, 1, height_ratios=[1.0, 1.0, 1.1, 1.0])
+    if TYPE_CHECKING:  # a labelled trace (plot_gradients and plot_explain check): every gradient is set
+        assert trace.d_L_d_out is not None and trace.d_L_d_biases is not None and trace.d_L_d_weights is not None
+        assert trace.d_L_d_pool is not None and trace.d_L_d_conv is not None and trace.d_L_d_filters is not None
+    # (type: ignore: more than one subfigure comes as an array, never a single SubFigure)
+    top, pool_row, conv_row, filt_row = fig.subfigures(4, 1, height_ratios=[1.0, 1.0, 1.1, 1.0])  # type: ignore[misc]
     ax_out, ax_b, ax_w = top.subplots(1, 3, gridspec_kw={"width_ratios": [1, 1, 2.6]})
     for ax, values, title in ((ax_out, trace.d_L_d_out, "d_L_d_out = -1/p at the label"),
                               (ax_b, trace.d_L_d_biases, "d_L_d_biases (= d_L_d_totals)")):
@@ -323,7 +348,7 @@ def _draw_gradients(fig, trace):
         _colorbar(subfig, image, axes, shrink=0.8)
 
 
-def plot_explain(trace, title=None):
+def plot_explain(trace: Trace, title: str | None = None) -> Figure:
     """``plot_trace`` and, for a labelled trace, ``plot_gradients`` stacked in one Figure
     (what ``cnn-ext explain`` saves), under ``title``."""
     _check_trace(trace, "plot_explain")
@@ -334,7 +359,8 @@ def plot_explain(trace, title=None):
         _draw_trace(fig, trace)
     else:
         fig = _figure((w, h + _gradients_size(nf)[1] + 0.6), layout="constrained")
-        forward, backward = fig.subfigures(2, 1, height_ratios=[h, _gradients_size(nf)[1]])
+        # (type: ignore: more than one subfigure comes as an array, never a single SubFigure)
+        forward, backward = fig.subfigures(2, 1, height_ratios=[h, _gradients_size(nf)[1]])  # type: ignore[misc]
         _draw_trace(forward, trace)
         _draw_gradients(backward, trace)
         backward.set_facecolor("#f7f7f7")
@@ -346,7 +372,8 @@ def plot_explain(trace, title=None):
 # --------------------------------------------------------------------------- softmax templates
 
 
-def plot_softmax_templates(weights, num_filters, pool_shape=None):
+def plot_softmax_templates(weights: npt.ArrayLike, num_filters: int,
+                           pool_shape: tuple[int, int] | None = None) -> Figure:
     """The softmax weights as templates: column ``k`` of ``weights`` (input_len, nodes),
     reshaped to (num_filters, ph, pw), is the evidence digit ``k`` adds up over the pooled
     maps (red: a high pooled value there favours the digit; blue: it counts against it).
@@ -396,7 +423,7 @@ def plot_softmax_templates(weights, num_filters, pool_shape=None):
 # --------------------------------------------------------------------------- training curves
 
 
-def _history_parts(history):
+def _history_parts(history: History | dict[str, list[float]]) -> tuple[dict[str, list[float]], list[StepRecord]]:
     per_epoch = getattr(history, "history", None)
     if per_epoch is None and isinstance(history, dict):
         per_epoch = history
@@ -407,7 +434,7 @@ def _history_parts(history):
     return per_epoch, steps
 
 
-def plot_history(history):
+def plot_history(history: History | dict[str, list[float]]) -> Figure:
     """Training curves from ``Network.fit``'s History: the step log (running mean loss and
     accuracy over each log interval, against the global step) above, and per-epoch
     ``loss``/``accuracy`` (with ``val_loss``/``val_accuracy`` when fit had validation data)
@@ -456,7 +483,7 @@ def plot_history(history):
 # --------------------------------------------------------------------------- the tie rule
 
 
-def _example_windows(trace):
+def _example_windows(trace: Trace | None) -> list[tuple[npt.NDArray[np.float64], str]]:
     """(values (2, 2), label) of a 4-way tie and of a 2-way tie from a trace, or made up."""
     examples = []
     if trace is not None:
@@ -486,7 +513,7 @@ def _example_windows(trace):
     return examples
 
 
-def plot_tie_rule(trace=None, gradient=1.0):
+def plot_tie_rule(trace: Trace | None = None, gradient: float = 1.0) -> Figure:
     """The max-pool tie rule, for the docs: a 2x2 window whose maximum is tied, and where
     the gradient ``g`` of its pooled output goes.
 
@@ -551,7 +578,7 @@ class NoDisplayError(RuntimeError):
 _NON_INTERACTIVE = {"agg", "pdf", "ps", "svg", "pgf", "cairo", "template"}
 
 
-def _interactive_pyplot(backend):
+def _interactive_pyplot(backend: str | None) -> ModuleType:
     matplotlib, _ = _matplotlib()
     if os.name == "posix" and sys.platform != "darwin" and not (
             os.environ.get("DISPLAY") or os.environ.get("WAYLAND_DISPLAY")):
@@ -583,7 +610,10 @@ class LiveTraining:
     interactive, else ``TkAgg``). Without a display, raises :class:`NoDisplayError`.
     """
 
-    def __init__(self, network, total_steps, *, interval=0.5, backend=None, title="cnn_ext training"):
+    figure: Figure
+
+    def __init__(self, network: Network, total_steps: int, *, interval: float = 0.5, backend: str | None = None,
+                 title: str = "cnn_ext training") -> None:
         if not isinstance(total_steps, (int, np.integer)) or total_steps < 1:
             raise ValueError(f"LiveTraining: total_steps must be a positive integer, got {total_steps!r}")
         if not interval >= 0:
@@ -591,11 +621,13 @@ class LiveTraining:
         self.network = network
         self.total_steps = int(total_steps)
         self.interval = float(interval)
-        self.steps, self.losses, self.accuracies = [], [], []
+        self.steps: list[int] = []
+        self.losses: list[float] = []
+        self.accuracies: list[float] = []
         self.step = 0
         self.epochs = 0
         self.redraws = 0
-        self.redraw_seconds = []
+        self.redraw_seconds: list[float] = []
         self._last_draw = -math.inf
         self._plt = plt = _interactive_pyplot(backend)
         self._closed = False
@@ -606,7 +638,7 @@ class LiveTraining:
                                  top=0.9, bottom=0.09)
         top = outer[0].subgridspec(1, nf, wspace=0.12)
         bottom = outer[1].subgridspec(1, 2, wspace=0.28)
-        self._filter_images = []
+        self._filter_images: list[AxesImage] = []
         self._vmax = _symmetric(filters)
         for f in range(nf):
             ax = fig.add_subplot(top[0, f])
@@ -637,7 +669,7 @@ class LiveTraining:
             plt.close(fig)
             raise NoDisplayError(f"the live training view cannot open a window: {exc}") from None
 
-    def _status_text(self):
+    def _status_text(self) -> str:
         text = f"step {self.step:,} of {self.total_steps:,} ({100 * self.step / self.total_steps:.0f}%)"
         if self.epochs:
             text += f", {self.epochs} epoch(s) done"
@@ -645,7 +677,7 @@ class LiveTraining:
             text += f" | last log: loss {self.losses[-1]:.3f}, accuracy {self.accuracies[-1]:.1f}%"
         return text
 
-    def __call__(self, kind, record):
+    def __call__(self, kind: str, record: StepRecord | EpochRecord) -> None:
         """fit's callback: record the event, redraw if ``interval`` has passed."""
         if self._closed:
             return
@@ -654,7 +686,8 @@ class LiveTraining:
             if step is not None:
                 self.step = int(step)
         elif kind == "log":
-            step, loss, accuracy = int(record.step), float(record.loss), float(record.accuracy)
+            # (type: ignore: "log" records are StepRecords)
+            step, loss, accuracy = int(record.step), float(record.loss), float(record.accuracy)  # type: ignore[union-attr]
             self.step = max(self.step, step)
             self.steps.append(step)
             self.losses.append(loss)
@@ -663,7 +696,7 @@ class LiveTraining:
             self.epochs += 1
         self._redraw()
 
-    def _redraw(self, force=False):
+    def _redraw(self, force: bool = False) -> None:
         now = time.perf_counter()
         if not force and now - self._last_draw < self.interval:
             self.figure.canvas.flush_events()  # keep the window responsive between redraws
@@ -687,7 +720,7 @@ class LiveTraining:
         self.redraws += 1
         self.redraw_seconds.append(self._last_draw - now)
 
-    def close(self):
+    def close(self) -> None:
         """Draw the final state, then close the window."""
         if self._closed:
             return

@@ -20,12 +20,26 @@ import errno
 import math
 import os
 import struct
+import sys
 import zipfile
 import zlib
 from importlib import resources
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import numpy as np
+
+if TYPE_CHECKING:
+    from typing import TypeAlias
+
+    import numpy.typing as npt
+
+    if sys.version_info >= (3, 11):
+        from importlib.resources.abc import Traversable
+    else:
+        from importlib.abc import Traversable
+
+    _Split: TypeAlias = tuple[npt.NDArray[np.uint8], npt.NDArray[np.uint8]]  # (images, labels)
 
 __all__ = ["MNISTFormatError", "load_data"]
 
@@ -47,12 +61,10 @@ _ZIP_MAGICS = (b"PK\x03\x04", b"PK\x05\x06")  # zip with members / empty zip
 _IDX_TYPES = {0x08: "unsigned byte", 0x09: "signed byte", 0x0B: "int16",
               0x0C: "int32", 0x0D: "float32", 0x0E: "float64"}
 
-_Split = tuple[np.ndarray, np.ndarray]  # (images, labels)
-
 #: What reading a hostile zip / .npy can raise (zipfile: BadZipFile, RuntimeError for an
 #: encrypted member, NotImplementedError for an unknown compression method, flag bit or
 #: version, EOFError for truncated compressed data; NumPy: ValueError for a bad header).
-_ZIP_ERRORS = (zipfile.BadZipFile, RuntimeError, NotImplementedError, zlib.error, EOFError,
+_ZIP_ERRORS: tuple[type[Exception], ...] = (zipfile.BadZipFile, RuntimeError, NotImplementedError, zlib.error, EOFError,
                OSError, ValueError, MemoryError, OverflowError, struct.error)
 try:
     import lzma
@@ -123,7 +135,7 @@ def load_data(path: str | os.PathLike[str] | None = None) -> tuple[_Split, _Spli
 # --------------------------------------------------------------------------- IDX files
 
 
-def _load_idx_folder(folder, embedded: bool = False) -> tuple[_Split, _Split]:
+def _load_idx_folder(folder: Traversable, embedded: bool = False) -> tuple[_Split, _Split]:
     # Locate all four files before decompressing anything, so a missing one fails fast.
     located = [(split, _find(folder, img, embedded), _find(folder, lab, embedded))
                for split, img, lab in FILES]
@@ -136,7 +148,7 @@ def _load_idx_folder(folder, embedded: bool = False) -> tuple[_Split, _Split]:
     return result[0], result[1]
 
 
-def _find(folder, stem: str, embedded: bool):
+def _find(folder: Traversable, stem: str, embedded: bool) -> Traversable:
     """``folder/stem.gz`` if it exists, else ``folder/stem``, else FileNotFoundError."""
     for name in (stem + ".gz", stem):
         candidate = folder / name
@@ -151,7 +163,7 @@ def _find(folder, stem: str, embedded: bool):
     )
 
 
-def _open(file) -> _RawReader | _GzipReader:
+def _open(file: Traversable) -> _RawReader | _GzipReader:
     """A reader of the file's bytes, gunzipped on the fly if they are a gzip stream
     (required for ``*.gz``)."""
     data = file.read_bytes()
@@ -200,7 +212,7 @@ class _GzipReader:
     def __init__(self, data: bytes, where: str):
         self._size = len(data)
         self._where = where
-        self._d = zlib.decompressobj(wbits=31)  # 31 = gzip header and trailer
+        self._d: zlib._Decompress | None = zlib.decompressobj(wbits=31)  # 31 = gzip header and trailer
         self._tail = data  # compressed input not yet given to zlib (or kept by it)
 
     def read(self, n: int) -> bytes:
@@ -226,7 +238,7 @@ class _GzipReader:
         return parts[0] if len(parts) == 1 else b"".join(parts)
 
     def _next_member(self) -> None:
-        rest = self._d.unused_data
+        rest = self._d.unused_data  # type: ignore[union-attr]  # read() calls it on an open member
         if not rest.strip(b"\0"):  # end of file, or zero padding as gzip tolerates
             self._d, self._tail = None, b""
         elif rest[:2] != _GZIP_MAGIC:
@@ -246,7 +258,7 @@ class _GzipReader:
                 return total
 
 
-def _parse_idx(reader, where: str, images: bool) -> np.ndarray:
+def _parse_idx(reader: _RawReader | _GzipReader, where: str, images: bool) -> npt.NDArray[np.uint8]:
     """Validate one IDX file, reading it through ``reader``; return a fresh uint8 array.
 
     The header is read and checked first; then at most one byte more than the header
@@ -283,7 +295,8 @@ def _parse_idx(reader, where: str, images: bool) -> np.ndarray:
         raise MNISTFormatError(
             f"{where}: {problem}: expected {expected} bytes after the {header_len}-byte header "
             f"({count} {item}), found {found} bytes")
-    return np.frombuffer(payload, dtype=np.uint8).reshape(shape).copy()
+    array: npt.NDArray[np.uint8] = np.frombuffer(payload, dtype=np.uint8).reshape(shape).copy()
+    return array
 
 
 def _describe_magic(magic: int, raw: bytes) -> str:
@@ -349,7 +362,7 @@ def _load_npz(path: Path) -> tuple[_Split, _Split]:
 
 
 def _npz_array(archive: zipfile.ZipFile, archive_size: int, member: str, key: str,
-               where: str) -> np.ndarray:
+               where: str) -> npt.NDArray[np.uint8]:
     """Read one .npy member: header first, checked against MNIST and the member's size,
     then exactly the data it announces (never a pickle)."""
     info = archive.getinfo(member)
@@ -399,9 +412,10 @@ def _npz_array(archive: zipfile.ZipFile, archive_size: int, member: str, key: st
         if (info.compress_type == zipfile.ZIP_STORED and info.compress_size == info.file_size
                 and info.header_offset + info.compress_size <= archive_size):
             a = np.empty(expected, np.uint8)
-            view, got = memoryview(a), 0
+            view, got = a.data, 0  # a.data: the array's memoryview
             while got < expected:
-                n = m.readinto(view[got:got + _NPZ_CHUNK])
+                # (type: ignore: ZipFile.open returns a ZipExtFile, a BufferedIOBase, typed as IO[bytes])
+                n = m.readinto(view[got:got + _NPZ_CHUNK])  # type: ignore[attr-defined]
                 if not n:
                     break
                 got += n
@@ -437,7 +451,8 @@ def _exc_name(e: BaseException) -> str:
 # --------------------------------------------------------------------------- both formats
 
 
-def _check_split(x: np.ndarray, y: np.ndarray, x_where: str, y_where: str, split: str) -> None:
+def _check_split(x: npt.NDArray[np.uint8], y: npt.NDArray[np.uint8], x_where: str, y_where: str,
+                 split: str) -> None:
     if len(x) != len(y):
         raise MNISTFormatError(
             f"{x_where} and {y_where}: image/label count mismatch in the {split} split: "

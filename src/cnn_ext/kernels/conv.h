@@ -42,6 +42,58 @@
     v = cnn_ext_bcast(x + 3 * w + 3);     OP(3, 8); \
     } while (0)
 
+/* One pooling window of one block of four filters: the window's four conv outputs
+   (acc, positions (0,0), (0,1), (1,0), (1,1)) from the 4x4 patch at x, the block's nine
+   tap vectors in F. */
+static inline __attribute__((always_inline))
+void cnn_ext_conv_window4(const double* x, ptrdiff_t w, const cnn_ext_v4d F[9],
+                          cnn_ext_v4d acc[4]) {
+    for (int p = 0; p < 4; p++)
+        acc[p] = (cnn_ext_v4d){0, 0, 0, 0};
+#define CNN_EXT_CONV_OP(p, k) acc[p] = cnn_ext_fma(v, F[k], acc[p])
+    CNN_EXT_PATCH(CNN_EXT_CONV_OP, x, w);
+#undef CNN_EXT_CONV_OP
+}
+
+/* The window's maximum, NaN-propagating like np.amax. nan_free: the caller knows no
+   output is NaN, so a plain vmaxpd (b > m ? b : m, the same rule and the same result as
+   cnn_ext_max_nan on numbers) takes it. */
+static inline __attribute__((always_inline))
+cnn_ext_v4d cnn_ext_window_max4(const cnn_ext_v4d acc[4], const int nan_free) {
+    if (nan_free) {
+        __m256d r = _mm256_max_pd((__m256d)acc[1], (__m256d)acc[0]);
+        r = _mm256_max_pd((__m256d)acc[2], r);
+        return (cnn_ext_v4d)_mm256_max_pd((__m256d)acc[3], r);
+    }
+    return cnn_ext_max_nan(cnn_ext_max_nan(cnn_ext_max_nan(acc[0], acc[1]), acc[2]), acc[3]);
+}
+
+/* The window's mask (4, nf) at q: all ones where a position equals the maximum m, which
+   is where MaxPool2's backprop routes the gradient. NaN equals nothing. */
+static inline __attribute__((always_inline))
+void cnn_ext_window_mask4(const cnn_ext_v4d acc[4], cnn_ext_v4d m, long long* q, ptrdiff_t nf) {
+    for (int p = 0; p < 4; p++)
+        *(cnn_ext_v4i*)(q + p * nf) = (cnn_ext_v4i)(acc[p] == m);
+}
+
+/* The gradient of the window's four positions, d, from the pooled gradient g (the
+   block's four filters) where the mask at q is set, 0 elsewhere. */
+static inline __attribute__((always_inline))
+void cnn_ext_window_grads4(cnn_ext_v4d g, const long long* q, ptrdiff_t nf, cnn_ext_v4d d[4]) {
+    for (int p = 0; p < 4; p++)
+        d[p] = (cnn_ext_v4d)((cnn_ext_v4i)g & *(const cnn_ext_v4i*)(q + p * nf));
+}
+
+/* The window's share of the block's filter gradient: acc[k] += the patch pixel under
+   tap k of position p, times d[p], for each position p in order. */
+static inline __attribute__((always_inline))
+void cnn_ext_grad_window4(const double* x, ptrdiff_t w, const cnn_ext_v4d d[4],
+                          cnn_ext_v4d acc[9]) {
+#define CNN_EXT_GRAD_OP(p, k) acc[k] = cnn_ext_fma(v, d[p], acc[k])
+    CNN_EXT_PATCH(CNN_EXT_GRAD_OP, x, w);
+#undef CNN_EXT_GRAD_OP
+}
+
 /* Conv3x3 over the pooling windows of its output, with any of three results:
    conv_out (h-2, w-2, nf), the convolution itself (only the positions inside complete
    windows: an odd last row or column is left to the caller); pool ((h-2)/2, (w-2)/2, nf),
@@ -54,11 +106,9 @@ void cnn_ext_conv_windows_v4(const double* image, ptrdiff_t h, ptrdiff_t w,
                              const double* t, ptrdiff_t nf, double* conv_out,
                              double* pool, void* mask, const int store_conv, const int store_pool,
                              const int nan_free) {
-    /* inlined into its callers (below, and in conv_pool.h) with constant store_conv,
-       store_pool and nan_free: each gets a copy without the outputs and checks it does
-       not use. nan_free: the caller knows no output is NaN, so a plain vmaxpd (b > m ? b
-       : m, the same rule and the same result as cnn_ext_max_nan on numbers) takes the
-       maximum. */
+    /* inlined into its callers (below, and in network.h) with constant store_conv,
+       store_pool and nan_free (cnn_ext_window_max4): each gets a copy without the
+       outputs and checks it does not use. */
     ptrdiff_t cw = w - 2, ph = (h - 2) / 2, pw = (w - 2) / 2;
     for (ptrdiff_t f = 0; f < nf; f += 4) {
         cnn_ext_v4d F[9];
@@ -67,10 +117,8 @@ void cnn_ext_conv_windows_v4(const double* image, ptrdiff_t h, ptrdiff_t w,
         for (ptrdiff_t pi = 0; pi < ph; pi++) {
             for (ptrdiff_t pj = 0; pj < pw; pj++) {
                 const double* x = image + 2 * pi * w + 2 * pj;
-                cnn_ext_v4d acc[4] = {{0, 0, 0, 0}, {0, 0, 0, 0}, {0, 0, 0, 0}, {0, 0, 0, 0}};
-#define CNN_EXT_CONV_OP(p, k) acc[p] = cnn_ext_fma(v, F[k], acc[p])
-                CNN_EXT_PATCH(CNN_EXT_CONV_OP, x, w);
-#undef CNN_EXT_CONV_OP
+                cnn_ext_v4d acc[4];
+                cnn_ext_conv_window4(x, w, F, acc);
                 if (store_conv) {
                     double* o = conv_out + ((2 * pi) * cw + 2 * pj) * nf + f;
                     *(cnn_ext_v4d*)o = acc[0];
@@ -79,22 +127,11 @@ void cnn_ext_conv_windows_v4(const double* image, ptrdiff_t h, ptrdiff_t w,
                     *(cnn_ext_v4d*)(o + cw * nf + nf) = acc[3];
                 }
                 if (store_pool) {
-                    cnn_ext_v4d m;
-                    if (nan_free) {
-                        __m256d r = _mm256_max_pd((__m256d)acc[1], (__m256d)acc[0]);
-                        r = _mm256_max_pd((__m256d)acc[2], r);
-                        m = (cnn_ext_v4d)_mm256_max_pd((__m256d)acc[3], r);
-                    } else {
-                        m = cnn_ext_max_nan(cnn_ext_max_nan(cnn_ext_max_nan(acc[0], acc[1]), acc[2]),
-                                            acc[3]);
-                    }
+                    cnn_ext_v4d m = cnn_ext_window_max4(acc, nan_free);
                     ptrdiff_t win = pi * pw + pj;
                     *(cnn_ext_v4d*)(pool + win * nf + f) = m;
-                    if (mask) {
-                        long long* q = (long long*)mask + win * 4 * nf + f;
-                        for (int p = 0; p < 4; p++)  /* NaN equals nothing */
-                            *(cnn_ext_v4i*)(q + p * nf) = (cnn_ext_v4i)(acc[p] == m);
-                    }
+                    if (mask)
+                        cnn_ext_window_mask4(acc, m, (long long*)mask + win * 4 * nf + f, nf);
                 }
             }
         }
@@ -143,10 +180,8 @@ static inline void cnn_ext_filter_grad_v4(const double* image, ptrdiff_t h, ptrd
                 cnn_ext_v4d d[4];
                 if (mask) {
                     ptrdiff_t win = pi * pw + pj;
-                    cnn_ext_v4i gw = *(const cnn_ext_v4i*)(g + win * nf + f);
-                    const long long* q = (const long long*)mask + win * 4 * nf + f;
-                    for (int p = 0; p < 4; p++)
-                        d[p] = (cnn_ext_v4d)(gw & *(const cnn_ext_v4i*)(q + p * nf));
+                    cnn_ext_window_grads4(*(const cnn_ext_v4d*)(g + win * nf + f),
+                                          (const long long*)mask + win * 4 * nf + f, nf, d);
                 } else {
                     const double* r = g + ((2 * pi) * cw + 2 * pj) * nf + f;
                     d[0] = *(const cnn_ext_v4d*)r;
@@ -154,9 +189,7 @@ static inline void cnn_ext_filter_grad_v4(const double* image, ptrdiff_t h, ptrd
                     d[2] = *(const cnn_ext_v4d*)(r + cw * nf);
                     d[3] = *(const cnn_ext_v4d*)(r + cw * nf + nf);
                 }
-#define CNN_EXT_GRAD_OP(p, k) acc[k] = cnn_ext_fma(v, d[p], acc[k])
-                CNN_EXT_PATCH(CNN_EXT_GRAD_OP, x, w);
-#undef CNN_EXT_GRAD_OP
+                cnn_ext_grad_window4(x, w, d, acc);
             }
         }
         if (!mask) {

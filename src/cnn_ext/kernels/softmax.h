@@ -19,23 +19,20 @@
 static inline cnn_ext_v4d cnn_ext_pair(cnn_ext_v4d a, cnn_ext_v4d b) {
     return (cnn_ext_v4d)_mm256_blend_pd((__m256d)a, (__m256d)b, 0xC);
 }
-/* totals (10,) = x (L,) @ weights (L, 10), without the biases. Ten accumulators, one
-   per vector, collect rows 4q + r; they are added as (rows 0 + 2) + (rows 1 + 3). */
-static inline void cnn_ext_dense10_forward(const double* x, ptrdiff_t L,
-                                           const double* weights, double* totals) {
-    cnn_ext_v4d a[10];
+/* One quad of the forward pass: rows k..k+3 of the weights (w, 40 doubles) times
+   x[k..k+3] into the ten accumulators a (one per vector: a[v] collects rows 4q + r). */
+static inline __attribute__((always_inline))
+void cnn_ext_dense10_quad(const double* x, const double* w, cnn_ext_v4d a[10]) {
+    cnn_ext_v4d x0 = cnn_ext_bcast(x), x1 = cnn_ext_bcast(x + 1);
+    cnn_ext_v4d x2 = cnn_ext_bcast(x + 2), x3 = cnn_ext_bcast(x + 3);
+    cnn_ext_v4d X[10] = {x0, x0, cnn_ext_pair(x0, x1), x1, x1,
+                         x2, x2, cnn_ext_pair(x2, x3), x3, x3};
     for (int v = 0; v < 10; v++)
-        a[v] = (cnn_ext_v4d){0, 0, 0, 0};
-    ptrdiff_t k = 0;
-    for (; k + 4 <= L; k += 4) {
-        const double* w = weights + 10 * k;
-        cnn_ext_v4d x0 = cnn_ext_bcast(x + k), x1 = cnn_ext_bcast(x + k + 1);
-        cnn_ext_v4d x2 = cnn_ext_bcast(x + k + 2), x3 = cnn_ext_bcast(x + k + 3);
-        cnn_ext_v4d X[10] = {x0, x0, cnn_ext_pair(x0, x1), x1, x1,
-                             x2, x2, cnn_ext_pair(x2, x3), x3, x3};
-        for (int v = 0; v < 10; v++)
-            a[v] = cnn_ext_fma(X[v], CNN_EXT_LOAD4(w + 4 * v), a[v]);
-    }
+        a[v] = cnn_ext_fma(X[v], CNN_EXT_LOAD4(w + 4 * v), a[v]);
+}
+/* The ten totals from the accumulators, added as (rows 0 + 2) + (rows 1 + 3). */
+static inline __attribute__((always_inline))
+void cnn_ext_dense10_fold(const cnn_ext_v4d a[10], double* totals) {
     cnn_ext_v4d b0 = a[0] + a[5], b1 = a[1] + a[6], b2 = a[2] + a[7];
     cnn_ext_v4d b3 = a[3] + a[8], b4 = a[4] + a[9];
     /* rows 0 and 2 are in b0, b1 and the low half of b2; rows 1 and 3 in the rest */
@@ -44,54 +41,81 @@ static inline void cnn_ext_dense10_forward(const double* x, ptrdiff_t L,
     totals[4] = b1[0] + b3[2]; totals[5] = b1[1] + b3[3];
     totals[6] = b1[2] + b4[0]; totals[7] = b1[3] + b4[1];
     totals[8] = b2[0] + b4[2]; totals[9] = b2[1] + b4[3];
+}
+/* totals (10,) = x (L,) @ weights (L, 10), without the biases: the quads in ascending
+   order, then the rows left over. */
+static inline void cnn_ext_dense10_forward(const double* x, ptrdiff_t L,
+                                           const double* weights, double* totals) {
+    cnn_ext_v4d a[10];
+    for (int v = 0; v < 10; v++)
+        a[v] = (cnn_ext_v4d){0, 0, 0, 0};
+    ptrdiff_t k = 0;
+    for (; k + 4 <= L; k += 4)
+        cnn_ext_dense10_quad(x + k, weights + 10 * k, a);
+    cnn_ext_dense10_fold(a, totals);
     for (; k < L; k++)
         for (int n = 0; n < 10; n++)
             totals[n] += x[k] * weights[10 * k + n];
 }
+/* The backward pass's vectors of d_L_d_t (t, 10 doubles) laid over a quad's ten vectors
+   (T) and the same times learn_rate (lrT). */
+static inline __attribute__((always_inline))
+void cnn_ext_dense10_tvectors(const double* t, double learn_rate, cnn_ext_v4d T[5],
+                              cnn_ext_v4d lrT[5]) {
+    T[0] = (cnn_ext_v4d){t[0], t[1], t[2], t[3]};
+    T[1] = (cnn_ext_v4d){t[4], t[5], t[6], t[7]};
+    T[2] = (cnn_ext_v4d){t[8], t[9], t[0], t[1]};
+    T[3] = (cnn_ext_v4d){t[2], t[3], t[4], t[5]};
+    T[4] = (cnn_ext_v4d){t[6], t[7], t[8], t[9]};
+    for (int v = 0; v < 5; v++)
+        lrT[v] = learn_rate * T[v];
+}
+/* One quad of the backward pass: returns rows k..k+3 of weights @ d_L_d_t (w, 40
+   doubles, before the update) and applies w -= outer(x[k..k+3], learn_rate * d_L_d_t),
+   each weight in one FMA (the tutorial's update up to the rounding of one product).
+   A row's dot product is (lanes 0+1 + lanes 2+3) of the sum of its two full vectors,
+   plus its two leftover lanes; hadd and two permutes turn the four rows' sums into one
+   vector without leaving the registers. */
+static inline __attribute__((always_inline))
+cnn_ext_v4d cnn_ext_dense10_quad_backprop(const double* x, double* w, const cnn_ext_v4d T[5],
+                                          const cnn_ext_v4d lrT[5]) {
+    cnn_ext_v4d x0 = cnn_ext_bcast(x), x1 = cnn_ext_bcast(x + 1);
+    cnn_ext_v4d x2 = cnn_ext_bcast(x + 2), x3 = cnn_ext_bcast(x + 3);
+    cnn_ext_v4d W0, W1;
+    /* Each pair of vectors is read, used for the input gradient, updated and stored
+       before the next is read: short live ranges, no spills (16 registers). */
+#define CNN_EXT_PAIR(P, va, vb, Ta, Tb, Xa, Xb) \
+    W0 = CNN_EXT_LOAD4(w + 4 * (va)); W1 = CNN_EXT_LOAD4(w + 4 * (vb)); \
+    __m256d P = (__m256d)cnn_ext_fma(W1, T[Tb], W0 * T[Ta]); \
+    *(cnn_ext_v4d*)(w + 4 * (va)) = cnn_ext_fnma(Xa, lrT[Ta], W0); \
+    *(cnn_ext_v4d*)(w + 4 * (vb)) = cnn_ext_fnma(Xb, lrT[Tb], W1);
+    CNN_EXT_PAIR(A, 0, 1, 0, 1, x0, x0)
+    CNN_EXT_PAIR(B, 3, 4, 3, 4, x1, x1)
+    CNN_EXT_PAIR(C, 5, 6, 0, 1, x2, x2)
+    CNN_EXT_PAIR(D, 8, 9, 3, 4, x3, x3)
+#undef CNN_EXT_PAIR
+    /* leftover lanes: W2 * T2 holds rows 0 and 1, W7 * T2 rows 2 and 3 */
+    W0 = CNN_EXT_LOAD4(w + 8); W1 = CNN_EXT_LOAD4(w + 28);
+    __m256d rest = _mm256_hadd_pd((__m256d)(W0 * T[2]), (__m256d)(W1 * T[2]));
+    *(cnn_ext_v4d*)(w + 8) = cnn_ext_fnma(cnn_ext_pair(x0, x1), lrT[2], W0);
+    *(cnn_ext_v4d*)(w + 28) = cnn_ext_fnma(cnn_ext_pair(x2, x3), lrT[2], W1);
+    __m256d AB = _mm256_hadd_pd(A, B), CD = _mm256_hadd_pd(C, D);
+    __m256d full = _mm256_add_pd(_mm256_permute2f128_pd(AB, CD, 0x20),
+                                 _mm256_permute2f128_pd(AB, CD, 0x31));
+    rest = _mm256_permute4x64_pd(rest, 0xD8);  /* rows 0, 2, 1, 3 -> 0, 1, 2, 3 */
+    return (cnn_ext_v4d)_mm256_add_pd(full, rest);
+}
 /* d_L_d_input (L,) = weights @ d_L_d_t with the weights before the update, then
-   weights -= outer(x, learn_rate * d_L_d_t), each weight in one FMA (the same update
-   as the tutorial's up to the rounding of one product). A row's dot product is
-   (lanes 0+1 + lanes 2+3) of the sum of its two full vectors, plus its two leftover
-   lanes; hadd and two permutes turn the four rows' sums into one vector without leaving
-   the registers. */
+   weights -= outer(x, learn_rate * d_L_d_t): quad by quad, then the rows left over. */
 static inline void cnn_ext_dense10_backprop(const double* x, ptrdiff_t L, double* weights,
                                             const double* t, double learn_rate,
                                             double* d_L_d_input) {
-    cnn_ext_v4d T[5] = {{t[0], t[1], t[2], t[3]}, {t[4], t[5], t[6], t[7]},
-                        {t[8], t[9], t[0], t[1]}, {t[2], t[3], t[4], t[5]},
-                        {t[6], t[7], t[8], t[9]}};
-    cnn_ext_v4d lrT[5];
-    for (int v = 0; v < 5; v++)
-        lrT[v] = learn_rate * T[v];
+    cnn_ext_v4d T[5], lrT[5];
+    cnn_ext_dense10_tvectors(t, learn_rate, T, lrT);
     ptrdiff_t k = 0;
-    for (; k + 4 <= L; k += 4) {
-        double* w = weights + 10 * k;
-        cnn_ext_v4d x0 = cnn_ext_bcast(x + k), x1 = cnn_ext_bcast(x + k + 1);
-        cnn_ext_v4d x2 = cnn_ext_bcast(x + k + 2), x3 = cnn_ext_bcast(x + k + 3);
-        cnn_ext_v4d W0, W1;
-        /* Each pair of vectors is read, used for the input gradient, updated and stored
-           before the next is read: short live ranges, no spills (16 registers). */
-#define CNN_EXT_PAIR(P, va, vb, Ta, Tb, Xa, Xb) \
-        W0 = CNN_EXT_LOAD4(w + 4 * (va)); W1 = CNN_EXT_LOAD4(w + 4 * (vb)); \
-        __m256d P = (__m256d)cnn_ext_fma(W1, T[Tb], W0 * T[Ta]); \
-        *(cnn_ext_v4d*)(w + 4 * (va)) = cnn_ext_fnma(Xa, lrT[Ta], W0); \
-        *(cnn_ext_v4d*)(w + 4 * (vb)) = cnn_ext_fnma(Xb, lrT[Tb], W1);
-        CNN_EXT_PAIR(A, 0, 1, 0, 1, x0, x0)
-        CNN_EXT_PAIR(B, 3, 4, 3, 4, x1, x1)
-        CNN_EXT_PAIR(C, 5, 6, 0, 1, x2, x2)
-        CNN_EXT_PAIR(D, 8, 9, 3, 4, x3, x3)
-#undef CNN_EXT_PAIR
-        /* leftover lanes: W2 * T2 holds rows 0 and 1, W7 * T2 rows 2 and 3 */
-        W0 = CNN_EXT_LOAD4(w + 8); W1 = CNN_EXT_LOAD4(w + 28);
-        __m256d rest = _mm256_hadd_pd((__m256d)(W0 * T[2]), (__m256d)(W1 * T[2]));
-        *(cnn_ext_v4d*)(w + 8) = cnn_ext_fnma(cnn_ext_pair(x0, x1), lrT[2], W0);
-        *(cnn_ext_v4d*)(w + 28) = cnn_ext_fnma(cnn_ext_pair(x2, x3), lrT[2], W1);
-        __m256d AB = _mm256_hadd_pd(A, B), CD = _mm256_hadd_pd(C, D);
-        __m256d full = _mm256_add_pd(_mm256_permute2f128_pd(AB, CD, 0x20),
-                                     _mm256_permute2f128_pd(AB, CD, 0x31));
-        rest = _mm256_permute4x64_pd(rest, 0xD8);  /* rows 0, 2, 1, 3 -> 0, 1, 2, 3 */
-        _mm256_storeu_pd(d_L_d_input + k, _mm256_add_pd(full, rest));
-    }
+    for (; k + 4 <= L; k += 4)
+        *(cnn_ext_v4d*)(d_L_d_input + k) = cnn_ext_dense10_quad_backprop(x + k, weights + 10 * k,
+                                                                        T, lrT);
     for (; k < L; k++) {
         double* w = weights + 10 * k;
         double acc = 0.0;

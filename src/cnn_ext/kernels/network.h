@@ -1,0 +1,130 @@
+/* The fused network's passes for the AVX2 build: Conv3x3, MaxPool2 and, for ten nodes,
+   Softmax's dense layer, forward in one pass and backward in another, without storing
+   the convolution or the gradients between the layers. The numbers are those of the
+   layer kernels, bit for bit: the same chain of FMAs per conv output (conv.h), the same
+   maxima, the same order of the dense layer's sums (softmax.h).
+
+   image (h, w); t, the filters transposed, (9, nf); pool ((h-2)/2, (w-2)/2, nf), which
+   is the dense layer's input x (L,); mask (windows, 4, nf) or NULL; weights (L, 10).
+   nf is a multiple of 4. Header-only: static inline. */
+#ifndef CNN_EXT_NETWORK_H
+#define CNN_EXT_NETWORK_H
+
+#include <stddef.h>
+
+#include "conv.h"
+#include "softmax.h"
+
+#if CNN_EXT_V4D
+/* Conv3x3 and MaxPool2 in one pass, the convolution never stored (any number of nodes) */
+static inline void cnn_ext_conv_pool_v4(const double* image, ptrdiff_t h, ptrdiff_t w,
+                                        const double* t, ptrdiff_t nf, double* pool, void* mask,
+                                        int nan_free) {
+    if (nan_free)
+        cnn_ext_conv_windows_v4(image, h, w, t, nf, NULL, pool, mask, 0, 1, 1);
+    else
+        cnn_ext_conv_windows_v4(image, h, w, t, nf, NULL, pool, mask, 0, 1, 0);
+}
+
+/* The forward pass for ten nodes: pool (and mask, if not NULL) as cnn_ext_conv_pool_v4,
+   and totals (10,) = pool @ weights without the biases, as cnn_ext_dense10_forward.
+
+   One row of pooling windows at a time: its windows for every block of filters, then
+   the dense layer's quads of that row, in ascending order, which is the dense kernel's
+   own order. Each window prefetches the weights of its quad (the dense layer's rows of
+   its pooled values: 320 bytes, 8 KB per row of windows for MNIST) while the row is
+   convolved, so the dense layer reads them from L1 and their loads overlap the
+   convolution's arithmetic instead of following it. */
+static inline __attribute__((always_inline))
+void cnn_ext_forward10_impl(const double* restrict image, ptrdiff_t h, ptrdiff_t w,
+                            const double* restrict t, ptrdiff_t nf, double* restrict pool,
+                            void* restrict mask, const double* restrict weights,
+                            double* restrict totals, const int nan_free) {
+    ptrdiff_t ph = (h - 2) / 2, pw = (w - 2) / 2, row = pw * nf;  /* pool values per row */
+    cnn_ext_v4d a[10];
+    for (int v = 0; v < 10; v++)
+        a[v] = (cnn_ext_v4d){0, 0, 0, 0};
+    for (ptrdiff_t pi = 0; pi < ph; pi++) {
+        for (ptrdiff_t f = 0; f < nf; f += 4) {
+            cnn_ext_v4d F[9];
+            for (int k = 0; k < 9; k++)
+                F[k] = *(const cnn_ext_v4d*)(t + k * nf + f);
+            for (ptrdiff_t pj = 0; pj < pw; pj++) {
+                cnn_ext_v4d acc[4];
+                cnn_ext_conv_window4(image + 2 * pi * w + 2 * pj, w, F, acc);
+                cnn_ext_v4d m = cnn_ext_window_max4(acc, nan_free);
+                ptrdiff_t win = pi * pw + pj;
+                *(cnn_ext_v4d*)(pool + win * nf + f) = m;
+                if (mask)
+                    cnn_ext_window_mask4(acc, m, (long long*)mask + win * 4 * nf + f, nf);
+                /* the window's quad of weights, 5 cache lines, for the row's dense pass */
+                const char* quad = (const char*)(weights + 10 * (win * nf + f));
+                for (int e = 0; e < 5; e++)
+                    __builtin_prefetch(quad + 64 * e, 0, 3);
+            }
+        }
+        for (ptrdiff_t k = pi * row; k < (pi + 1) * row; k += 4)
+            cnn_ext_dense10_quad(pool + k, weights + 10 * k, a);
+    }
+    cnn_ext_dense10_fold(a, totals);
+}
+
+static inline void cnn_ext_forward10_v4(const double* image, ptrdiff_t h, ptrdiff_t w,
+                                        const double* t, ptrdiff_t nf, double* pool, void* mask,
+                                        const double* weights, double* totals, int nan_free) {
+    if (nan_free)
+        cnn_ext_forward10_impl(image, h, w, t, nf, pool, mask, weights, totals, 1);
+    else
+        cnn_ext_forward10_impl(image, h, w, t, nf, pool, mask, weights, totals, 0);
+}
+
+/* The backward pass for ten nodes, after cnn_ext_forward10_v4 with a mask: the dense
+   layer's backprop (cnn_ext_dense10_backprop: weights updated in place with d_L_d_t and
+   learn_rate) and Conv3x3's filter gradient d_L_d_filters (nf, 9) through MaxPool2's
+   routing (cnn_ext_filter_grad_v4 with the mask), in one pass over the windows.
+
+   A window's four pooled values of a block of filters are the dense layer's rows
+   win * nf + f .. + 3, one quad: the quad's input gradient is that block's pooled
+   gradient, used at once for the window's filter gradient. Each row's dot product and
+   update involve that row alone, so visiting the quads in the windows' order changes
+   no number; the filter gradient sums the windows in cnn_ext_filter_grad_v4's order. */
+static inline void cnn_ext_backward10_v4(const double* restrict image, ptrdiff_t h, ptrdiff_t w,
+                                         const double* restrict pool, const void* restrict mask,
+                                         ptrdiff_t nf, double* restrict weights,
+                                         const double* restrict d_L_d_t, double learn_rate,
+                                         double* restrict d_L_d_filters) {
+    ptrdiff_t ph = (h - 2) / 2, pw = (w - 2) / 2;
+    cnn_ext_v4d T[5], lrT[5];
+    cnn_ext_dense10_tvectors(d_L_d_t, learn_rate, T, lrT);
+    for (ptrdiff_t f = 0; f < nf; f += 4) {
+        cnn_ext_v4d acc[9];
+        for (int k = 0; k < 9; k++)
+            acc[k] = (cnn_ext_v4d){0, 0, 0, 0};
+        for (ptrdiff_t pi = 0; pi < ph; pi++) {
+            for (ptrdiff_t pj = 0; pj < pw; pj++) {
+                ptrdiff_t win = pi * pw + pj, r = win * nf + f;
+                cnn_ext_v4d g = cnn_ext_dense10_quad_backprop(pool + r, weights + 10 * r, T, lrT);
+                cnn_ext_v4d d[4];
+                cnn_ext_window_grads4(g, (const long long*)mask + win * 4 * nf + f, nf, d);
+                cnn_ext_grad_window4(image + 2 * pi * w + 2 * pj, w, d, acc);
+            }
+        }
+        for (int k = 0; k < 9; k++)
+            for (int q = 0; q < 4; q++)
+                d_L_d_filters[9 * (f + q) + k] = acc[k][q];
+    }
+}
+#else
+static inline void cnn_ext_conv_pool_v4(const double* image, ptrdiff_t h, ptrdiff_t w,
+                                        const double* t, ptrdiff_t nf, double* pool, void* mask,
+                                        int nan_free) {}
+static inline void cnn_ext_forward10_v4(const double* image, ptrdiff_t h, ptrdiff_t w,
+                                        const double* t, ptrdiff_t nf, double* pool, void* mask,
+                                        const double* weights, double* totals, int nan_free) {}
+static inline void cnn_ext_backward10_v4(const double* image, ptrdiff_t h, ptrdiff_t w,
+                                         const double* pool, const void* mask, ptrdiff_t nf,
+                                         double* weights, const double* d_L_d_t,
+                                         double learn_rate, double* d_L_d_filters) {}
+#endif
+
+#endif /* CNN_EXT_NETWORK_H */
