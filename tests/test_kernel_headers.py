@@ -61,3 +61,49 @@ def test_header_compiles_alone(header, compiler, target, tmp_path):
     cmd = [compiler, *FLAGS, *target, "-I", str(HEADER_DIR), str(source)]
     result = subprocess.run(cmd, capture_output=True, text=True, timeout=120)
     assert result.returncode == 0, f"{' '.join(cmd)}\n{result.stderr}"
+
+
+NORMALISE_CHECK = r"""
+#include <stdio.h>
+#include <string.h>
+#include "network.h"
+int main(void) {
+    /* every pixel value at every lane of the 4-wide loop, and a tail the loop leaves */
+    unsigned char image[1027];
+    double x[1027];
+    for (int k = 0; k < 1027; k++)
+        image[k] = (unsigned char)(k % 256 + k / 256) ;
+    memset(x, 0, sizeof x);
+    ptrdiff_t done = cnn_ext_normalise_v4(image, 1027, x);
+    if (done != 1024) { printf("did %ld of 1027\n", (long)done); return 1; }
+    int bad = 0;
+    for (int k = 0; k < 1024; k++) {
+        double expected = image[k] / 255.0 - 0.5;
+        if (memcmp(&x[k], &expected, sizeof expected)) {
+            printf("pixel %d: %.17g, not %.17g\n", image[k], x[k], expected);
+            bad++;
+        }
+    }
+    return bad != 0;
+}
+"""
+
+
+@pytest.mark.skipif(not X86_64, reason="the AVX2 build exists on x86-64 only")
+def test_vector_normalisation_rounds_as_the_division(tmp_path):
+    # The AVX2 network passes normalise with a multiply and one FMA correction instead of
+    # a division; it must give the tutorial's doubles for all 256 pixel values.
+    import cnn_ext
+
+    if not cnn_ext.build_info()["cpu_has_avx2_fma"]:
+        _skip_or_fail("this CPU has no AVX2 and FMA: the vector normalisation cannot run", False)
+    if shutil.which("gcc") is None:
+        _skip_or_fail("gcc is not installed: the vector normalisation not checked", True)
+    source, program = tmp_path / "normalise.c", tmp_path / "normalise"
+    source.write_text(NORMALISE_CHECK)
+    cmd = ["gcc", "-std=c99", "-O2", "-mavx2", "-mfma", "-ffp-contract=fast", "-I", str(HEADER_DIR),
+           str(source), "-o", str(program)]
+    compiled = subprocess.run(cmd, capture_output=True, text=True, timeout=120)
+    assert compiled.returncode == 0, f"{' '.join(cmd)}\n{compiled.stderr}"
+    run = subprocess.run([str(program)], capture_output=True, text=True, timeout=60)
+    assert run.returncode == 0, run.stdout

@@ -7,7 +7,8 @@
 # kernels/network.h.
 from cnn_ext._kernel_headers cimport (CNN_EXT_OPENMP, cnn_ext_backward10_v4,
                                       cnn_ext_conv_pool_v4, cnn_ext_filter_grad_v4,
-                                      cnn_ext_forward10_v4, omp_get_max_threads)
+                                      cnn_ext_forward10_v4, cnn_ext_normalise_v4,
+                                      omp_get_max_threads)
 
 cdef struct Shapes:
     Py_ssize_t h, w, nf, ch, cw, ph, pw, L, nodes
@@ -82,32 +83,48 @@ cdef inline bint _whole_network_passes(Shapes* s) noexcept nogil:
     return _vector_conv(s.nf) and s.nodes == 10
 
 
-cdef inline void forward_c(const unsigned char* image, Shapes* s, const double* filters,
+cdef struct Filters:
+    # What the forward pass needs of the filters besides the filters themselves, worked out
+    # once per set of weights: per step in training, once per batch in inference.
+    const double* filters  # (nf, 3, 3)
+    double* t              # the filters transposed, (9, nf), for the vector kernels
+    bint nan_free          # filters_bounded(): no conv sum can be NaN
+
+
+cdef inline void prepare_filters(const double* filters, Shapes* s, double* t,
+                                 Filters* out) noexcept nogil:
+    out.filters = filters
+    out.t = t
+    out.nan_free = False
+    if _vector_conv(s.nf):
+        transpose_filters(filters, s.nf, t)
+        out.nan_free = filters_bounded(filters, 9 * s.nf)
+
+
+cdef inline void forward_c(const unsigned char* image, Shapes* s, const Filters* fl,
                            const double* weights, const double* biases, Buffers* b,
                            bint training) noexcept nogil:
     # With training set, the vector path leaves in b.d_conv the masks of the window maxima
     # that the backward pass routes the gradient to; otherwise b.conv keeps the conv output.
     cdef Py_ssize_t k
-    cdef bint nan_free
-    for k in range(s.h * s.w):
-        b.x[k] = NORMALISED[image[k]]  # the tutorial's (image / 255) - 0.5
+    # the tutorial's (image / 255) - 0.5: vectorised in the AVX2 build, the rest by table
+    for k in range(cnn_ext_normalise_v4(image, s.h * s.w, b.x), s.h * s.w):
+        b.x[k] = NORMALISED[image[k]]
     if _vector_conv(s.nf):
         # Conv3x3 and MaxPool2 in one pass over the pooling windows (and, for ten nodes,
         # the dense layer row by row): the same numbers as the layers, without storing the
         # convolution.
-        transpose_filters(filters, s.nf, b.work)
-        nan_free = filters_bounded(filters, 9 * s.nf)
         if s.nodes == 10:
-            cnn_ext_forward10_v4(b.x, s.h, s.w, b.work, s.nf, b.pool,
-                                 b.d_conv if training else NULL, weights, b.totals, nan_free)
+            cnn_ext_forward10_v4(b.x, s.h, s.w, fl.t, s.nf, b.pool,
+                                 b.d_conv if training else NULL, weights, b.totals, fl.nan_free)
             for k in range(s.nodes):
                 b.totals[k] = b.totals[k] + biases[k]
             softmax_probs_c(b.totals, s.nodes, b.probs)
             return
-        cnn_ext_conv_pool_v4(b.x, s.h, s.w, b.work, s.nf, b.pool, b.d_conv if training else NULL,
-                             nan_free)
+        cnn_ext_conv_pool_v4(b.x, s.h, s.w, fl.t, s.nf, b.pool, b.d_conv if training else NULL,
+                             fl.nan_free)
     else:
-        conv3x3_forward_c(b.x, s.h, s.w, filters, s.nf, b.conv, b.work)
+        conv3x3_forward_c(b.x, s.h, s.w, fl.filters, s.nf, b.conv, b.work)
         maxpool2_forward_c(b.conv, s.ch, s.cw, s.nf, b.pool)
     softmax_forward_c(b.pool, s.L, weights, biases, s.nodes, b.totals, b.probs)
 
@@ -118,7 +135,9 @@ cdef double train_step_c(const unsigned char* image, Py_ssize_t label, Shapes* s
     """The tutorial's ``train(im, label)``: returns the loss, sets ``correct``."""
     cdef Py_ssize_t n
     cdef double p
-    forward_c(image, s, filters, weights, biases, b, True)
+    cdef Filters fl
+    prepare_filters(filters, s, b.work, &fl)
+    forward_c(image, s, &fl, weights, biases, b, True)
     p = b.probs[label]
     correct[0] = argmax(b.probs, s.nodes) == label
     for n in range(s.nodes):
@@ -322,6 +341,8 @@ def predict_proba(const unsigned char[:, :, ::1] images, const double[:, :, ::1]
     cdef Py_ssize_t n = images.shape[0], i, k
     cdef int t, threads
     cdef Buffers* per_thread
+    cdef Filters fl
+    cdef double* transposed
     if filters.shape[1] != 3 or filters.shape[2] != 3 or biases.shape[0] != s.nodes:
         raise ValueError("filters must be (nf, 3, 3) and biases (nodes,)")
     if out.shape[0] != n or out.shape[1] != s.nodes:
@@ -331,10 +352,15 @@ def predict_proba(const unsigned char[:, :, ::1] images, const double[:, :, ::1]
     threads = num_threads if num_threads > 0 else omp_get_max_threads()
     if not CNN_EXT_OPENMP:
         threads = 1
-    # Each thread owns one set of buffers, allocated here once, not per image.
+    # Each thread owns one set of buffers, allocated here once, not per image; the filters
+    # are prepared once for the batch and only read by the threads.
+    transposed = <double*> malloc(9 * s.nf * sizeof(double))
     per_thread = <Buffers*> calloc(threads, sizeof(Buffers))
-    if per_thread == NULL:
+    if per_thread == NULL or transposed == NULL:
+        free(transposed)
+        free(per_thread)
         raise MemoryError()
+    prepare_filters(&filters[0, 0, 0], &s, transposed, &fl)
     try:
         for t in range(threads):
             if buffers_alloc(&per_thread[t], &s) != 0:
@@ -342,11 +368,11 @@ def predict_proba(const unsigned char[:, :, ::1] images, const double[:, :, ::1]
         with nogil:
             for i in prange(n, num_threads=threads, schedule="static"):
                 t = threadid()
-                forward_c(&images[i, 0, 0], &s, &filters[0, 0, 0], &weights[0, 0], &biases[0],
-                          &per_thread[t], False)
+                forward_c(&images[i, 0, 0], &s, &fl, &weights[0, 0], &biases[0], &per_thread[t], False)
                 for k in range(s.nodes):
                     out[i, k] = per_thread[t].probs[k]
     finally:
         for t in range(threads):
             free(per_thread[t].block)
         free(per_thread)
+        free(transposed)
