@@ -1,0 +1,85 @@
+"""Time two or more builds of the compiled kernels against each other, interleaved in one
+process: a kernel change's before/after on a machine whose speed drifts.
+
+    python bench/compare_builds.py OLD.so NEW.so [--rounds 15]
+
+Each argument is a kernel module file (``_kernels_avx2.*.so`` or ``_kernels.*.so``), for
+instance one copied aside before a change and the freshly built one. For each build, per
+round: ``TrainState.step`` on 4,000 MNIST training images (one step per call, the kernel
+without ``Network.train_step``'s Python) and ``predict_proba`` of the 10,000 test images on
+one thread; the rounds alternate the builds. It prints medians, the fraction of the first
+build's FMA peak (``fma_peak``), and the median of the per-round ratios to the first build,
+the steadiest figure on a shared machine. The numbers must agree too: the parameters after
+the steps and the probabilities are compared bit for bit with the first build's.
+"""
+import argparse
+import importlib.machinery
+import importlib.util
+import statistics
+import time
+
+import numpy as np
+
+import cnn_ext
+from cnn_ext.datasets import mnist
+
+STEP_MADDS, INFERENCE_MADDS = 137_904, 62_192  # the tutorial's multiply-adds (see README)
+
+
+def load(path):
+    """The kernel module in ``path``, loaded under its own name beside any other build."""
+    name = "cnn_ext." + path.rsplit("/", 1)[-1].split(".", 1)[0]
+    loader = importlib.machinery.ExtensionFileLoader(name, path)
+    spec = importlib.util.spec_from_file_location(name, path, loader=loader)
+    module = importlib.util.module_from_spec(spec)
+    loader.exec_module(module)
+    return module
+
+
+def main():
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("modules", nargs="+", help="kernel module files, the first is the reference")
+    parser.add_argument("--rounds", type=int, default=15)
+    parser.add_argument("--images", type=int, default=4000, help="training steps per round")
+    args = parser.parse_args()
+    builds = [load(p) for p in args.modules]
+    (x, y), (x_test, _) = mnist.load_data()
+    images, labels = np.ascontiguousarray(x[:args.images]), [int(v) for v in y[:args.images]]
+    peak = statistics.median(builds[0].fma_peak(0.2)["gflops"] for _ in range(3))
+    states, inference, results = [], [], {}
+    for k in builds:
+        arrays = [np.array(a) for a in cnn_ext.Network(seed=1)._parameters()]
+        states.append((k.TrainState(*arrays, 0.005, 28, 28), arrays))
+        inference.append([np.array(a) for a in cnn_ext.Network(seed=1)._parameters()]
+                         + [np.empty((len(x_test), 10))])
+    times = {(b, case): [] for b in range(len(builds)) for case in ("step", "inference")}
+    for _ in range(args.rounds):
+        for b, k in enumerate(builds):
+            step = states[b][0].step
+            start = time.perf_counter()
+            for i in range(len(images)):
+                step(images[i], labels[i])
+            times[(b, "step")].append((time.perf_counter() - start) / len(images))
+            f, w, bias, out = inference[b]
+            start = time.perf_counter()
+            k.predict_proba(x_test, f, w, bias, out, 1)
+            times[(b, "inference")].append((time.perf_counter() - start) / len(x_test))
+    for b in range(1, len(builds)):
+        same = all(np.array_equal(p, q) for p, q in zip(states[0][1], states[b][1]))
+        same_probs = np.array_equal(inference[0][3], inference[b][3])
+        results[b] = "bit for bit the same" if same and same_probs else "DIFFERENT numbers"
+    floors = {"step": 2 * STEP_MADDS / (peak * 1e9), "inference": 2 * INFERENCE_MADDS / (peak * 1e9)}
+    print(f"peak {peak:.1f} GFLOP/s (first build's probe); {args.rounds} interleaved rounds")
+    for case in ("step", "inference"):
+        for b, path in enumerate(args.modules):
+            median = statistics.median(times[(b, case)])
+            ratio = statistics.median(r / t for r, t in zip(times[(0, case)], times[(b, case)]))
+            print(f"{case:9s} {path}: {median * 1e6:7.3f} us, {floors[case] / median:5.1%} of peak, "
+                  f"{ratio:.3f}x the first (median per-round ratio)")
+    for b, verdict in results.items():
+        print(f"{args.modules[b]} against {args.modules[0]}: {verdict}")
+    return 0 if all(v.startswith("bit") for v in results.values()) else 1
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())
