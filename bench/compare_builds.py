@@ -27,8 +27,14 @@ STEP_MADDS, INFERENCE_MADDS = 137_904, 62_192  # the tutorial's multiply-adds (s
 
 
 def load(path):
-    """The kernel module in ``path``, loaded under its own name beside any other build."""
-    name = "cnn_ext." + path.rsplit("/", 1)[-1].split(".", 1)[0]
+    """The kernel module in ``path`` (any file name: a copy kept aside may be renamed),
+    loaded beside any other build of it."""
+    with open(path, "rb") as f:
+        exported = f.read()
+    base = next((n for n in ("_kernels_avx2", "_kernels") if b"PyInit_" + n.encode() in exported), None)
+    if base is None:
+        raise SystemExit(f"{path} is not a cnn_ext kernel module (no PyInit__kernels*)")
+    name = "cnn_ext." + base
     loader = importlib.machinery.ExtensionFileLoader(name, path)
     spec = importlib.util.spec_from_file_location(name, path, loader=loader)
     module = importlib.util.module_from_spec(spec)
