@@ -94,6 +94,14 @@ void cnn_ext_grad_window4(const double* x, ptrdiff_t w, const cnn_ext_v4d d[4],
 #undef CNN_EXT_GRAD_OP
 }
 
+/* A block's filter gradient, acc[k] lane q for filter f + q, into d_L_d_filters (nf, 9). */
+static inline __attribute__((always_inline))
+void cnn_ext_store_grad4(const cnn_ext_v4d acc[9], ptrdiff_t f, double* d_L_d_filters) {
+    for (int k = 0; k < 9; k++)
+        for (int q = 0; q < 4; q++)
+            d_L_d_filters[9 * (f + q) + k] = acc[k][q];
+}
+
 /* Conv3x3 over the pooling windows of its output, with any of three results:
    conv_out (h-2, w-2, nf), the convolution itself (only the positions inside complete
    windows: an odd last row or column is left to the caller); pool ((h-2)/2, (w-2)/2, nf),
@@ -203,9 +211,7 @@ static inline void cnn_ext_filter_grad_v4(const double* image, ptrdiff_t h, ptrd
                 }
             }
         }
-        for (int k = 0; k < 9; k++)
-            for (int q = 0; q < 4; q++)
-                d_L_d_filters[9 * (f + q) + k] = acc[k][q];
+        cnn_ext_store_grad4(acc, f, d_L_d_filters);
     }
 }
 #else

@@ -129,9 +129,7 @@ static inline void cnn_ext_backward10_v4(const double* restrict image, ptrdiff_t
                 cnn_ext_grad_window4(image + 2 * pi * w + 2 * pj, w, d, acc);
             }
         }
-        for (int k = 0; k < 9; k++)
-            for (int q = 0; q < 4; q++)
-                d_L_d_filters[9 * (f + q) + k] = acc[k][q];
+        cnn_ext_store_grad4(acc, f, d_L_d_filters);
     }
 }
 #else
