@@ -21,9 +21,8 @@ import time
 import numpy as np
 
 import cnn_ext
+from cnn_ext.bench.peak import multiply_adds
 from cnn_ext.datasets import mnist
-
-STEP_MADDS, INFERENCE_MADDS = 137_904, 62_192  # the tutorial's multiply-adds (see README)
 
 
 def load(path):
@@ -74,7 +73,9 @@ def main():
         same = all(np.array_equal(p, q) for p, q in zip(states[0][1], states[b][1]))
         same_probs = np.array_equal(inference[0][3], inference[b][3])
         results[b] = "bit for bit the same" if same and same_probs else "DIFFERENT numbers"
-    floors = {"step": 2 * STEP_MADDS / (peak * 1e9), "inference": 2 * INFERENCE_MADDS / (peak * 1e9)}
+    network = cnn_ext.Network(seed=1)
+    floors = {case: 2 * multiply_adds(network, training=case == "step") / (peak * 1e9)
+              for case in ("step", "inference")}
     print(f"peak {peak:.1f} GFLOP/s (first build's probe); {args.rounds} interleaved rounds")
     for case in ("step", "inference"):
         for b, path in enumerate(args.modules):

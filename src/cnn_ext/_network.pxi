@@ -110,17 +110,17 @@ cdef inline void forward_c(const unsigned char* image, Shapes* s, const Filters*
     # the tutorial's (image / 255) - 0.5: vectorised in the AVX2 build, the rest by table
     for k in range(cnn_ext_normalise_v4(image, s.h * s.w, b.x), s.h * s.w):
         b.x[k] = NORMALISED[image[k]]
+    if _whole_network_passes(s):
+        # Conv3x3, MaxPool2 and the dense layer in one pass over the pooling windows: the
+        # same numbers as the layers, without storing the convolution.
+        cnn_ext_forward10_v4(b.x, s.h, s.w, fl.t, s.nf, b.pool, b.d_conv if training else NULL,
+                             weights, b.totals, fl.nan_free)
+        for k in range(s.nodes):
+            b.totals[k] = b.totals[k] + biases[k]
+        softmax_probs_c(b.totals, s.nodes, b.probs)
+        return
     if _vector_conv(s.nf):
-        # Conv3x3 and MaxPool2 in one pass over the pooling windows (and, for ten nodes,
-        # the dense layer row by row): the same numbers as the layers, without storing the
-        # convolution.
-        if s.nodes == 10:
-            cnn_ext_forward10_v4(b.x, s.h, s.w, fl.t, s.nf, b.pool,
-                                 b.d_conv if training else NULL, weights, b.totals, fl.nan_free)
-            for k in range(s.nodes):
-                b.totals[k] = b.totals[k] + biases[k]
-            softmax_probs_c(b.totals, s.nodes, b.probs)
-            return
+        # Conv3x3 and MaxPool2 in one pass over the pooling windows.
         cnn_ext_conv_pool_v4(b.x, s.h, s.w, fl.t, s.nf, b.pool, b.d_conv if training else NULL,
                              fl.nan_free)
     else:
