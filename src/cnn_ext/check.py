@@ -521,16 +521,14 @@ def check_conv(cls: type, seed: int = 0) -> LayerResult:
                 d[h // 2 - 1, w // 2 - 1, nf // 2] = -2.5
             conv = _call(f"Conv3x3({nf})", cls, nf)
             conv.filters = filters.copy()
+            # A decoy forward first in the dense cases: backprop must use the *last* input.
+            decoy = tie_free(rng, image.shape) if kind == "dense" else None
+            if decoy is not None:
+                _call("Conv3x3.forward", conv.forward, decoy.copy())
             out = _call("Conv3x3.forward", conv.forward, image.copy())
             expected_out = conv_forward(image, filters)
             result.tensors.append(compare("Conv3x3", case, "output", expected_out, out,
                                           lambda ix, im=image: _conv_where(ix, im)))
-            # A decoy forward first for the dense cases: backprop must use the *last* input.
-            decoy = None
-            if kind == "dense":
-                decoy = tie_free(rng, image.shape)
-                _call("Conv3x3.forward", conv.forward, decoy)
-                _call("Conv3x3.forward", conv.forward, image.copy())
             ret = _call("Conv3x3.backprop", _backprop, conv, api, d.copy(), LEARN_RATE)
             grad = conv_filter_gradient(image, d)
             expected = filters - LEARN_RATE * grad
@@ -638,18 +636,16 @@ def check_pool(cls: type, seed: int = 0) -> LayerResult:
     try:
         for case, x, kind in _pool_cases(seed):
             pool = _call("MaxPool2()", cls)
+            decoy = tie_free(rng, x.shape) if kind == "dense" else None
+            if decoy is not None:  # backprop must use the *last* input
+                _call("MaxPool2.forward", pool.forward, decoy.copy())
             out = _call("MaxPool2.forward", pool.forward, x.copy())
             result.tensors.append(compare("MaxPool2", case, "output", pool_forward(x), out,
                                           lambda ix, x=x: _window_where(ix, x, pooled=True)))
             d = rng.uniform(-1, 1, (x.shape[0] // 2, x.shape[1] // 2, x.shape[2]))
-            decoy = None
             if kind == "one":
                 d[:] = 0
                 d[0, 0, 0] = 0.75
-            else:
-                decoy = tie_free(rng, x.shape)
-                _call("MaxPool2.forward", pool.forward, decoy)
-                _call("MaxPool2.forward", pool.forward, x.copy())
             got = _call("MaxPool2.backprop", pool.backprop, d.copy())
             expected = pool_backprop(x, d)
             t = compare("MaxPool2", case, "d_L_d_input", expected, got,
@@ -756,6 +752,9 @@ def check_softmax(cls: type, seed: int = 0) -> LayerResult:
             biases = rng.standard_normal(nodes) * 0.1
             sm = _call(f"Softmax({n}, {nodes})", cls, n, nodes)
             sm.weights, sm.biases = weights.copy(), biases.copy()
+            decoy = tie_free(rng, x.shape) if kind == "several" else None
+            if decoy is not None:  # backprop must use the *last* forward's state
+                _call("Softmax.forward", sm.forward, decoy.copy())
             probs = _call("Softmax.forward", sm.forward, x.copy())
             totals, expected_probs = softmax_forward(x.flatten(), weights, biases)
             t = compare("Softmax", case, "probabilities", expected_probs, probs,
@@ -765,12 +764,8 @@ def check_softmax(cls: type, seed: int = 0) -> LayerResult:
                 result.hints += _flatten_hints(x, weights, biases, probs)
             if kind == "several":
                 d = _several(rng, nodes)
-                decoy = tie_free(rng, x.shape)
-                _call("Softmax.forward", sm.forward, decoy)
-                _call("Softmax.forward", sm.forward, x.copy())
             else:
                 d = _one_hot_loss(expected_probs, int(rng.integers(nodes)))
-                decoy = None
             got = _call("Softmax.backprop", _backprop, sm, api, d.copy(), LEARN_RATE)
             flat = x.flatten()
             d_t = softmax_d_totals(totals, d, rule)
@@ -877,11 +872,10 @@ def _overflow_note(cls: type, api: str) -> list[str]:
 def _finish(result: LayerResult) -> None:
     if any(not t.ok for t in result.tensors):
         result.status = "wrong"
-    seen: list[str] = []
+    seen: dict[str, str] = {}  # one hint per rule (the words before the colon), the first case's
     for h in result.hints:
-        if h not in seen:
-            seen.append(h)
-    result.hints = seen
+        seen.setdefault(h.split(":")[0], h)
+    result.hints = list(seen.values())
     result.notes = list(dict.fromkeys(result.notes))
 
 
@@ -1077,3 +1071,59 @@ def check_file(path: str, *, seed: int = 0, steps: int = 40) -> CheckResult:
     result = check_module(load_module(path), seed=seed, steps=steps)
     result.source = path
     return result
+
+
+# ----------------------------------------------------------------------------------------
+# cnn-ext check FILE
+# ----------------------------------------------------------------------------------------
+
+def add_parser(subparsers: Any) -> Any:
+    """Register ``check`` on the ``cnn-ext`` subcommands; returns its parser."""
+    import argparse
+
+    parser = subparsers.add_parser(
+        "check", help="check your own Conv3x3, MaxPool2, Softmax (and train) against the tutorial",
+        description="Import FILE once and check the Conv3x3, MaxPool2 and Softmax classes it "
+                    "defines (any of them; either tutorial's API), and its train(image, label) "
+                    "when it has module-level conv, pool and softmax objects. Prints a line per "
+                    "layer, the first wrong element in the tutorial's indices and the likely "
+                    "cause. Exit status 0 when all is right, 1 otherwise. Code under "
+                    "`if __name__ == \"__main__\":` does not run.")
+    parser.add_argument("file", metavar="FILE.py", help="your Python file")
+    parser.add_argument("--steps", type=_steps, default=40, metavar="N",
+                        help="training steps to compare (default 40)")
+    parser.add_argument("--seed", type=_steps, default=0, help="seed of the cases (default 0)")
+    parser.add_argument("--traceback", action="store_true",
+                        help="show the traceback when your code raises")
+    parser.set_defaults(func=cmd_check, parser=parser)
+    del argparse
+    return parser
+
+
+def _steps(text: str) -> int:
+    import argparse
+
+    try:
+        value = int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected a whole number, got {text!r}") from None
+    if not 0 <= value <= 10000:
+        raise argparse.ArgumentTypeError(f"expected 0..10000, got {value}")
+    return value
+
+
+def cmd_check(args: Any) -> int:
+    """``cnn-ext check FILE``: print the report; 0 when right, 1 when not, 2 for a bad FILE."""
+    if not os.path.isfile(args.file):
+        args.parser.error(f"no file {args.file!r}")
+    try:
+        module = load_module(args.file)
+    except Exception as exc:  # the learner's file: one line, the traceback only when asked
+        print(f"cnn-ext check: importing {args.file} raised {type(exc).__name__}: {exc}{_learner_frame(exc)}")
+        if args.traceback:
+            traceback.print_exc(file=sys.stdout)
+        return 1
+    result = check_module(module, seed=args.seed, steps=args.steps)
+    result.source = args.file
+    print(result.report(verbose=args.traceback))
+    return 0 if result.ok else 1

@@ -523,6 +523,8 @@ def build_parser() -> argparse.ArgumentParser:
 
     from .explain import add_parser as add_explain
     add_explain(sub)
+    from .check import add_parser as add_check
+    add_check(sub)
     bench = sub.add_parser("bench", add_help=False,
                            help="time cnn_ext against the tutorial's NumPy loops, vectorised NumPy and "
                                 "the frameworks (cnn-ext bench --help for options)")
