@@ -24,6 +24,17 @@ _index = int_in(0, MNIST_TEST_SIZE - 1, "an MNIST test index")
 _digit = int_in(0, 9, "a digit")
 
 
+def _maps(text: str) -> list[int]:
+    """``--maps 0,5,9``: filter indices (checked against the model after loading)."""
+    try:
+        maps = [int(part) for part in text.split(",")]
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected filter indices like 0,5,9, got {text!r}") from None
+    if not 1 <= len(maps) <= 8 or len(set(maps)) != len(maps) or min(maps) < 0:
+        raise argparse.ArgumentTypeError(f"expected 1 to 8 different filter indices (0 or more), got {text!r}")
+    return maps
+
+
 def add_parser(subparsers: argparse._SubParsersAction[argparse.ArgumentParser]) -> argparse.ArgumentParser:
     """Register ``explain`` on the ``cnn-ext`` subcommands; returns its parser."""
     from .cli import DEFAULT_MODEL
@@ -43,6 +54,10 @@ def add_parser(subparsers: argparse._SubParsersAction[argparse.ArgumentParser]) 
     parser.add_argument("--label", type=_digit, metavar="D",
                         help="the true digit, to draw the gradients of a step towards it "
                              "(default: the MNIST label with --index, none for IMAGE)")
+    parser.add_argument("--maps", type=_maps, metavar="F,F,...",
+                        help="the filters whose maps to draw, at most 8 (default: all of a model "
+                             "with up to 8 filters, else the 8 with the largest gradient, or "
+                             "the most varied maps without a label)")
     parser.add_argument("--out", metavar="FILE.png",
                         help="where to save the figure (.png, .pdf or .svg; default "
                              "explain_N.png or IMAGE_explain.png in the current folder)")
@@ -108,6 +123,9 @@ def cmd_explain(args: argparse.Namespace) -> int:
     if label is not None and label >= nodes:
         args.explain_parser.error(f"--label {label}: the model has {nodes} classes")
 
+    nf = network.conv.num_filters
+    if args.maps is not None and max(args.maps) >= nf:
+        args.explain_parser.error(f"--maps {max(args.maps)}: the model has {nf} filters (0..{nf - 1})")
     from . import viz
 
     trace = network.trace(image, label)
@@ -115,7 +133,7 @@ def cmd_explain(args: argparse.Namespace) -> int:
 
     matplotlib.use("Agg")
     title = f"cnn-ext explain: {name}, model {args.model}"
-    fig = viz.plot_explain(trace, title)
+    fig = viz.plot_explain(trace, title, args.maps, network.conv.filters)
     fig.savefig(args.out, dpi=110)
     probs = trace.probs
     counts = trace.tie_counts().sum(axis=0)
@@ -128,5 +146,6 @@ def cmd_explain(args: argparse.Namespace) -> int:
         # (type: ignore: a labelled trace has its gradients)
         print(f"label {label}: loss {trace.loss:.4f}, "
               f"|d_L_d_filters| {np.abs(trace.d_L_d_filters).max():.3g} max")  # type: ignore[arg-type]
+    print(f"maps drawn: {viz.explain_maps(trace, args.maps)[1]}")
     print(f"figure saved to {args.out}")
     return 0
