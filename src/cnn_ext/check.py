@@ -50,10 +50,7 @@ _API_WORDS = {
     ORIGINAL: "the English original's API (backprop(d_L_d_out, learn_rate))",
 }
 LEARN_RATE = 0.005  # the tutorials' training rate; small enough that updates stay tiny
-
-
-class NotImplementedYet(Exception):
-    """Internal: the learner's method raised NotImplementedError."""
+BOTH = ("forward", "backprop")
 
 
 # ----------------------------------------------------------------------------------------
@@ -185,6 +182,8 @@ class LayerResult:
     notes: list[str] = field(default_factory=list)
     error: str = ""
     error_traceback: str = ""
+    methods: tuple[str, ...] = BOTH  # what was checked
+
 
     @property
     def ok(self) -> bool:
@@ -197,6 +196,8 @@ class LayerResult:
     def summary(self) -> str:
         counts = {s: sum(t.status == s for t in self.tensors) for s in ("exact", "close", "wrong")}
         tally = f"{counts['exact']} exact, {counts['close']} close, {counts['wrong']} wrong"
+        if self.methods != BOTH:
+            tally += f"; {' and '.join(self.methods)} only"
         if self.status == "right":
             return f"{self.name:9s} right ({tally} tensors)"
         if self.status in ("not implemented yet", "missing"):
@@ -247,7 +248,12 @@ class CheckResult:
     def hints(self) -> list[str]:
         return [h for r in self.layers.values() for h in r.hints]
 
+    def __str__(self) -> str:
+        return self.report()
+
     def report(self, verbose: bool = False) -> str:
+        """The short text report: a line per layer, the first wrong element, the likely
+        cause; tracebacks of the learner's exceptions only with ``verbose``."""
         lines = []
         if self.source:
             lines.append(f"checking {self.source}")
@@ -256,6 +262,8 @@ class CheckResult:
             names = ", ".join(n for n, r in self.layers.items() if r.api == api)
             lines.append(f"{names}: {_API_WORDS[api]}")
         for r in self.layers.values():
+            if r.status == "missing":
+                continue  # not given: nothing to say (the last line says if nothing was)
             lines.append(r.summary())
             bad = r.first_wrong
             if bad is not None and r.status == "wrong":
@@ -496,11 +504,11 @@ def _conv_cases(seed: int) -> list[tuple[str, int, np.ndarray, str]]:
     ]
 
 
-def check_conv(cls: type, seed: int = 0) -> LayerResult:
+def check_conv(cls: type, seed: int = 0, methods: tuple[str, ...] = BOTH) -> LayerResult:
     """Check a Conv3x3 class: the initial filters, forward, backprop's filter update (and
-    that it returns None), on the seeded cases."""
+    that it returns None), on the seeded cases (``methods=("forward",)``: the first two only)."""
     api = detect_api(cls)
-    result = LayerResult("Conv3x3", api)
+    result = LayerResult("Conv3x3", api, methods=tuple(methods))
     rng = np.random.default_rng(seed + 1)
     try:
         obj = _call("Conv3x3(8)", _construct_seeded, cls, seed, (8,))
@@ -529,6 +537,8 @@ def check_conv(cls: type, seed: int = 0) -> LayerResult:
             expected_out = conv_forward(image, filters)
             result.tensors.append(compare("Conv3x3", case, "output", expected_out, out,
                                           lambda ix, im=image: _conv_where(ix, im)))
+            if "backprop" not in methods:
+                continue
             ret = _call("Conv3x3.backprop", _backprop, conv, api, d.copy(), LEARN_RATE)
             grad = conv_filter_gradient(image, d)
             expected = filters - LEARN_RATE * grad
@@ -629,9 +639,9 @@ def _tie_counts_text(maps: np.ndarray) -> str:
     return ", ".join(f"{int((mask == n).sum())} {n}-way tied windows" for n in (4, 3, 2))
 
 
-def check_pool(cls: type, seed: int = 0) -> LayerResult:
+def check_pool(cls: type, seed: int = 0, methods: tuple[str, ...] = BOTH) -> LayerResult:
     """Check a MaxPool2 class: forward and the tutorial's tie rule in backprop."""
-    result = LayerResult("MaxPool2")  # the same API in both tutorials
+    result = LayerResult("MaxPool2", methods=tuple(methods))
     rng = np.random.default_rng(seed + 3)
     try:
         for case, x, kind in _pool_cases(seed):
@@ -642,6 +652,8 @@ def check_pool(cls: type, seed: int = 0) -> LayerResult:
             out = _call("MaxPool2.forward", pool.forward, x.copy())
             result.tensors.append(compare("MaxPool2", case, "output", pool_forward(x), out,
                                           lambda ix, x=x: _window_where(ix, x, pooled=True)))
+            if "backprop" not in methods:
+                continue
             d = rng.uniform(-1, 1, (x.shape[0] // 2, x.shape[1] // 2, x.shape[2]))
             if kind == "one":
                 d[:] = 0
@@ -722,11 +734,11 @@ def _softmax_cases(seed: int) -> list[tuple[str, np.ndarray, int, str]]:
     ]
 
 
-def check_softmax(cls: type, seed: int = 0) -> LayerResult:
+def check_softmax(cls: type, seed: int = 0, methods: tuple[str, ...] = BOTH) -> LayerResult:
     """Check a Softmax class: initial weights and biases, forward, backprop's input gradient
     and its weight and bias updates."""
     api = detect_api(cls)
-    result = LayerResult("Softmax", api)
+    result = LayerResult("Softmax", api, methods=tuple(methods))
     rng = np.random.default_rng(seed + 5)
     rule = "all" if api == ADAPTATION else "first"
     try:
@@ -762,6 +774,8 @@ def check_softmax(cls: type, seed: int = 0) -> LayerResult:
             result.tensors.append(t)
             if not t.ok and not t.problem:
                 result.hints += _flatten_hints(x, weights, biases, probs)
+            if "backprop" not in methods:
+                continue
             if kind == "several":
                 d = _several(rng, nodes)
             else:
@@ -960,9 +974,14 @@ def check_training(conv_cls: type | None = None, pool_cls: type | None = None, s
                 run(image, label, rate)
             else:
                 run(image, label)
-        except Exception as exc:
-            result.status, result.step = "error", s + 1
-            result.error = f"step {s + 1} raised {type(exc).__name__}: {exc}{_learner_frame(exc)}"
+        except Exception as exc:  # the learner's code: a finding, not a crash
+            result.step = s + 1
+            if isinstance(exc, NotImplementedError):
+                result.status = "not implemented yet"
+                result.error = "train raises NotImplementedError" + (f" ({exc})" if str(exc) else "")
+            else:
+                result.status = "error"
+                result.error = f"step {s + 1} raised {type(exc).__name__}: {exc}{_learner_frame(exc)}"
             return result
         expected = expected_step(image, label, *before, rate, api, conv_rate)
         for name, old, exp, got in zip(("conv.filters", "softmax.weights", "softmax.biases"), before, expected,
@@ -1007,18 +1026,25 @@ def _train_rate(train: Callable[..., Any] | None, conv: Any, softmax: Any, api: 
 
 def check(conv: type | None = None, pool: type | None = None, softmax: type | None = None, *,
           train: Callable[..., Any] | None = None, layers: tuple[Any, Any, Any] | None = None,
-          seed: int = 0, steps: int = 40, training: bool | None = None) -> CheckResult:
+          seed: int = 0, steps: int = 40, training: bool | None = None,
+          methods: tuple[str, ...] | list[str] = BOTH) -> CheckResult:
     """Check the given layer classes (any of ``conv``, ``pool``, ``softmax``) and, when all
-    three are given and right (or ``train`` is given), a training run of ``steps`` steps."""
+    three are given and right (or ``train`` is given), a training run of ``steps`` steps.
+    ``methods=["forward"]`` checks the constructors and forward passes only (an exercise
+    whose backprop is not written yet)."""
+    methods = tuple(methods)
+    if not methods or set(methods) - set(BOTH):
+        raise ValueError(f"check(methods=...) takes 'forward' and/or 'backprop', got {methods!r}")
     result = CheckResult()
     for name, cls, fn in (("Conv3x3", conv, check_conv), ("MaxPool2", pool, check_pool),
                           ("Softmax", softmax, check_softmax)):
         if cls is None:
             result.layers[name] = LayerResult(name, status="missing")
         else:
-            result.layers[name] = fn(cls, seed)
+            result.layers[name] = fn(cls, seed, methods)
     if training is None:
         training = train is not None or all(c is not None for c in (conv, pool, softmax))
+    training = training and "backprop" in methods
     if training:
         if train is not None and layers is None:
             raise ValueError("check(train=...) needs layers=(conv, pool, softmax): the objects train() uses")
