@@ -2,9 +2,12 @@
 
 ``cnn-ext explain IMAGE`` converts a drawn digit (PNG/JPEG) the way ``cnn-ext predict``
 does; ``cnn-ext explain --index N`` takes MNIST test digit N (and its label). The figure
-(:func:`cnn_ext.viz.plot_explain`) shows the input, the conv maps with the max-pool tie
-mask, the pooled maps, the probabilities and, when a label is known (``--label D`` or an
-MNIST index), the gradients of one training step. The model is not changed.
+(:func:`cnn_ext.viz.plot_explain`) reads top to bottom: the input (with one conv output
+spelled out as patch times filter), the conv maps, the pooled maps with their tied windows
+counted in words, the probabilities and, when a label is known (``--label D`` or an MNIST
+index), the gradients of one training step. At most 8 filters are drawn (``--maps``, or a
+choice named in the figure), so wide models take the same time as narrow ones. The model is
+not changed.
 """
 from __future__ import annotations
 
@@ -40,11 +43,12 @@ def add_parser(subparsers: argparse._SubParsersAction[argparse.ArgumentParser]) 
     from .cli import DEFAULT_MODEL
 
     parser = subparsers.add_parser(
-        "explain", help="draw one image's trip through the network: feature maps, tie mask, "
+        "explain", help="draw one image's trip through the network: feature maps, ties, "
                         "probabilities, gradients (needs matplotlib)",
-        description="Trace one image through the network and save the figure: the conv maps "
-                    "with the max-pool tie mask, the pooled maps, the probabilities and, with "
-                    "a label, one step's gradients. The model is not changed.")
+        description="Trace one image through the network and save the figure, read top to "
+                    "bottom: the input, the conv maps, the pooled maps (tied windows counted "
+                    "in words), the probabilities and, with a label, one step's gradients. At "
+                    "most 8 filters are drawn. The model is not changed.")
     parser.add_argument("image", nargs="?", metavar="IMAGE",
                         help="a PNG/JPEG of a digit (converted as `cnn-ext predict` does)")
     parser.add_argument("--index", type=_index, metavar="N",
