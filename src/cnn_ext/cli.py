@@ -296,7 +296,10 @@ def _network_from_file(filename: str) -> Network:
     finally:
         np.random.set_state(state)
     conv.filters, softmax.weights, softmax.biases = filters, weights, biases
-    return Network(conv, None, softmax)
+    try:
+        return Network(conv, None, softmax)
+    except ValueError as exc:  # layers that do not fit MNIST's images: a model-file problem here
+        raise ModelFileError(f"{filename}: {exc}", filename) from None
 
 
 def _load_network(model: str) -> Network:
