@@ -118,6 +118,21 @@ def _too_few_logs(log_every: int, steps: int | None = None) -> str | None:
     return None
 
 
+def _diverged(network: Network, history: History, rate: float, filename: str) -> bool:
+    """Say so, in one line, when the weights are no longer finite (the rate was too high):
+    there is nothing worth saving, and the old model file stays as it was."""
+    import os
+
+    params = (network.conv.filters, network.softmax.weights, network.softmax.biases)
+    if all(np.isfinite(p).all() for p in params):
+        return False
+    when = f"at step {history.nan_step:,}" if history.nan_step else "during training"
+    print(f"cnn-ext: training diverged {when}: the loss became NaN and the weights with it, so "
+          f"the learning rate {rate:g} is too high (the tutorial's is 0.005); nothing was saved"
+          + (f", {filename} is unchanged" if os.path.exists(filename) else ""), file=sys.stderr)
+    return True
+
+
 def _save_model(network: Network, filename: str, out: IO[str]) -> int:
     """Save, or, if that fails now (the disk filled, the folder went away), save to a
     fallback file in the temporary folder so the training is not lost. Returns 0 or 1."""
@@ -175,6 +190,8 @@ def _check_train_args(args: argparse.Namespace) -> str:
     if args.live:
         _check_plotting("--live")
     filename = _model_file(args.model)
+    if args.resume and args.filters is not None:
+        raise UsageError("--filters sizes a new model; --resume continues one whose filters are set")
     if args.resume:
         import os
 
@@ -193,6 +210,10 @@ def cmd_train(args: argparse.Namespace) -> int:
 
     from .network import Network
 
+    import warnings
+
+    # fit's NaN warning would print a source line; _diverged says it in one line instead
+    warnings.filterwarnings("ignore", "Network.fit: the loss became NaN", RuntimeWarning)
     out = sys.stdout
     filename = _check_train_args(args)
     (x_train, y_train), (x_test, y_test) = _load_mnist(args.data)
@@ -208,7 +229,7 @@ def cmd_train(args: argparse.Namespace) -> int:
             raise SystemExit(f"cnn-ext: {filename} does not fit images of shape {x_train.shape[1:]}")
         replaced = None
     else:
-        network = Network(seed=args.seed, learn_rate=args.lr)
+        network = Network(seed=args.seed, learn_rate=args.lr, num_filters=args.filters or 8)
         replaced = _describe_model(filename, x_test, y_test) if os.path.exists(filename) else None
     if not args.quiet:
         start_from = f"{filename} ({_describe_network(network, x_test, y_test)})" if args.resume else \
@@ -249,6 +270,8 @@ def cmd_train(args: argparse.Namespace) -> int:
           f"on {len(x_test)} images", file=out)
     print(f"wall time {wall:.1f} s (training {train_time:.1f} s, "
           f"{total / max(train_time, 1e-9):,.0f} images/s)", file=out)
+    if _diverged(network, history, args.lr, filename):
+        return 1
     status = _save_model(network, filename, out)
     if status == 0:
         print(f"model saved to {filename}" + (f" (replacing the previous one: {replaced})" if replaced else ""),
@@ -479,6 +502,8 @@ def build_parser() -> argparse.ArgumentParser:
                                        "accuracy is shown first); --resume continues from it instead.")
     train.add_argument("--epochs", type=int_in(1), default=3, help="passes over the training set (default 3)")
     train.add_argument("--lr", type=_positive_float, default=0.005, help="learning rate (default 0.005)")
+    train.add_argument("--filters", type=int_in(1, 1024), metavar="N",
+                       help="conv filters of a new model, 1..1024 (default 8, the tutorial's)")
     train.add_argument("--train-size", type=int_in(1), help="use the first N training images (default all 60000)")
     train.add_argument("--test-size", type=int_in(1), help="use the first N test images (default all 10000)")
     train.add_argument("--seed", type=_seed, default=0,

@@ -445,6 +445,7 @@ class Network:
                 if not warned and np.isnan(losses[:size]).any():
                     warned = True
                     step = log.step + 1 + int(np.flatnonzero(np.isnan(losses[:size]))[0])
+                    history.nan_step = step
                     warnings.warn(f"Network.fit: the loss became NaN at step {step} (epoch {epoch}) and "
                                   f"the weights with it; try a smaller learn rate than {rate!r}",
                                   RuntimeWarning, stacklevel=2)
