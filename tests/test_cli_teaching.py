@@ -51,3 +51,45 @@ def test_a_diverging_rate_is_said_in_words_with_its_step(tmp_path):
         "m.pkl is unchanged"]
     assert (tmp_path / "m.pkl").read_bytes() == before
     assert "cannot save" not in run.stderr + run.stdout
+
+
+def test_plot_of_a_short_run_chooses_log_every_and_draws_the_test_curve(tmp_path):
+    from PIL import Image
+
+    run = cnn_ext("train", "--train-size", 1000, "--test-size", 200, "--epochs", 2, "--model", "p",
+                  "--plot", "curves.png", cwd=tmp_path)
+    assert run.returncode == 0, run.stderr
+    assert "--plot: logging every 100 steps (20 points; --log-every N to choose)" in run.stdout
+    assert run.stdout.count("[Step ") == 20
+    with Image.open(tmp_path / "curves.png") as png:
+        pixels = np.asarray(png.convert("RGB")).astype(int)
+    red = (np.abs(pixels - [214, 39, 40]).sum(axis=2) < 30).sum()  # the test curve's colour
+    assert red > 200, red
+    chosen = cnn_ext("train", "--train-size", 1000, "--epochs", 1, "--plot", "c.png", "--log-every", "10000",
+                     cwd=tmp_path)
+    assert chosen.returncode == 2 and "use a smaller --log-every" in chosen.stderr
+
+
+def test_evaluate_plot_gives_the_errors_their_own_colour_scale():
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    from cnn_ext.cli import _evaluation_figure
+
+    _, (x_test, y_test) = mnist.load_data()
+    network = Network(seed=0)
+    (x_train, y_train), _ = mnist.load_data()
+    network.fit(x_train[:3000], y_train[:3000], 1, seed=0, log_every=0)
+    result = network.evaluate(x_test[:1000], y_test[:1000])
+    predicted = network.predict(x_test[:1000])
+    fig = _evaluation_figure(plt, result, x_test[:1000], y_test[:1000], predicted)
+    ax = fig.axes[0]
+    right, errors = ax.images[:2]
+    off = result.confusion[~np.eye(10, dtype=bool)]
+    assert errors.norm.vmax == off.max() and right.norm.vmax == result.confusion.max()
+    t, p = np.unravel_index(np.argmax(np.where(np.eye(10, dtype=bool), -1, result.confusion)), (10, 10))
+    colour = errors.cmap(errors.norm(result.confusion[t, p]))
+    assert min(colour[:3]) < 0.3, colour  # the largest error is a strong red, not near white
+    plt.close(fig)

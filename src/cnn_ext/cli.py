@@ -76,14 +76,26 @@ def _pyplot() -> ModuleType:
 
 
 def _plot_history(history: History, filename: str) -> None:
-    """The tutorial's step log as two curves: average loss and accuracy against the step."""
+    """The tutorial's step log as two curves, average loss and accuracy against the step,
+    with the test set's loss and accuracy at the end of each epoch (fit's validation data)."""
     plt = _pyplot()
     steps = [record.step for record in history.steps]
+    per_epoch = int(history.params.get("steps", 0) or 0)  # type: ignore[call-overload]
+    ends = [epoch * per_epoch for epoch in history.epoch]
     fig, (ax_loss, ax_acc) = plt.subplots(1, 2, figsize=(10, 4))
-    ax_loss.plot(steps, [record.loss for record in history.steps], marker=".")
-    ax_loss.set(xlabel="step", ylabel="average loss", title="training loss")
-    ax_acc.plot(steps, [100 * record.accuracy for record in history.steps], marker=".")
-    ax_acc.set(xlabel="step", ylabel="accuracy (%)", title="training accuracy")
+    ax_loss.plot(steps, [record.loss for record in history.steps], marker=".", label="training (step log)")
+    ax_acc.plot(steps, [100 * record.accuracy for record in history.steps], marker=".",
+                label="training (step log)")
+    test_loss, test_acc = history.history.get("val_loss"), history.history.get("val_accuracy")
+    if test_loss and test_acc:
+        ax_loss.plot(ends[:len(test_loss)], test_loss, marker="s", color="#d62728", label="test (end of epoch)")
+        ax_acc.plot(ends[:len(test_acc)], [100 * a for a in test_acc], marker="s", color="#d62728",
+                    label="test (end of epoch)")
+    ax_loss.set(xlabel="step", ylabel="average loss", title="loss")
+    ax_acc.set(xlabel="step", ylabel="accuracy (%)", title="accuracy")
+    for ax in (ax_loss, ax_acc):
+        ax.grid(alpha=0.3)
+        ax.legend(fontsize=8)
     fig.tight_layout()
     fig.savefig(filename, dpi=100)
     plt.close(fig)
@@ -105,6 +117,19 @@ def _describe_network(network: Network, x_test: npt.NDArray[np.uint8], y_test: n
         return "a model for other images"
     result = network.evaluate(x_test, y_test)
     return f"test accuracy {100 * result.accuracy:.2f}% on {len(x_test)} images"
+
+
+def _choose_log_every(args: argparse.Namespace, steps: int | None) -> None:
+    """--log-every when not given: the tutorial's 10000, or for a --plot of a short run
+    (under 10 points) one log every twentieth of the run, said in a line."""
+    if args.log_every is not None or steps is None:
+        return
+    args.log_every = 10000
+    if args.plot and steps // 10000 < 10:
+        args.log_every = max(1, steps // 20)
+        if not args.quiet:
+            print(f"--plot: logging every {args.log_every} steps ({steps // args.log_every} points; "
+                  "--log-every N to choose)")
 
 
 def _too_few_logs(log_every: int, steps: int | None = None) -> str | None:
@@ -184,7 +209,8 @@ def _check_train_args(args: argparse.Namespace) -> str:
         _check_plotting()
         # With --data the training-set size is known only once it is loaded (cmd_train).
         steps = args.epochs * (args.train_size or MNIST_SIZES["train"]) if args.data is None else None
-        problem = _too_few_logs(args.log_every, steps)
+        _choose_log_every(args, steps)
+        problem = _too_few_logs(args.log_every if args.log_every is not None else 10000, steps)
         if problem:
             raise UsageError(problem)
     if args.live:
@@ -219,6 +245,7 @@ def cmd_train(args: argparse.Namespace) -> int:
     (x_train, y_train), (x_test, y_test) = _load_mnist(args.data)
     x_train, y_train = _subset(x_train, y_train, args.train_size, "train")
     x_test, y_test = _subset(x_test, y_test, args.test_size, "test")
+    _choose_log_every(args, args.epochs * len(x_train))
     problem = _too_few_logs(args.log_every, args.epochs * len(x_train)) if args.plot else None
     if problem:
         raise UsageError(problem)
@@ -258,7 +285,7 @@ def cmd_train(args: argparse.Namespace) -> int:
     start = time.perf_counter()
     try:
         history = network.fit(x_train, y_train, args.epochs, seed=args.seed, log_every=args.log_every,
-                              callback=callback)
+                              callback=callback, validation_data=(x_test, y_test) if args.plot else None)
     finally:
         bar.close()
         if live is not None:
@@ -368,13 +395,21 @@ def _evaluation_figure(plt: ModuleType, result: Evaluation, images: npt.NDArray[
     fig = plt.figure(figsize=(13, 6.5))
     outer = fig.add_gridspec(1, 2, width_ratios=[1, 1], wspace=0.15, left=0.05, right=0.98, top=0.9, bottom=0.08)
     ax = fig.add_subplot(outer[0])
-    ax.imshow(result.confusion, cmap="Blues")
+    # Two scales: the diagonal (right answers, ~1000 a class) in blue, the errors (a few to a
+    # few dozen) in red on their own scale, so that they do not fade to white beside it.
+    confusion = result.confusion
+    diagonal = np.eye(classes, dtype=bool)
+    errors_max = max(int(confusion[~diagonal].max()) if classes > 1 else 0, 1)
+    ax.imshow(np.ma.masked_array(confusion, ~diagonal), cmap="Blues", vmin=0, vmax=max(int(confusion.max()), 1))
+    ax.imshow(np.ma.masked_array(confusion, diagonal | (confusion == 0)), cmap="Reds", vmin=0, vmax=errors_max)
     for t in range(classes):
         for p in range(classes):
-            ax.text(p, t, str(result.confusion[t, p]), ha="center", va="center", fontsize=7,
-                    color="white" if result.confusion[t, p] > result.confusion.max() / 2 else "black")
+            top = confusion.max() if t == p else errors_max
+            ax.text(p, t, str(confusion[t, p]), ha="center", va="center", fontsize=7,
+                    color="white" if confusion[t, p] > top / 2 else "black")
     ax.set(xticks=range(classes), yticks=range(classes), xlabel="predicted", ylabel="true",
-           title=f"confusion matrix (accuracy {100 * result.accuracy:.2f}%)")
+           title=f"confusion matrix (accuracy {100 * result.accuracy:.2f}%)\n"
+                 f"blue: right; red: errors, on their own scale (0..{errors_max})")
     # Room between the rows for each digit's "true -> predicted" title.
     grid = outer[1].subgridspec(6, 6, hspace=0.55, wspace=0.15)
     for k, index in enumerate(wrong):
@@ -513,8 +548,9 @@ def build_parser() -> argparse.ArgumentParser:
     train.add_argument("--model", default=DEFAULT_MODEL, metavar="NAME", help=MODEL_HELP)
     train.add_argument("--resume", action="store_true",
                        help="continue training the saved model --model instead of starting from new weights")
-    train.add_argument("--log-every", type=int_in(0), default=10000, metavar="N",
-                       help="print the tutorial's step log every N steps, 0 for never (default 10000)")
+    train.add_argument("--log-every", type=int_in(0), metavar="N",
+                       help="print the tutorial's step log every N steps, 0 for never (default "
+                            "10000; with --plot, fewer when that would give under 10 points)")
     train.add_argument("--plot", metavar="FILE.png",
                        help="draw the step log's loss and accuracy curves (needs matplotlib)")
     train.add_argument("--live", action="store_true",
