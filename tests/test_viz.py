@@ -530,10 +530,40 @@ print("RESULT " + json.dumps({
     "redraws": live.redraws, "median_redraw": float(np.median(live.redraw_seconds)),
     "steps": live.steps, "losses": live.losses, "step": live.step, "epochs": live.epochs,
     "filters_match": images == net.conv.filters.tolist(),
-    "events": sorted(set(events)), "title": live._status.get_text()}))
+    "events": sorted(set(events)), "title": live._status.get_text(), "progress": live.progress[:2]}))
 if len(sys.argv) > 1:
     live.figure.savefig(sys.argv[1], dpi=100)
 """
+
+
+def test_cli_live_window_stays_until_the_user_closes_it(xvfb, tmp_path):
+    env = _env(DISPLAY=xvfb, MPLBACKEND=None)
+    train = subprocess.Popen(_cnn_ext() + ["train", "--live", "--train-size", "3000", "--test-size", "100",
+                                           "--epochs", "1", "--model", "m", "--quiet"],
+                             cwd=tmp_path, env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    try:
+        lines = []
+        deadline = time.monotonic() + 120
+        while time.monotonic() < deadline:
+            line = train.stdout.readline()
+            lines.append(line)
+            if not line or "the live window stays open" in line:
+                break
+        assert "the live window stays open: close it to finish\n" in lines, lines
+        assert (tmp_path / "m.pkl").is_file()  # saved before waiting: closing late loses nothing
+        time.sleep(1.5)
+        assert train.poll() is None, "cnn-ext train closed the live window by itself"
+        found = subprocess.run(["xdotool", "search", "--onlyvisible", "--name", "cnn_ext training"],
+                               env=env, capture_output=True, text=True).stdout.split()
+        assert len(found) == 1
+        # matplotlib's "quit" key closes the figure, as a user would
+        subprocess.run(["xdotool", "key", "--window", found[0], "q"], env=env, capture_output=True)
+        assert train.wait(20) == 0
+    finally:
+        if train.poll() is None:
+            train.kill()
+            train.wait()
+    assert "Traceback" not in train.stderr.read()
 
 
 def test_live_training_window(xvfb, tmp_path):
@@ -548,6 +578,8 @@ def test_live_training_window(xvfb, tmp_path):
     assert result["steps"] == list(range(500, 12001, 500)) and len(result["losses"]) == 24
     assert result["step"] == 12000 and result["epochs"] == 2
     assert result["filters_match"]  # the last redraw shows the trained filters
+    # The curves start at the first compiled chunk (250 steps), not at the first log record.
+    assert [p[0] for p in result["progress"]] == [250, 500] and result["progress"][0][1] > 0
     assert result["redraws"] >= 24  # interval 0: every event between chunks redraws
     assert result["title"].startswith("step 12,000 of 12,000 (100%), 2 epoch(s) done | last log: loss ")
     print(f"\nlive view: {result['redraws']} redraws, median {1000 * result['median_redraw']:.0f} ms")

@@ -289,7 +289,7 @@ def cmd_train(args: argparse.Namespace) -> int:
     finally:
         bar.close()
         if live is not None:
-            live.close()
+            live.finish()  # the final state stays on screen; the window closes when the user says
     train_time = time.perf_counter() - start
     result = network.evaluate(x_test, y_test)
     wall = time.perf_counter() - start
@@ -306,6 +306,9 @@ def cmd_train(args: argparse.Namespace) -> int:
     if args.plot:
         _plot_history(history, args.plot)
         print(f"curves saved to {args.plot}", file=out)
+    if live is not None:
+        print("the live window stays open: close it to finish", file=out, flush=True)
+        live.wait()
     return status
 
 

@@ -792,7 +792,10 @@ class LiveTraining:
     ``.accuracy`` 0..1) and ``"epoch"``. The window is redrawn at most every ``interval``
     seconds (and at each log record and epoch end, if that long has passed), and at
     ``close()``; between redraws each call only processes the window's events, so it stays
-    responsive. ``backend`` picks the matplotlib backend (default: the current one if it is
+    responsive. The curves start with the first ``"progress"`` record (a thin line: the
+    running mean since the last log, every compiled chunk), before the first log record.
+    ``finish()`` draws the final state and keeps the window; ``wait()`` then returns when
+    the user closes it. ``backend`` picks the matplotlib backend (default: the current one if it is
     interactive, else ``TkAgg``). Without a display, raises :class:`NoDisplayError`.
     """
 
@@ -810,6 +813,8 @@ class LiveTraining:
         self.steps: list[int] = []
         self.losses: list[float] = []
         self.accuracies: list[float] = []
+        # "progress" records: the running mean since the last log, from the first chunk on
+        self.progress: list[tuple[int, float, float]] = []
         self.step = 0
         self.epochs = 0
         self.redraws = 0
@@ -834,8 +839,14 @@ class LiveTraining:
             ax.set_title(f"filter {f}", fontsize=8)
         self._ax_loss = fig.add_subplot(bottom[0, 0])
         self._ax_acc = fig.add_subplot(bottom[0, 1])
-        (self._loss_line,) = self._ax_loss.plot([], [], color="#1f77b4")
-        (self._acc_line,) = self._ax_acc.plot([], [], color="#2ca02c")
+        (self._loss_running,) = self._ax_loss.plot([], [], color="#1f77b4", linewidth=0.8, alpha=0.45,
+                                                   label="running, since the last log")
+        (self._acc_running,) = self._ax_acc.plot([], [], color="#2ca02c", linewidth=0.8, alpha=0.45,
+                                                 label="running, since the last log")
+        (self._loss_line,) = self._ax_loss.plot([], [], color="#1f77b4", marker=".", label="step log")
+        (self._acc_line,) = self._ax_acc.plot([], [], color="#2ca02c", marker=".", label="step log")
+        for ax in (self._ax_loss, self._ax_acc):
+            ax.legend(fontsize=7, loc="upper right" if ax is self._ax_loss else "lower right")
         self._ax_loss.set(xlabel="step", ylabel="mean loss", title="loss (per log interval)")
         self._ax_acc.set(xlabel="step", ylabel="accuracy (%)", title="accuracy (per log interval)")
         from matplotlib.ticker import FuncFormatter
@@ -871,6 +882,9 @@ class LiveTraining:
             step = getattr(record, "step", None)
             if step is not None:
                 self.step = int(step)
+                loss, accuracy = getattr(record, "loss", math.nan), getattr(record, "accuracy", math.nan)
+                if loss is not None and accuracy is not None and math.isfinite(loss):  # nan: just logged
+                    self.progress.append((self.step, float(loss), 100 * float(accuracy)))
         elif kind == "log":
             # (type: ignore: "log" records are StepRecords)
             step, loss, accuracy = int(record.step), float(record.loss), float(record.accuracy)  # type: ignore[union-attr]
@@ -894,10 +908,13 @@ class LiveTraining:
             image.set_clim(-vmax, vmax)
         self._loss_line.set_data(self.steps, self.losses)
         self._acc_line.set_data(self.steps, self.accuracies)
-        if self.losses:
-            finite = [v for v in self.losses if math.isfinite(v)]
-            if finite:
-                self._ax_loss.set_ylim(0, max(finite) * 1.08 or 1)
+        if self.progress:
+            steps, losses, accuracies = zip(*self.progress)
+            self._loss_running.set_data(steps, losses)
+            self._acc_running.set_data(steps, accuracies)
+        finite = [v for v in self.losses + [p[1] for p in self.progress] if math.isfinite(v)]
+        if finite:
+            self._ax_loss.set_ylim(0, max(finite) * 1.08 or 1)
         self._status.set_text(self._status_text())
         canvas = self.figure.canvas
         canvas.draw_idle()
@@ -905,6 +922,25 @@ class LiveTraining:
         self._last_draw = time.perf_counter()
         self.redraws += 1
         self.redraw_seconds.append(self._last_draw - now)
+
+    def finish(self) -> None:
+        """Draw the final state and keep the window open (``wait()`` or ``close()`` next)."""
+        if self._closed:
+            return
+        self._redraw(force=True)
+        self._status.set_text(self._status_text() + "\ntraining done: close this window to finish")
+        self.figure.canvas.draw_idle()
+        self.figure.canvas.flush_events()
+
+    def wait(self, poll: float = 0.05) -> None:
+        """Return when the user closes the window. The window's events are processed in a
+        Python loop (not Tk's), so Ctrl-C still reaches Python at once."""
+        try:
+            while not self._closed and self._plt.fignum_exists(self.figure.number):
+                self.figure.canvas.flush_events()
+                time.sleep(poll)
+        finally:
+            self._closed = True
 
     def close(self) -> None:
         """Draw the final state, then close the window."""
