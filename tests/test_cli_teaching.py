@@ -93,3 +93,30 @@ def test_evaluate_plot_gives_the_errors_their_own_colour_scale():
     colour = errors.cmap(errors.norm(result.confusion[t, p]))
     assert min(colour[:3]) < 0.3, colour  # the largest error is a strong red, not near white
     plt.close(fig)
+
+
+def test_the_cli_reference_page_names_every_command_and_option():
+    # docs/cli.rst is written by hand: this keeps it from missing a command or an option.
+    import argparse
+    from pathlib import Path
+
+    import re
+
+    from cnn_ext.cli import build_parser
+
+    page = (Path(__file__).resolve().parents[1] / "docs" / "cli.rst").read_text(encoding="utf-8")
+    sub = next(a for a in build_parser()._actions if isinstance(a, argparse._SubParsersAction))
+    options = {command: [o for a in parser._actions for o in a.option_strings]
+               for command, parser in sub.choices.items() if command != "bench"}
+    # bench has its own parser, built as it parses: its --help lists the options
+    bench_help = subprocess.run([sys.executable, "-m", "cnn_ext", "bench", "--help"],
+                                capture_output=True, text=True).stdout
+    options["bench"] = re.findall(r"^  (--[a-z-]+)", bench_help, flags=re.M)
+    assert len(options["bench"]) > 5
+    for command, names in options.items():
+        section = page.split(f"\ncnn-ext {command}\n", 1)
+        assert len(section) == 2, f"docs/cli.rst has no section for cnn-ext {command}"
+        body = section[1].split("\ncnn-ext ", 1)[0]
+        for option in names:
+            if option.startswith("--") and option != "--help":
+                assert f"``{option}" in body, f"docs/cli.rst: cnn-ext {command} {option} is missing"
