@@ -103,7 +103,8 @@ def _run_in_process(bug, until):
     for cell in cells():
         if cell["cell_type"] != "code":
             continue
-        source = "".join(cell["source"])
+        # (IPython's magics, such as %matplotlib inline, are not Python: left out here)
+        source = "".join(line for line in cell["source"] if not line.startswith("%"))
         if exercise_of(cell):
             current = exercise_of(cell)
             source = learners.notebook_solution(current, bug)
