@@ -1064,10 +1064,16 @@ def load_module(path: str) -> Any:
     if spec is None or spec.loader is None:
         raise ImportError(f"cannot import {path!r} as Python")
     module = importlib.util.module_from_spec(spec)
+    # Registered under its private name, as an import would (dataclasses and pickle look
+    # classes up there); a later check of the same file imports it afresh.
+    sys.modules[name] = module
     folder = os.path.dirname(os.path.abspath(path))
     sys.path.insert(0, folder)  # so that the learner's own imports (conv.py beside it) work
     try:
         spec.loader.exec_module(module)
+    except BaseException:
+        sys.modules.pop(name, None)
+        raise
     finally:
         if sys.path and sys.path[0] == folder:
             del sys.path[0]
