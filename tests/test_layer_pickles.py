@@ -1,6 +1,7 @@
 """Models saved as pickled layer objects (``pickle.dump([conv, pool, softmax], f)``), as
 learners' copies of the tutorials save them: loaded safely, as records, never as objects."""
 import pickle
+import re
 import pickletools
 import sys
 import types
@@ -214,3 +215,26 @@ def test_a_layer_state_cannot_smuggle_a_huge_array(tmp_path):
     bad = raw.replace(b"K\x04K\x03K\x03\x87", b"J\x00\x00\x00\x10K\x03K\x03\x87")
     assert bad != raw
     refused(tmp_path, bad, "refused array state that does not match its data|expected a dict")
+
+
+def test_the_command_line_takes_them_as_model(tmp_path, trained_layers):
+    # `cnn-ext evaluate --model`, `predict --model` and `train --resume` read a pickle of a
+    # learner's layer objects (their module, `conv`, does not exist in that process).
+    import os
+    import subprocess
+    conv, pool, softmax = trained_layers
+    (tmp_path / "layers.pkl").write_bytes(pickle.dumps([conv, pool, softmax]))
+
+    def cli(*args):
+        return subprocess.run([sys.executable, "-m", "cnn_ext", *args], cwd=tmp_path, capture_output=True,
+                              text=True, timeout=600, env=dict(os.environ, PYTHONIOENCODING="utf-8"))
+    run = cli("evaluate", "--model", "layers.pkl", "--test-size", "500")
+    assert run.returncode == 0, run.stderr
+    assert re.search(r"test accuracy \d+\.\d\d% on 500 images", run.stdout), run.stdout
+    run = cli("train", "--resume", "--model", "layers.pkl", "--train-size", "1000", "--test-size", "200",
+              "--epochs", "1")
+    assert run.returncode == 0, run.stderr
+    # the resumed model is saved as cnn_ext's dict of arrays, in place of the layer objects
+    saved = _safe_pickle.loads((tmp_path / "layers.pkl").read_bytes())
+    assert isinstance(saved, dict) and set(saved) == {"conv_filters", "softmax_weights", "softmax_biases"}
+    assert not np.array_equal(saved["conv_filters"], conv.filters)
