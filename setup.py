@@ -158,7 +158,8 @@ def extension(name, isa_flags):
 
 setup(
     package_dir={"cnn_ext": "src/cnn_ext", "cnn_ext_reference": "python/cnn_ext_reference"},
-    packages=["cnn_ext", "cnn_ext.bench", "cnn_ext.datasets", "cnn_ext_reference"],
+    packages=["cnn_ext", "cnn_ext.bench", "cnn_ext.cnn_from_scratch", "cnn_ext.datasets",
+              "cnn_ext_reference", "cnn_ext_reference.cnn_from_scratch"],
     # A compiled module's stub is installed only where that module is built.
     package_data={"cnn_ext": ["py.typed"] + [f"{name}.pyi" for name in KERNELS],
                   "cnn_ext.datasets": ["data/*.gz"]},

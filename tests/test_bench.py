@@ -55,6 +55,8 @@ def test_rows_have_times_and_agree_with_the_loops(quick_run):
     for section in ("layer", "train step", "inference"):
         assert (section, bench.REF) in names and (section, bench.NUMPY) in names
     assert ("train step", bench.FUSED) in names and ("train step", bench.LAYERS) in names
+    # both tutorials: the English original's loops and cnn_ext's façade of its API
+    assert ("train step", bench.ORIGINAL_REF) in names and ("train step", bench.ORIGINAL) in names
     assert ("inference", "cnn_ext 1 thread") in names and ("inference", "cnn_ext 2 threads") in names
     cases = {row["case"] for row in rows if row["section"] == "layer"}
     assert cases == {f"{layer} {direction}" for layer in ("Conv3x3", "MaxPool2", "Softmax")

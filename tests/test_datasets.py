@@ -170,7 +170,8 @@ def test_each_call_returns_fresh_arrays(mnist):
 
 
 def test_public_api():
-    assert set(ds.__all__) == {"MNISTFormatError", "load_data"}
+    assert set(ds.__all__) == {"MNISTFormatError", "load_data", "train_images", "train_labels",
+                               "test_images", "test_labels"}
     assert issubclass(MNISTFormatError, ValueError)
     import cnn_ext.datasets
 
@@ -536,3 +537,36 @@ def test_npz_corrupt_member(tmp_path, offset):
     path.write_bytes(bytes(blob))
     with raises_format("mnist.npz", r"unreadable"):
         load_data(path)
+
+
+# ------------------------------------------- the English tutorial's loader (`mnist` package)
+
+def test_mnist_package_functions_match_load_data(mnist):
+    (x_train, y_train), (x_test, y_test) = mnist
+    for function, expected, shape in ((ds.train_images, x_train, (60000, 28, 28)),
+                                      (ds.train_labels, y_train, (60000,)),
+                                      (ds.test_images, x_test, (10000, 28, 28)),
+                                      (ds.test_labels, y_test, (10000,))):
+        got = function()
+        assert got.dtype == np.uint8 and got.shape == shape  # as the mnist package gives
+        np.testing.assert_array_equal(got, expected)
+        assert got.flags.writeable and got.flags.c_contiguous
+        # a fresh array each call: a learner's in-place edit does not leak into the next
+        got[:] = 7
+        np.testing.assert_array_equal(function(), expected)
+
+
+def test_mnist_package_functions_are_not_collected_as_tests():
+    assert ds.test_images.__test__ is False and ds.test_labels.__test__ is False
+
+
+def test_the_tensorflow_stand_in_answers_load_data_only(mnist):
+    from cnn_ext.datasets import tf
+    (x_train, y_train), (x_test, y_test) = tf.keras.datasets.mnist.load_data()
+    np.testing.assert_array_equal(x_train, mnist[0][0])
+    np.testing.assert_array_equal(y_test, mnist[1][1])
+    with pytest.raises(AttributeError, match=r"stands in for TensorFlow only as "
+                                             r"tf.keras.datasets.mnist.load_data\(\), not .nn"):
+        tf.nn
+    with pytest.raises(AttributeError, match=r"not .layers"):
+        tf.keras.layers

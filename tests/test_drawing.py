@@ -27,11 +27,12 @@ from types import SimpleNamespace
 
 import numpy as np
 import pytest
-from PIL import Image, ImageDraw
+from PIL import Image, ImageDraw, ImageOps
 
 import cnn_ext
 from cnn_ext import drawing
 from cnn_ext.drawing import BRUSH_WIDTH, CANVAS_SIZE, DrawingBoard, draw_stroke
+from cnn_ext.imaging import to_mnist
 
 NO_DISPLAY_MESSAGE = ("cnn-ext draw needs a display: no DISPLAY is set "
                       "(run it on a desktop, or under Xvfb)")
@@ -791,3 +792,37 @@ def test_network_view_images():
     grey = drawing._grey(image, 3)
     assert grey.shape == (9, 12, 3) and np.array_equal(grey[::3, ::3, 1], image)
     assert (drawing._map_grid(np.zeros((4, 4, 8)), 1) != 217).sum() > 0  # blank maps: white tiles
+
+
+def test_drawing_board_is_importable_from_the_package_without_tk_at_import():
+    # `import cnn_ext` must not import tkinter; `from cnn_ext import DrawingBoard` may.
+    code = ("import sys, cnn_ext; assert 'tkinter' not in sys.modules and 'cnn_ext.drawing' not in sys.modules;"
+            "from cnn_ext import DrawingBoard; import cnn_ext.drawing as d; assert DrawingBoard is d.DrawingBoard;"
+            "print('ok')")
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=60)
+    assert out.returncode == 0 and out.stdout.strip() == "ok", out.stderr
+    import cnn_ext
+    assert "DrawingBoard" in cnn_ext.__all__
+    with pytest.raises(AttributeError, match="has no attribute 'DrawingBored'"):
+        cnn_ext.DrawingBored
+
+
+def test_raw_option_gives_the_tutorials_black_on_white_resize():
+    # Code written for the tutorial's board inverts the array itself (255 - a); with
+    # raw=True it gets what it expects, and the inverted raw digit looks like MNIST's.
+    board = headless_board()
+    event = SimpleNamespace
+    board.start_stroke(event(x=140, y=40))
+    board.paint(event(x=140, y=240))
+    raw = board.process_image(raw=True)
+    assert raw.shape == (28, 28) and raw.dtype == np.uint8
+    # black (0) digit on white (255): the corners are paper, the stroke is dark
+    assert raw[0, 0] == 255 and raw[-1, -1] == 255 and raw[14, 14] < 128
+    # the tutorial's own conversion, step by step
+    tutorial = np.array(ImageOps.grayscale(board.image.resize((28, 28), Image.Resampling.LANCZOS)), dtype=np.uint8)
+    np.testing.assert_array_equal(raw, tutorial)
+    # the default (MNIST's form) is the other polarity
+    assert board.process_image()[0, 0] == 0 and board.process_image().max() == 255
+    board.raw = True  # DrawingBoard(root, raw=True) sets this
+    np.testing.assert_array_equal(board.process_image(), raw)
+    np.testing.assert_array_equal(board.process_image(raw=False), to_mnist(board.image))

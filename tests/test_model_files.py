@@ -518,7 +518,7 @@ def test_prescan_of_a_large_pickle_fits_a_small_memory_limit(workdir):
 @pytest.mark.parametrize("opcode, raw", [
     ("INST", b"(ibuiltins\nobject\n."),
     ("OBJ", b"\x80\x02(cnumpy\ndtype\no."),
-    ("NEWOBJ", b"\x80\x02cnumpy\ndtype\n)\x81."),
+    ("NEWOBJ_EX", b"\x80\x04cnumpy\ndtype\n)}\x92."),
     ("EXT1", b"\x80\x02\x82\x01."),
     ("PERSID", b"Pfoo\n."),
     ("BINPERSID", b"\x80\x02NQ."),

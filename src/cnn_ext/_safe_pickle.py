@@ -31,6 +31,13 @@ What is allowed
    taken from the file itself.
 3. ``BUILD`` may only set the state of those arrays and dtypes, in the exact form NumPy
    writes (:meth:`_RestrictedUnpickler.load_build`).
+4. Layer objects, as learners' scripts pickle them (``pickle.dump([conv, pool, softmax],
+   f)``): a global whose name is one of :data:`LAYER_CLASS_NAMES`, from any module, is
+   *not* imported; it stands for a :class:`PickledLayer`, a record that keeps the
+   module and class name and the state dict the file gives it. ``NEWOBJ`` (protocols
+   2-5) and ``copyreg._reconstructor`` (protocols 0-1) may create one, without
+   arguments, and ``BUILD`` may give it a dict of str keys once. No method of any
+   class runs; the caller (``cnn_ext.saver``) keeps only the arrays it needs.
 
 Nothing else is reachable: dicts, lists, tuples, strings, bytes and numbers have their
 own opcodes and need no global.
@@ -46,8 +53,8 @@ from typing import Any, NoReturn
 
 import numpy as np
 
-__all__ = ["RefusedPickle", "loads", "prescan", "ALLOWED_OPCODES", "MAX_OPCODES",
-           "NUMERIC_KINDS"]
+__all__ = ["RefusedPickle", "PickledLayer", "loads", "prescan", "ALLOWED_OPCODES", "MAX_OPCODES",
+           "NUMERIC_KINDS", "LAYER_CLASS_NAMES"]
 
 # A model pickle (a dict of three arrays, any protocol 0-5, NumPy 1.x or 2.x) has 40-90
 # opcodes; 10,000 leaves room for any layout while the scan stays a few milliseconds.
@@ -55,9 +62,9 @@ MAX_OPCODES = 10_000
 
 # Everything NumPy array pickles and plain containers use, at protocols 0-5. Left out:
 # persistent ids (PERSID, BINPERSID), the extension registry (EXT1/2/4), the class
-# instantiation opcodes (INST, OBJ, NEWOBJ, NEWOBJ_EX) and out-of-band buffers
-# (NEXT_BUFFER, READONLY_BUFFER), none of which a model file needs. An opcode a future
-# Python adds is refused until it is listed here.
+# instantiation opcodes INST, OBJ and NEWOBJ_EX, and out-of-band buffers (NEXT_BUFFER,
+# READONLY_BUFFER), none of which a model file needs; NEWOBJ creates layer records only
+# (see load_newobj). An opcode a future Python adds is refused until it is listed here.
 ALLOWED_OPCODES = frozenset({
     # structure
     "PROTO", "FRAME", "STOP", "MARK", "POP", "POP_MARK", "DUP",
@@ -75,6 +82,8 @@ ALLOWED_OPCODES = frozenset({
     "PUT", "BINPUT", "LONG_BINPUT", "MEMOIZE", "GET", "BINGET", "LONG_BINGET",
     # globals (restricted by find_class), calls (only of the allowed globals), state
     "GLOBAL", "STACK_GLOBAL", "REDUCE", "BUILD",
+    # objects: layer records only (see load_newobj)
+    "NEWOBJ",
 })
 
 # Kinds of array data a model may hold: signed and unsigned integers, floats.
@@ -228,6 +237,61 @@ def _empty_bytes(*args: object) -> bytes:
     return b""
 
 
+# ------------------------------------------------------------------ layer objects
+
+#: The class names of the tutorials' layers, whatever module a script defined them in
+#: (``conv``, ``__main__``, ``cnn_ext.conv``, ...): such a global becomes a record.
+LAYER_CLASS_NAMES = frozenset({"Conv3x3", "MaxPool2", "Softmax"})
+
+
+class _LayerClass:
+    """Stands for a layer class named in a pickle; nothing is imported for it."""
+
+    __slots__ = ("module", "name")
+
+    def __init__(self, module: str, name: str) -> None:
+        self.module, self.name = module, name
+
+    def __call__(self, *args: object, **kwargs: object) -> NoReturn:
+        raise RefusedPickle(f"refused to call {self.module}.{self.name}: layer objects are "
+                            f"read as records, nothing of their class is run")
+
+
+class PickledLayer:
+    """A layer object read from a pickle, as plain data: ``module`` and ``name`` of its
+    class as the file wrote them, and ``state``, the dict of its attributes (``None``
+    when the file set none)."""
+
+    __slots__ = ("module", "name", "state")
+
+    def __init__(self, module: str, name: str) -> None:
+        self.module, self.name = module, name
+        self.state: dict[str, object] | None = None
+
+    def __repr__(self) -> str:
+        keys = sorted(self.state) if self.state else []
+        return f"<pickled {self.module}.{self.name} with {', '.join(keys) or 'no attributes'}>"
+
+
+class _ObjectType:
+    """Stands for ``object``, which protocols 0-1 name as the base of a reconstructed
+    instance; it can be used for nothing else."""
+
+
+_OBJECT_TYPE = _ObjectType()
+
+
+def _safe_reconstructor(cls: object, base: object, state: object) -> PickledLayer:
+    # copyreg._reconstructor(cls, object, None) is how protocols 0-1 create an instance.
+    if not isinstance(cls, _LayerClass) or base is not _OBJECT_TYPE or state is not None:
+        raise RefusedPickle("refused copyreg._reconstructor for anything but a layer object")
+    return PickledLayer(cls.module, cls.name)
+
+
+def _is_dotted_name(module: str) -> bool:
+    return bool(module) and all(part.isidentifier() for part in module.split("."))
+
+
 # (module, name) as written in the pickle -> the object it stands for. Nothing else is
 # importable while loading a model, and each callable checks its arguments, so REDUCE can
 # only build numeric dtypes and arrays whose data is in the file.
@@ -248,6 +312,11 @@ _ALLOWED_GLOBALS = {
     ("_codecs", "encode"): _latin1_encode,
     ("__builtin__", "bytes"): _empty_bytes,
     ("builtins", "bytes"): _empty_bytes,
+    # Protocols 0-1 create a layer object as copyreg._reconstructor(cls, object, None).
+    ("copy_reg", "_reconstructor"): _safe_reconstructor,
+    ("copyreg", "_reconstructor"): _safe_reconstructor,
+    ("__builtin__", "object"): _OBJECT_TYPE,
+    ("builtins", "object"): _OBJECT_TYPE,
 }
 
 
@@ -266,6 +335,8 @@ class _RestrictedUnpickler(pickle._Unpickler):
     def find_class(self, module: str, name: str) -> object:
         # Called for every GLOBAL/STACK_GLOBAL opcode; the default would import ``module``
         # and return any attribute, e.g. os.system.
+        if name in LAYER_CLASS_NAMES and _is_dotted_name(module):
+            return _LayerClass(module, name)
         try:
             return _ALLOWED_GLOBALS[(module, name)]
         except KeyError:
@@ -279,8 +350,26 @@ class _RestrictedUnpickler(pickle._Unpickler):
 
     # (type: ignore[attr-defined] below: typeshed does not declare the pure-Python
     # unpickler's stack and load_build, which this class exists to check)
+    def load_newobj(self) -> None:
+        # cls.__new__(cls, *args) in the default: here only a layer record, no arguments.
+        args = self.stack.pop()  # type: ignore[attr-defined]
+        cls = self.stack.pop()  # type: ignore[attr-defined]
+        if not isinstance(cls, _LayerClass) or args != ():
+            raise RefusedPickle("refused to create an object: a model file holds only arrays "
+                                "and the tutorials' layer objects")
+        self.append(PickledLayer(cls.module, cls.name))  # type: ignore[attr-defined]
+
     def load_build(self) -> None:
         state, inst = self.stack[-1], self.stack[-2]  # type: ignore[attr-defined]
+        if type(inst) is PickledLayer:
+            # A layer's attributes, set once, as plain data: nothing of the class runs.
+            if inst.state is not None or not isinstance(state, dict) \
+                    or not all(isinstance(k, str) for k in state):
+                raise RefusedPickle(f"refused state for a {inst.name} object: expected one dict "
+                                    f"of its attributes")
+            self.stack.pop()  # type: ignore[attr-defined]
+            inst.state = state
+            return
         if isinstance(inst, np.dtype):
             # Only the state NumPy writes for this dtype in the stated byte order: no flags,
             # no fields, nothing else.
@@ -303,12 +392,14 @@ class _RestrictedUnpickler(pickle._Unpickler):
 
     # (type: ignore: dispatch's entries are called with this unpickler, not any Unpickler)
     dispatch[pickle.BUILD[0]] = load_build  # type: ignore[assignment]
+    dispatch[pickle.NEWOBJ[0]] = load_newobj  # type: ignore[assignment]
 
 
 def loads(raw: bytes, max_opcodes: int = MAX_OPCODES) -> object:
     """Unpickle ``raw`` (bytes) under the rules of this module's docstring.
 
-    Returns plain data (dicts, lists, tuples, str, bytes, numbers, numeric ndarrays).
+    Returns plain data (dicts, lists, tuples, str, bytes, numbers, numeric ndarrays, and
+    :class:`PickledLayer` records of layer objects).
     Raises :class:`RefusedPickle` if the file does something a model never does, and
     :class:`pickle.UnpicklingError` (or whatever the pure-Python unpickler raises on
     malformed data: ``EOFError``, ``ValueError``, ...) if it is not a well-formed pickle.

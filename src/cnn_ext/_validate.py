@@ -93,16 +93,20 @@ def parameter(layer: object, name: str, shape: tuple[int, ...]) -> npt.NDArray[n
     return value
 
 
-def learn_rate(layer: _Learner) -> float:
-    """The layer's ``learn_rate`` as a float, if it is a finite number > 0.
+def learn_rate(layer: _Learner, given: object = None, method: str = "backprop") -> float:
+    """The rate a layer learns with now, as a float, if it is a finite number > 0.
 
-    A zero, negative, NaN or infinite rate would silently turn every weight into NaN or
-    stop learning; it is refused when a layer is about to learn with it.
+    ``given`` is the rate passed to the call (the English tutorial's
+    ``backprop(d_L_d_out, learn_rate)``); ``None`` means the layer's own ``learn_rate``
+    (the adaptation's constructor argument, or the class default). A zero, negative, NaN
+    or infinite rate would silently turn every weight into NaN or stop learning; it is
+    refused when a layer is about to learn with it.
     """
-    rate = layer.learn_rate
+    rate = layer.learn_rate if given is None else given
     if type(rate) is float and 0.0 < rate <= _MAX_FLOAT:  # False for NaN
         return rate
-    where = f"{type(layer).__name__}.learn_rate"
+    where = (f"{type(layer).__name__}.learn_rate" if given is None
+             else f"{type(layer).__name__}.{method}(learn_rate)")
     if not isinstance(rate, numbers.Real) or isinstance(rate, (bool, np.bool_)):
         raise TypeError(f"{where} must be a positive number, got {rate!r}")
     value = float(rate)

@@ -12,7 +12,8 @@ from typing import TYPE_CHECKING
 import numpy as np
 
 from ._dispatch import kernels
-from ._validate import _FLOAT64, as_float64, expect_shape, learn_rate, parameter, positive_int
+from ._validate import _FLOAT64, as_float64, expect_shape, parameter, positive_int
+from ._validate import learn_rate as _rate
 
 if TYPE_CHECKING:
     import numpy.typing as npt
@@ -22,16 +23,24 @@ class Conv3x3:
     """Convolution with ``num_filters`` 3x3 filters, valid padding, stride 1.
 
     ``forward``: image (h, w) -> (h-2, w-2, num_filters) float64.
-    ``backprop(d_L_d_out)``: updates ``filters`` in place with ``learn_rate``, returns None.
+    ``backprop(d_L_d_out, learn_rate=None)``: updates ``filters`` in place, returns None.
     ``filters`` (num_filters, 3, 3) are drawn as ``np.random.randn(...) / 9`` from NumPy's
-    global random state, exactly as the tutorial does.
+    global random state, exactly as both tutorials do.
+
+    The rate: the adaptation sets it in the constructor (``Conv3x3(8, learn_rate=0.005)``),
+    the English original passes it to each call (``backprop(d_L_d_out, 0.005)``); both
+    work. A layer built without one (an object unpickled from another program, say) learns
+    with the class default, 0.01, the adaptation's.
     """
+
+    #: The rate ``backprop`` uses when the call gives none (the adaptation's default).
+    learn_rate: float = 0.01
 
     def __init__(self, num_filters: int, learn_rate: float = 0.01) -> None:
         self.num_filters: int = positive_int(num_filters, "Conv3x3(num_filters)")
         self.filters: npt.NDArray[np.float64] = np.random.randn(num_filters, 3, 3) / 9
         self.last_input: npt.NDArray[np.float64] | None = None
-        self.learn_rate: float = learn_rate
+        self.learn_rate = learn_rate
 
     def iterate_regions(self, image: npt.NDArray[np.float64]
                         ) -> Iterator[tuple[npt.NDArray[np.float64], int, int]]:
@@ -74,11 +83,13 @@ class Conv3x3:
         self.last_input = image
         return output
 
-    def backprop(self, d_L_d_out: npt.ArrayLike) -> None:
-        """Update ``filters`` in place by ``learn_rate`` times the loss gradient, from
+    def backprop(self, d_L_d_out: npt.ArrayLike, learn_rate: float | None = None) -> None:
+        """Update ``filters`` in place by the rate times the loss gradient, from
         ``d_L_d_out`` (h-2, w-2, num_filters), the gradient of the loss with respect to the
-        last forward's output. Returns ``None``, as the first layer of the tutorial does."""
-        rate, filters = learn_rate(self), self.filters
+        last forward's output. ``learn_rate`` is this call's rate (the English tutorial's
+        second argument); ``None`` uses the layer's ``learn_rate``. Returns ``None``, as the
+        first layer of the tutorial does."""
+        rate, filters = _rate(self, learn_rate), self.filters
         if type(d_L_d_out) is np.ndarray and type(filters) is np.ndarray \
                 and filters.shape[:1] == (self.num_filters,) and self.last_input is not None:
             try:  # as in forward: the kernel checks, the checked path converts or explains
@@ -87,9 +98,9 @@ class Conv3x3:
                 pass
             else:
                 return None
-        return self._checked_backprop(d_L_d_out)
+        return self._checked_backprop(d_L_d_out, rate)
 
-    def _checked_backprop(self, d_L_d_out: npt.ArrayLike) -> None:
+    def _checked_backprop(self, d_L_d_out: npt.ArrayLike, rate: float) -> None:
         if self.last_input is None:
             raise RuntimeError("Conv3x3.backprop() called before forward(): there is no input to learn from")
         image = as_float64(self.last_input, "Conv3x3.last_input", ndim=2)
@@ -98,5 +109,5 @@ class Conv3x3:
         expect_shape(d_L_d_out, (h - 2, w - 2, self.num_filters), "Conv3x3.backprop(d_L_d_out)",
                      " (the shape of the last forward output)")
         filters = parameter(self, "filters", (self.num_filters, 3, 3))
-        kernels.conv3x3_backprop(image, d_L_d_out, filters, learn_rate(self))
+        kernels.conv3x3_backprop(image, d_L_d_out, filters, rate)
         return None

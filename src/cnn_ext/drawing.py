@@ -10,7 +10,10 @@ the drawing as ``temp.png`` (28x28) and closes the window. Three things differ, 
   black, scaled to fit 20x20 and centred by its mass -- through
   :func:`cnn_ext.imaging.to_mnist`, the conversion ``cnn-ext predict`` uses. The
   tutorial's plain resize gave a black digit on white, which a network trained on MNIST
-  has never seen.
+  has never seen. Code written for the tutorial's board that inverts the array itself
+  (``255 - board.image_array``) would now invert a correct digit: for such code,
+  ``DrawingBoard(root, raw=True)`` (or ``process_image(raw=True)``) gives the tutorial's
+  plain black-on-white resize.
 * The brush is as wide as MNIST's strokes: a digit drawn at the board's natural size
   (its longer side about 70% of the canvas, as MNIST's 20 pixels are of 28) comes out
   with MNIST's stroke width after the conversion. The tutorial's radius of 5 gives strokes
@@ -36,6 +39,9 @@ from PIL import Image, ImageDraw
 from . import imaging
 from .imaging import to_mnist
 from .saver import ModelSaver
+
+# Pillow 9.1 moved the filters into Image.Resampling; older releases have them on Image.
+_LANCZOS = getattr(Image, "Resampling", Image).LANCZOS
 
 try:  # Tk is optional: a Python built without it can still import this module.
     import tkinter as tk
@@ -126,11 +132,17 @@ class DrawingBoard:
     Draw with the left mouse button; ``输出`` stores the digit, MNIST-style, in
     ``image_array`` (28x28 uint8), saves it as ``temp.png`` in the current directory and
     closes the window. The drawing itself is kept in ``image`` (a 280x280 RGB PIL image,
-    black on white), the same picture as on the canvas.
+    black on white), the same picture as on the canvas. ``raw=True`` makes ``输出`` store
+    the tutorial's plain resize instead (black on white, not centred): for code that
+    inverts the array itself.
     """
 
-    def __init__(self, root):
+    #: Whether process_image() gives the tutorial's plain resize rather than MNIST's form.
+    raw = False
+
+    def __init__(self, root, raw=False):
         _require_tk()
+        self.raw = bool(raw)
         self.root = root
         self.root.title("画板")
         # 280x280 white canvas, 10x MNIST's 28x28.
@@ -179,10 +191,18 @@ class DrawingBoard:
         self.draw.rectangle([0, 0, CANVAS_SIZE, CANVAS_SIZE], fill="white")
         self._last = None
 
-    def process_image(self):
+    def process_image(self, raw=None):
         """The drawing as an MNIST digit: a (28, 28) uint8 array, white (255) on black (0),
         scaled to fit 20x20 and centred by mass (:func:`cnn_ext.imaging.to_mnist`). An empty
-        board gives all zeros."""
+        board gives all zeros.
+
+        ``raw=True`` (default: the board's ``raw``) gives the tutorial's plain resize
+        instead: the whole canvas shrunk to 28x28 with Lanczos filtering, greyscale, black
+        (0) on white (255), as code that inverts the array itself expects.
+        """
+        if getattr(self, "raw", False) if raw is None else raw:
+            small = self.image.resize((28, 28), _LANCZOS).convert("L")
+            return np.asarray(small, dtype=np.uint8).copy()
         return to_mnist(self.image)
 
     def output_and_exit(self):

@@ -22,6 +22,10 @@ Two formats, chosen by the file name's suffix:
   pickles use, so a malicious file cannot run code. (As with any NumPy pickle, a file
   written under NumPy 2 names ``numpy._core``, which plain ``pickle.load`` under NumPy 1.x
   understands only from 1.26 on; this module's loader reads files from any NumPy.)
+  Pickles of layer objects, as learners' scripts write them (``pickle.dump([conv, pool,
+  softmax], f)``, or a dict or tuple of the layers), load too: the layers are read as
+  plain records, never as objects of their class, and only ``filters``, ``weights`` and
+  ``biases`` are kept (see ``_params_from_layers``). Saving always writes the dict.
 
 Bounds: a model file is a regular file of at most ``MAX_MODEL_BYTES`` (64 MiB, about 600
 times the tutorial's 110 kB model); it holds at most ``MAX_NUM_FILTERS`` filters and
@@ -291,6 +295,67 @@ def _read_pickle(raw: bytes, filename: str) -> object:
             f"{type(exc).__name__}: {exc}){hint}", filename) from exc
 
 
+def _describe_item(value: object) -> str:
+    if isinstance(value, _safe_pickle.PickledLayer):
+        return f"a {value.name} object"
+    if isinstance(value, np.ndarray):
+        return f"an array of shape {value.shape}"
+    return f"a {type(value).__name__}"
+
+
+def _params_from_layers(data: object, filename: str) -> object:
+    """The three arrays of a pickle of layer objects, or ``data`` itself if it holds none.
+
+    Learners' scripts often save ``pickle.dump([conv, pool, softmax], f)`` (a list, tuple
+    or dict of the layers, or one layer). The restricted unpickler reads such objects as
+    :class:`~cnn_ext._safe_pickle.PickledLayer` records; of those, one ``Conv3x3`` gives
+    ``filters`` and one ``Softmax`` its ``weights`` and ``biases`` (checked afterwards like
+    any model's arrays), a ``MaxPool2`` has none, and every other attribute is dropped.
+    Plain numbers and text beside the layers (an epoch count, a note) are ignored.
+    """
+    if isinstance(data, _safe_pickle.PickledLayer):
+        items: list[object] = [data]
+    elif isinstance(data, (list, tuple)):
+        items = list(data)
+    elif isinstance(data, dict):
+        items = list(data.values())
+    else:
+        return data
+    layers = [v for v in items if isinstance(v, _safe_pickle.PickledLayer)]
+    if not layers:
+        return data
+    found = ", ".join(_describe_item(v) for v in items)
+    todo = (" Load it with the layers' own script, then save it again with "
+            "cnn_ext.ModelSaver, which writes the three arrays.")
+    other = [v for v in items if not isinstance(v, (_safe_pickle.PickledLayer, int, float, str,
+                                                    type(None)))]
+    if other:
+        raise ModelFileError(f"{filename}: holds layer objects together with "
+                             f"{', '.join(_describe_item(v) for v in other)}; a model of layer "
+                             f"objects may hold one Conv3x3, one Softmax and at most one "
+                             f"MaxPool2 (found {found}).{todo}", filename)
+    by_name: dict[str, list[_safe_pickle.PickledLayer]] = {}
+    for layer in layers:
+        by_name.setdefault(layer.name, []).append(layer)
+    if len(by_name.get("Conv3x3", [])) != 1 or len(by_name.get("Softmax", [])) != 1 \
+            or len(by_name.get("MaxPool2", [])) > 1:
+        raise ModelFileError(f"{filename}: holds {found}; a model of layer objects needs "
+                             f"exactly one Conv3x3 and one Softmax (and at most one "
+                             f"MaxPool2).{todo}", filename)
+    conv, softmax = by_name["Conv3x3"][0], by_name["Softmax"][0]
+    params = {}
+    for layer, attribute, key in ((conv, "filters", "conv_filters"),
+                                  (softmax, "weights", "softmax_weights"),
+                                  (softmax, "biases", "softmax_biases")):
+        state = layer.state or {}
+        if attribute not in state:
+            raise ModelFileError(f"{filename}: the pickled {layer.module}.{layer.name} object "
+                                 f"has no {attribute!r} (its attributes: "
+                                 f"{', '.join(sorted(state)) or 'none'}).{todo}", filename)
+        params[key] = state[attribute]
+    return params
+
+
 # A cnn_ext .npz has exactly these members; anything else is refused before it is read.
 _NPZ_MEMBERS = {f"{k}.npy" for k in (*PARAM_KEYS, _NPZ_VERSION_KEY)}
 
@@ -481,7 +546,7 @@ def load_params(filename: str | os.PathLike[str], *,
     if _is_npz(filename):
         data: object = _read_npz(raw, filename, expected_shapes)
     else:
-        data = _read_pickle(raw, filename)
+        data = _params_from_layers(_read_pickle(raw, filename), filename)
     return _check_arrays(data, filename, expected_shapes)
 
 

@@ -11,7 +11,8 @@ from typing import TYPE_CHECKING
 import numpy as np
 
 from ._dispatch import kernels
-from ._validate import _FLOAT64, as_float64, expect_shape, learn_rate, parameter, positive_int
+from ._validate import _FLOAT64, as_float64, expect_shape, parameter, positive_int
+from ._validate import learn_rate as _rate
 
 if TYPE_CHECKING:
     import numpy.typing as npt
@@ -22,17 +23,23 @@ class Softmax:
     ``nodes`` probabilities (float64).
 
     ``weights`` (input_len, nodes) are ``np.random.randn(...) / nodes`` from NumPy's global
-    random state and ``biases`` (nodes,) zeros, as in the tutorial. ``backprop(d_L_d_out)``
-    updates both in place and returns the input gradient shaped like the last input.
+    random state and ``biases`` (nodes,) zeros, as in the adaptation (the English original
+    divides by ``input_len``: :mod:`cnn_ext.cnn_from_scratch`). ``backprop(d_L_d_out,
+    learn_rate=None)`` updates both in place and returns the input gradient shaped like the
+    last input; the rate is the call's when given (the English original's API), else the
+    layer's ``learn_rate`` (the adaptation's constructor argument, or the class default).
     The softmax is computed shifted by the maximum total, so large totals do not overflow.
     """
+
+    #: The rate ``backprop`` uses when the call gives none (the adaptation's default).
+    learn_rate: float = 0.01
 
     def __init__(self, input_len: int, nodes: int, learn_rate: float = 0.01) -> None:
         positive_int(input_len, "Softmax(input_len)")
         positive_int(nodes, "Softmax(nodes)")
         self.weights: npt.NDArray[np.float64] = np.random.randn(input_len, nodes) / nodes
         self.biases: npt.NDArray[np.float64] = np.zeros(nodes)
-        self.learn_rate: float = learn_rate
+        self.learn_rate = learn_rate
         self.last_input_shape: tuple[int, ...] | None = None
         self.last_input: npt.NDArray[np.float64] | None = None
         self.last_totals: npt.NDArray[np.float64] | None = None
@@ -88,12 +95,12 @@ class Softmax:
         self.last_totals = totals
         return output
 
-    def backprop(self, d_L_d_out: npt.ArrayLike) -> npt.NDArray[np.float64]:
+    def backprop(self, d_L_d_out: npt.ArrayLike, learn_rate: float | None = None) -> npt.NDArray[np.float64]:
         """From ``d_L_d_out`` (nodes,), the loss gradient with respect to the last
-        probabilities: updates ``weights`` and ``biases`` in place by ``learn_rate`` and
-        returns the gradient with respect to the last input, a new float64 array of
+        probabilities: updates ``weights`` and ``biases`` in place by the rate (``learn_rate``
+        if given, the English tutorial's second argument, else the layer's) and returns the gradient with respect to the last input, a new float64 array of
         ``last_input_shape``."""
-        rate, weights, biases = learn_rate(self), self.weights, self.biases
+        rate, weights, biases = _rate(self, learn_rate), self.weights, self.biases
         # Exact ndarrays only: the checked path swaps a subclass (a memmap, say) for a plain
         # copy before updating it in place, and so must the fast one.
         if type(d_L_d_out) is np.ndarray and type(weights) is np.ndarray and type(biases) is np.ndarray \
@@ -106,9 +113,9 @@ class Softmax:
                 pass
             else:
                 return d_L_d_input.reshape(self.last_input_shape)
-        return self._checked_backprop(d_L_d_out)
+        return self._checked_backprop(d_L_d_out, rate)
 
-    def _checked_backprop(self, d_L_d_out: npt.ArrayLike) -> npt.NDArray[np.float64]:
+    def _checked_backprop(self, d_L_d_out: npt.ArrayLike, rate: float) -> npt.NDArray[np.float64]:
         if self.last_totals is None or self.last_input_shape is None:
             raise RuntimeError("Softmax.backprop() called before forward(): there are no totals to differentiate")
         weights, biases = self._parameters()
@@ -122,5 +129,5 @@ class Softmax:
             )
         d_L_d_out = as_float64(d_L_d_out, "Softmax.backprop(d_L_d_out)", ndim=1)
         expect_shape(d_L_d_out, (nodes,), "Softmax.backprop(d_L_d_out)", " (one value per node)")
-        d_L_d_input = kernels.softmax_backprop(x, weights, biases, totals, d_L_d_out, learn_rate(self))
+        d_L_d_input = kernels.softmax_backprop(x, weights, biases, totals, d_L_d_out, rate)
         return d_L_d_input.reshape(self.last_input_shape)

@@ -57,7 +57,7 @@ The package: :mod:`~cnn_ext.bench.cases` (what is timed and checked),
 :mod:`~cnn_ext.bench.frameworks` (the PyTorch and TensorFlow twins) and
 :mod:`~cnn_ext.bench.runner` (options and the run).
 """
-from .cases import (FUSED, LAYERS, LEARN_RATE, NUM_CLASSES, NUM_FILTERS, epoch_row,
+from .cases import (FUSED, LAYERS, LEARN_RATE, NUM_CLASSES, NUM_FILTERS, ORIGINAL, ORIGINAL_REF, epoch_row,
                     epoch_scaling_case, inference_case, inference_scaling_case, layer_cases,
                     layer_params, layer_set, load_frameworks, network_params, train_case,
                     tutorial_forward, tutorial_step, unique_max_images)
@@ -68,6 +68,7 @@ from .runner import SCHEMA, main, parse_args, run
 from .timing import NUMPY, REF, Case, measure_layer_cases, rel_error
 
 __all__ = ["Case", "COLUMNS", "FUSED", "LAYERS", "LEARN_RATE", "NUMPY", "NUM_CLASSES", "NUM_FILTERS",
+           "ORIGINAL", "ORIGINAL_REF",
            "REF", "SCHEMA", "add_fractions", "arithmetic", "epoch_row", "epoch_scaling_case",
            "format_error", "format_fraction", "format_ratio", "format_time", "header",
            "inference_case", "inference_scaling_case", "layer_cases", "layer_params", "layer_set",

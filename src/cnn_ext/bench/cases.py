@@ -10,6 +10,9 @@ on the same inputs before it is timed:
 * ``train step``: forward + backward + SGD update of all three layers for one image: the
   tutorial's ``train`` over each of those three sets of layers, cnn_ext's fused
   ``Network.train_step``, and PyTorch / TensorFlow (batch 1 and batch 32) when installed;
+  and the English original's ``train`` over its pure-NumPy layers
+  (:mod:`cnn_ext_reference.cnn_from_scratch`) and over :mod:`cnn_ext.cnn_from_scratch`,
+  the latter checked against the former;
 * ``epoch``: ``Network.fit`` over 60,000 images, or over a 10,000-image slice, extrapolated;
 * ``inference``: class probabilities for the 10,000 test images;
 * scaling: inference images/s against threads, and epoch time against training-set size.
@@ -22,6 +25,9 @@ from .timing import NUMPY, REF, Case, perf_counter, rel_error
 
 LAYERS = "cnn_ext layers"
 FUSED = "cnn_ext fused"
+# The English original's API (backprop(g, learn_rate)): its loops and cnn_ext's façade.
+ORIGINAL_REF = "original's loops"
+ORIGINAL = "cnn_ext original API"
 
 LEARN_RATE = 0.005
 NUM_FILTERS = 8
@@ -48,6 +54,25 @@ def tutorial_step(layers, image, label):
     gradient = softmax.backprop(gradient)
     gradient = pool.backprop(gradient)
     conv.backprop(gradient)
+    return out
+
+
+def original_layer_set(module, seed):
+    """(conv, pool, softmax) of the English original's API (no learn rate in the
+    constructors, softmax weights / input_len) after ``np.random.seed(seed)``."""
+    np.random.seed(seed)
+    return module.Conv3x3(NUM_FILTERS), module.MaxPool2(), module.Softmax(13 * 13 * NUM_FILTERS, NUM_CLASSES)
+
+
+def original_step(layers, image, label, lr=LEARN_RATE):
+    """The English original's ``train(im, label, lr)``: the rate goes to each backprop."""
+    conv, pool, softmax = layers
+    out = softmax.forward(pool.forward(conv.forward((image / 255) - 0.5)))
+    gradient = np.zeros(NUM_CLASSES)
+    gradient[label] = -1 / out[label]
+    gradient = softmax.backprop(gradient, lr)
+    gradient = pool.backprop(gradient)
+    conv.backprop(gradient, lr)
     return out
 
 
@@ -259,6 +284,31 @@ def train_case(data, cfg, frameworks):
         return perf_counter() - start
 
     case.add(FUSED, run_fused, n, rel_error=errors[FUSED])
+
+    # --- the English original's API: its loops, and cnn_ext's façade checked against them
+    from cnn_ext import cnn_from_scratch
+    from cnn_ext_reference import cnn_from_scratch as original_reference
+
+    original_layers = {}
+    for name, module in ((ORIGINAL_REF, original_reference), (ORIGINAL, cnn_from_scratch)):
+        layers = original_layer_set(module, seed)
+        for i in range(k):
+            original_step(layers, images[i], int(labels[i]))
+        original_layers[name] = [np.array(p) for p in layer_params(layers)]
+    original_error = rel_error(original_layers[ORIGINAL], original_layers[ORIGINAL_REF])
+    for name, module in ((ORIGINAL_REF, original_reference), (ORIGINAL, cnn_from_scratch)):
+        layers = original_layer_set(module, seed)
+        count = n_ref if name == ORIGINAL_REF else n
+
+        def run_original(layers=layers, count=count):
+            ims, lbs = next_images(count)
+            lbs = lbs.tolist()
+            start = perf_counter()
+            for i in range(count):
+                original_step(layers, ims[i], lbs[i])
+            return perf_counter() - start
+
+        case.add(name, run_original, count, rel_error=0.0 if name == ORIGINAL_REF else original_error)
 
     for fw_name, factory in frameworks:
         add_framework_train_rows(case, fw_name, factory, data, cfg, notes)

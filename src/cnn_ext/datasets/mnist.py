@@ -1,4 +1,6 @@
-"""MNIST handwritten digits, loaded like ``tf.keras.datasets.mnist.load_data()``.
+"""MNIST handwritten digits, loaded like ``tf.keras.datasets.mnist.load_data()`` (the
+adaptation's loader) or like the ``mnist`` package (the English original's:
+``mnist.train_images()``, ``train_labels()``, ``test_images()``, ``test_labels()``).
 
 The package embeds the full MNIST database as its four original gzipped IDX files in
 ``cnn_ext/datasets/data/``, so no download is needed: 60,000 training and 10,000 test
@@ -41,7 +43,8 @@ if TYPE_CHECKING:
 
     _Split: TypeAlias = tuple[npt.NDArray[np.uint8], npt.NDArray[np.uint8]]  # (images, labels)
 
-__all__ = ["MNISTFormatError", "load_data"]
+__all__ = ["MNISTFormatError", "load_data", "train_images", "train_labels", "test_images",
+           "test_labels"]
 
 ROWS = COLS = 28
 NUM_CLASSES = 10
@@ -130,6 +133,47 @@ def load_data(path: str | os.PathLike[str] | None = None) -> tuple[_Split, _Spli
         "mnist.npz)",
         str(p),
     )
+
+
+# ------------------------------------------------------- the ``mnist`` package's loader
+# The English tutorial loads MNIST with the ``mnist`` package (``import mnist``), whose
+# download address no longer answers. These four functions are its API on the embedded
+# copy, so ``import mnist`` becomes ``from cnn_ext.datasets import mnist``: each parses
+# just its own file and returns a fresh array, as that package does.
+
+
+def _embedded_file(stem: str, images: bool) -> npt.NDArray[np.uint8]:
+    file = _find(resources.files(__package__) / "data", stem, embedded=True)
+    array = _parse_idx(_open(file), str(file), images=images)
+    if not images:
+        _check_split(array, array, str(file), str(file), stem)  # labels 0..9
+    return array
+
+
+def train_images() -> npt.NDArray[np.uint8]:
+    """The 60,000 training images: uint8 (60000, 28, 28), pixels 0..255, as the ``mnist``
+    package's ``train_images()`` (the same values as ``load_data()[0][0]``)."""
+    return _embedded_file(FILES[0][1], images=True)
+
+
+def train_labels() -> npt.NDArray[np.uint8]:
+    """The 60,000 training labels: uint8 (60000,), digits 0..9, as ``mnist.train_labels()``."""
+    return _embedded_file(FILES[0][2], images=False)
+
+
+def test_images() -> npt.NDArray[np.uint8]:
+    """The 10,000 test images: uint8 (10000, 28, 28), as ``mnist.test_images()``."""
+    return _embedded_file(FILES[1][1], images=True)
+
+
+def test_labels() -> npt.NDArray[np.uint8]:
+    """The 10,000 test labels: uint8 (10000,), as ``mnist.test_labels()``."""
+    return _embedded_file(FILES[1][2], images=False)
+
+
+# Not tests, whatever a test collector that imports this module makes of their names.
+test_images.__test__ = False  # type: ignore[attr-defined]
+test_labels.__test__ = False  # type: ignore[attr-defined]
 
 
 # --------------------------------------------------------------------------- IDX files
