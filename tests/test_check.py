@@ -48,12 +48,18 @@ def test_correct_learner_layers_pass_with_their_training_loop(tmp_path, tutorial
     assert {r.api for n, r in result.layers.items() if n != "MaxPool2"} == {tutorial}
 
 
-@pytest.mark.parametrize("layers", [(ref.Conv3x3, ref.MaxPool2, ref.Softmax),
-                                    (cnn_ext.Conv3x3, cnn_ext.MaxPool2, cnn_ext.Softmax)],
-                         ids=["cnn_ext_reference", "cnn_ext"])
-def test_the_packages_own_layers_pass(layers):
-    result = C.check(*layers, steps=10)
+def _package_layers(name):
+    module = importlib.import_module(name)
+    return module.Conv3x3, module.MaxPool2, module.Softmax
+
+
+@pytest.mark.parametrize("name, api", [("cnn_ext_reference", C.ADAPTATION), ("cnn_ext", C.ADAPTATION),
+                                       ("cnn_ext_reference.cnn_from_scratch", C.ORIGINAL),
+                                       ("cnn_ext.cnn_from_scratch", C.ORIGINAL)])
+def test_the_packages_own_layers_pass(name, api):
+    result = C.check(*_package_layers(name), steps=10)
     assert result.ok, result.report()
+    assert result.layers["Conv3x3"].api == result.layers["Softmax"].api == api
 
 
 def test_rounding_is_close_and_close_counts_as_right(tmp_path):
