@@ -252,3 +252,39 @@ def test_api_is_detected_from_the_backprop_signature():
     assert C.detect_api(A) == C.ADAPTATION
     assert C.detect_api(O) == C.ORIGINAL
     assert C.detect_api(WithDefault) == C.ADAPTATION
+
+
+def test_hostile_learner_code_ends_in_a_report(monkeypatch):
+    # An endless loop is cut by the time limit; wrong constructors, shapes and types are findings.
+    monkeypatch.setattr(C, "CALL_SECONDS", 1.0)
+
+    class Conv3x3:
+        def __init__(self, num_filters, lr):
+            pass
+
+    class MaxPool2:
+        def forward(self, x):
+            return [[1, 2]]
+
+        def backprop(self, d):
+            return None
+
+    class Softmax:
+        def __init__(self, input_len, nodes):
+            self.weights = np.random.randn(input_len, nodes) / nodes
+            self.biases = np.zeros(nodes)
+
+        def forward(self, x):
+            while True:
+                pass
+
+        def backprop(self, d):
+            return d
+
+    result = C.check(Conv3x3, MaxPool2, Softmax)
+    conv, pool, softmax = (result.layers[n] for n in ("Conv3x3", "MaxPool2", "Softmax"))
+    assert conv.status == "error" and "missing 1 required positional argument" in conv.error
+    assert "the constructor's arguments" in conv.hints[0]
+    assert pool.status == "wrong" and pool.first_wrong.problem == "got shape (1, 2), expected (3, 4, 3)"
+    assert softmax.status == "error" and "did not return within 1 s" in softmax.error
+    assert result.training is None and not result.ok

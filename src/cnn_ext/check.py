@@ -31,12 +31,16 @@ must be named, and no rule may fire on a correct implementation.
 """
 from __future__ import annotations
 
+import contextlib
 import importlib.util
 import inspect
 import itertools
 import os
+import signal
 import sys
+import threading
 import traceback
+from collections.abc import Iterator
 from dataclasses import dataclass, field
 from typing import Any, Callable
 
@@ -414,9 +418,37 @@ class _Raised(Exception):
         self.step, self.exc = step, exc
 
 
+CALL_SECONDS = 30.0  # one call of the learner's code; the tutorial's loops take well under 1 s
+
+
+class TimeLimitError(Exception):
+    """The learner's method did not return within ``CALL_SECONDS`` (an endless loop?)."""
+
+
+@contextlib.contextmanager
+def _time_limit(seconds: float) -> Iterator[None]:
+    """Interrupt the learner's code after ``seconds`` (SIGALRM: the main thread on POSIX;
+    elsewhere there is no limit)."""
+    if not hasattr(signal, "setitimer") or threading.current_thread() is not threading.main_thread():
+        yield
+        return
+
+    def expire(signum: int, frame: Any) -> None:
+        raise TimeLimitError(f"did not return within {seconds:g} s (an endless loop?)")
+
+    previous = signal.signal(signal.SIGALRM, expire)
+    signal.setitimer(signal.ITIMER_REAL, seconds)
+    try:
+        yield
+    finally:
+        signal.setitimer(signal.ITIMER_REAL, 0)
+        signal.signal(signal.SIGALRM, previous)
+
+
 def _call(step: str, fn: Callable[..., Any], *args: Any) -> Any:
     try:
-        return fn(*args)
+        with _time_limit(CALL_SECONDS):
+            return fn(*args)
     except Exception as exc:  # the learner's code: any exception is a finding, not a crash
         raise _Raised(step, exc) from exc
 
@@ -430,6 +462,10 @@ def _record_error(result: LayerResult, raised: _Raised) -> None:
         return
     result.status = "error"
     result.error = f"{raised.step} raised {type(exc).__name__}: {exc}{_learner_frame(exc)}"
+    if isinstance(exc, TypeError) and "." not in raised.step.split("(")[0]:  # a constructor call
+        result.hints.append("the constructor's arguments: the checker builds Conv3x3(num_filters), "
+                            "MaxPool2() and Softmax(input_len, nodes), as the tutorials do (a learn "
+                            "rate, if any, needs a default)")
     if isinstance(exc, AttributeError) and "last_" in str(exc):
         result.hints.append("forward state not cached: forward must keep what backprop needs "
                             "(self.last_input, and for Softmax last_input_shape and last_totals)")
@@ -867,13 +903,14 @@ def _overflow_note(cls: type, api: str) -> list[str]:
     """Totals above ~709 overflow np.exp: the tutorial's own code gives nan there, so this is
     a note for the learner, not a failure."""
     try:
-        sm = cls(4, 3)
+        with _time_limit(CALL_SECONDS):
+            sm = cls(4, 3)
     except Exception:
         return []
     sm.weights = np.array([[400.0, 0, 0], [400.0, 0, 0], [0, 1, 0], [0, 0, 1]])
     sm.biases = np.zeros(3)
     try:
-        with np.errstate(all="ignore"):
+        with np.errstate(all="ignore"), _time_limit(CALL_SECONDS):
             probs = _as_array(sm.forward(np.array([1.0, 1.0, 0.0, 0.0])))
     except Exception:
         return []
@@ -970,10 +1007,11 @@ def check_training(conv_cls: type | None = None, pool_cls: type | None = None, s
         before = [np.array(conv.filters, dtype=float), np.array(softmax.weights, dtype=float),
                   np.array(softmax.biases, dtype=float)]
         try:
-            if train is not None and api == ORIGINAL and _takes_rate(train):
-                run(image, label, rate)
-            else:
-                run(image, label)
+            with _time_limit(CALL_SECONDS):
+                if train is not None and api == ORIGINAL and _takes_rate(train):
+                    run(image, label, rate)
+                else:
+                    run(image, label)
         except Exception as exc:  # the learner's code: a finding, not a crash
             result.step = s + 1
             if isinstance(exc, NotImplementedError):
