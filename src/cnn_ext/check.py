@@ -33,6 +33,7 @@ must be named, and no rule may fire on a correct implementation.
 from __future__ import annotations
 
 import contextlib
+import functools
 import importlib.util
 import inspect
 import itertools
@@ -69,18 +70,21 @@ def regions3(image: np.ndarray) -> np.ndarray:
 
 def conv_forward(image: np.ndarray, filters: np.ndarray) -> np.ndarray:
     """(h, w), (F, 3, 3) -> (h-2, w-2, F): ``output[i, j, f] = sum(image[i:i+3, j:j+3] * filters[f])``."""
-    return np.einsum("ijab,fab->ijf", regions3(image), filters)
+    out: np.ndarray = np.einsum("ijab,fab->ijf", regions3(image), filters)
+    return out
 
 
 def conv_filter_gradient(image: np.ndarray, d_L_d_out: np.ndarray) -> np.ndarray:
     """(h, w), (h-2, w-2, F) -> (F, 3, 3): the sum over regions of ``d_L_d_out[i, j, f] * region``."""
-    return np.einsum("ijab,ijf->fab", regions3(image), d_L_d_out)
+    grad: np.ndarray = np.einsum("ijab,ijf->fab", regions3(image), d_L_d_out)
+    return grad
 
 
 def pool_forward(x: np.ndarray) -> np.ndarray:
     """(h, w, F) -> (h//2, w//2, F): the maximum of each 2x2 window (odd last row/column dropped)."""
     h2, w2, f = x.shape[0] // 2, x.shape[1] // 2, x.shape[2]
-    return x[:2 * h2, :2 * w2].reshape(h2, 2, w2, 2, f).max(axis=(1, 3))
+    out: np.ndarray = x[:2 * h2, :2 * w2].reshape(h2, 2, w2, 2, f).max(axis=(1, 3))
+    return out
 
 
 def pool_tie_mask(x: np.ndarray) -> np.ndarray:
@@ -300,7 +304,8 @@ def _as_array(value: Any) -> np.ndarray | None:
 
 
 def _close(actual: np.ndarray, expected: np.ndarray, scale: float) -> np.ndarray:
-    return np.abs(actual - expected) <= RTOL * scale
+    within: np.ndarray = np.abs(actual - expected) <= RTOL * scale
+    return within
 
 
 def compare(layer: str, case: str, name: str, expected: np.ndarray, actual: Any,
@@ -388,7 +393,7 @@ def detect_api(cls: type) -> str:
     """ADAPTATION for ``backprop(self, d_L_d_out)`` (or a rate with a default, as in
     cnn_ext's own layers), ORIGINAL for ``backprop(self, d_L_d_out, learn_rate)``."""
     try:
-        params = list(inspect.signature(cls.backprop).parameters.values())[1:]
+        params = list(inspect.signature(getattr(cls, "backprop")).parameters.values())[1:]
     except (AttributeError, TypeError, ValueError):
         return ADAPTATION
     positional = [p for p in params if p.kind in (p.POSITIONAL_ONLY, p.POSITIONAL_OR_KEYWORD)]
@@ -485,7 +490,8 @@ def _mnist() -> tuple[np.ndarray, np.ndarray]:
 
         (x_train, y_train), _ = mnist.load_data()
         _MNIST_CACHE["data"] = (x_train, y_train)
-    return _MNIST_CACHE["data"]
+    data: tuple[np.ndarray, np.ndarray] = _MNIST_CACHE["data"]
+    return data
 
 
 def tie_free(rng: np.random.Generator, shape: tuple[int, ...]) -> np.ndarray:
@@ -573,7 +579,7 @@ def check_conv(cls: type, seed: int = 0, methods: tuple[str, ...] = BOTH) -> Lay
             out = _call("Conv3x3.forward", conv.forward, image.copy())
             expected_out = conv_forward(image, filters)
             result.tensors.append(compare("Conv3x3", case, "output", expected_out, out,
-                                          lambda ix, im=image: _conv_where(ix, im)))
+                                          functools.partial(_conv_where, image=image)))
             if "backprop" not in methods:
                 continue
             ret = _call("Conv3x3.backprop", _backprop, conv, api, d.copy(), LEARN_RATE)
@@ -688,7 +694,7 @@ def check_pool(cls: type, seed: int = 0, methods: tuple[str, ...] = BOTH) -> Lay
                 _call("MaxPool2.forward", pool.forward, decoy.copy())
             out = _call("MaxPool2.forward", pool.forward, x.copy())
             result.tensors.append(compare("MaxPool2", case, "output", pool_forward(x), out,
-                                          lambda ix, x=x: _window_where(ix, x, pooled=True)))
+                                          functools.partial(_window_where, x=x, pooled=True)))
             if "backprop" not in methods:
                 continue
             d = rng.uniform(-1, 1, (x.shape[0] // 2, x.shape[1] // 2, x.shape[2]))
@@ -698,7 +704,7 @@ def check_pool(cls: type, seed: int = 0, methods: tuple[str, ...] = BOTH) -> Lay
             got = _call("MaxPool2.backprop", pool.backprop, d.copy())
             expected = pool_backprop(x, d)
             t = compare("MaxPool2", case, "d_L_d_input", expected, got,
-                        lambda ix, x=x, d=d: _window_where(ix, x, d=d))
+                        functools.partial(_window_where, x=x, d=d))
             result.tensors.append(t)
             if not t.ok and not t.problem:
                 result.hints += _pool_hints(x, d, got, decoy)
@@ -846,7 +852,7 @@ def check_softmax(cls: type, seed: int = 0, methods: tuple[str, ...] = BOTH) -> 
 
 
 def _flatten_hints(x: np.ndarray, weights: np.ndarray, biases: np.ndarray, probs: Any) -> list[str]:
-    orders = [(p, x.transpose(p).flatten()) for p in itertools.permutations(range(x.ndim)) if p != tuple(range(x.ndim))]
+    orders: list[tuple[tuple[int, ...] | str, np.ndarray]] = [(p, x.transpose(p).flatten()) for p in itertools.permutations(range(x.ndim)) if p != tuple(range(x.ndim))]
     orders.append(("F", x.flatten(order="F")))
     for p, flat in orders:
         if _matches(probs, softmax_forward(flat, weights, biases)[1]):
@@ -1002,7 +1008,7 @@ def check_training(conv_cls: type | None = None, pool_cls: type | None = None, s
             g = pool.backprop(g)
             conv.backprop(g)
 
-    run = train if train is not None else step
+    run: Callable[..., Any] = train if train is not None else step
     for s in range(steps):
         image, label = x[s], int(y[s])
         before = [np.array(conv.filters, dtype=float), np.array(softmax.weights, dtype=float),
@@ -1022,7 +1028,7 @@ def check_training(conv_cls: type | None = None, pool_cls: type | None = None, s
                 result.status = "error"
                 result.error = f"step {s + 1} raised {type(exc).__name__}: {exc}{_learner_frame(exc)}"
             return result
-        expected = expected_step(image, label, *before, rate, api, conv_rate)
+        expected = expected_step(image, label, before[0], before[1], before[2], rate, api, conv_rate)
         for name, old, exp, got in zip(("conv.filters", "softmax.weights", "softmax.biases"), before, expected,
                                        (conv.filters, softmax.weights, softmax.biases)):
             t = compare("training", f"step {s + 1}", name, exp, got, scale=float(np.abs(exp - old).max()),
