@@ -196,7 +196,7 @@ def test_plot_trace_marks_exactly_the_tie_mask(example):
     for f, ax in enumerate(pool_axes):
         assert np.array_equal(ax.images[0].get_array(), trace.pool[:, :, f])
         c = counts[f]
-        assert ax.get_xlabel() == f"ties 4:{c[3]} 3:{c[2]} 2:{c[1]}\nsingle: {c[0]}"
+        assert ax.get_xlabel() == f"one maximum: {c[0]}\nflat, 4 equal: {c[3]}\n3 equal: {c[2]}, 2 equal: {c[1]}"
     legend = axes[2].get_legend()
     texts = [t.get_text() for t in legend.get_texts()]
     total = counts.sum(axis=0)

@@ -206,6 +206,11 @@ def _tie_legend(ax: Axes, counts: npt.NDArray[np.int64], windows: float) -> None
     ax.axis("off")
 
 
+def _ties_in_words(c: npt.NDArray[np.int64]) -> str:
+    """Caption under a pooled map: its windows by how many values equal the maximum."""
+    return f"one maximum: {c[0]}\nflat, 4 equal: {c[3]}\n3 equal: {c[2]}, 2 equal: {c[1]}"
+
+
 def plot_trace(trace: Trace) -> Figure:
     """One traced forward pass: the input, the ``nf`` conv maps with the tie mask on them,
     the ``nf`` pooled maps with each filter's tie counts, and the probabilities.
@@ -269,12 +274,12 @@ def _draw_trace(fig: Figure | SubFigure, trace: Trace) -> None:
         image = ax.imshow(trace.pool[:, :, f], cmap=DIVERGING, vmin=-vmax, vmax=vmax,
                           interpolation="nearest")
         _bare(ax)
-        c = counts[f]
         ax.set_title(f"pool {f}", fontsize=9)
-        ax.set_xlabel(f"ties 4:{c[3]} 3:{c[2]} 2:{c[1]}\nsingle: {c[0]}", fontsize=7)
+        ax.set_xlabel(_ties_in_words(counts[f]), fontsize=7)
     ph, pw = trace.pool.shape[:2]
-    pool_row.suptitle(f"MaxPool2: {nf} maps of {ph}x{pw}; each filter's windows by number of "
-                      f"tied maxima (of {ph * pw})", fontsize=10)
+    pool_row.suptitle(f"MaxPool2: the largest value of each 2x2 window, {nf} maps of {ph}x{pw}; "
+                      f"under each, its {ph * pw} windows by how many values equal the maximum",
+                      fontsize=10)
     _colorbar(pool_row, image, axes, shrink=0.8)
 
 
@@ -379,11 +384,6 @@ def explain_maps(trace: Trace, maps: Sequence[int] | None = None,
         why = "most varied pooled maps"
     chosen = sorted(int(f) for f in np.argsort(-score, kind="stable")[:count])
     return chosen, f"{count} of {nf} filters, those with the {why}: {', '.join(map(str, chosen))}"
-
-
-def _ties_in_words(c: npt.NDArray[np.int64]) -> str:
-    """Caption under a pooled map: its windows by how many values equal the maximum."""
-    return f"one maximum: {c[0]}\nflat, 4 equal: {c[3]}\n3 equal: {c[2]}, 2 equal: {c[1]}"
 
 
 _READING_GUIDE = (
