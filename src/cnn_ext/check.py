@@ -1193,6 +1193,8 @@ def cmd_check(args: Any) -> int:
     """``cnn-ext check FILE``: print the report; 0 when right, 1 when not, 2 for a bad FILE."""
     if not os.path.isfile(args.file):
         args.parser.error(f"no file {args.file!r}")
+    # Said first: importing runs the file's top-level code (a tutorial script trains there).
+    print(f"checking {args.file}", flush=True)
     try:
         module = load_module(args.file)
     except Exception as exc:  # the learner's file: one line, the traceback only when asked
@@ -1201,6 +1203,6 @@ def cmd_check(args: Any) -> int:
             traceback.print_exc(file=sys.stdout)
         return 1
     result = check_module(module, seed=args.seed, steps=args.steps)
-    result.source = args.file
+    result.source = ""  # named above
     print(result.report(verbose=args.traceback))
     return 0 if result.ok else 1
