@@ -288,3 +288,44 @@ def test_hostile_learner_code_ends_in_a_report(monkeypatch):
     assert pool.status == "wrong" and pool.first_wrong.problem == "got shape (1, 2), expected (3, 4, 3)"
     assert softmax.status == "error" and "did not return within 1 s" in softmax.error
     assert result.training is None and not result.ok
+
+
+# Where each planted bug first shows: (tensor, first wrong index, elements that differ / size).
+# In these cases the bug changes every element of the tensor, so the first is index 0 and the
+# count is the whole tensor (the first-maximum and ordering cases are checked above).
+FIRST_WRONG = {
+    "conv_missing_div9": ("filters (initial)", (0, 0, 0), 72),
+    "softmax_missing_div": ("weights (initial)", (0, 0), 13520),
+    "update_sign": ("filters (after backprop)", (0, 0, 0), 27),
+    "rate_applied_twice": ("filters (after backprop)", (0, 0, 0), 27),
+    "rate_not_applied": ("weights (after backprop)", (0, 0), 240),
+    "transposed_flatten": ("probabilities", (0,), 10),
+    "softmax_first_entry_only": ("d_L_d_input", (0, 0, 0), 30),
+    "softmax_assign_not_accumulate": ("d_L_d_input", (0, 0, 0), 30),
+}
+
+
+@pytest.mark.parametrize("bug,tutorial", [(b, t) for b in FIRST_WRONG for t in TUTORIALS if t in BUGS[b]])
+def test_each_bug_is_located_in_the_tutorials_indices(tmp_path, bug, tutorial):
+    result = C.check_file(str(write(tmp_path, tutorial, bug)), steps=0)
+    t = first_wrong(result, BUGS[bug]["layer"])
+    name, index, count = FIRST_WRONG[bug]
+    assert (t.name, t.index, t.differing, t.size) == (name, index, count, count)
+    assert t.expected != t.actual
+    text = result.report()
+    assert f"first wrong: {name}[{', '.join(map(str, index))}] expected {t.expected:.6g}, got {t.actual:.6g} " \
+           f"({count} of {count} elements differ)" in text
+
+
+def test_forward_only_checks_leave_backprop_alone():
+    class Pool(ref.MaxPool2):
+        def backprop(self, d_L_d_out):
+            raise NotImplementedError("exercise 5")
+
+    forward = C.check(pool=Pool, methods=["forward"])
+    assert forward.ok and "forward only" in forward.report()
+    assert forward.layers["MaxPool2"].status == "right"
+    both = C.check(pool=Pool)
+    assert both.layers["MaxPool2"].status == "not implemented yet" and not both.ok
+    with pytest.raises(ValueError, match="forward.*backprop"):
+        C.check(pool=Pool, methods=["backward"])
