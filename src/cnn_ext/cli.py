@@ -361,7 +361,7 @@ def _live_view(args: argparse.Namespace, network: Network, total: int) -> LiveTr
     try:
         return viz.LiveTraining(network, total)
     except RuntimeError as exc:  # no display
-        raise UsageError(f"--live needs a display: {exc}") from None
+        raise UsageError(f"--live: {exc}") from None  # exc says what display is missing
 
 
 def _architecture(network: Network) -> str:
@@ -450,7 +450,7 @@ def cmd_predict(args: argparse.Namespace) -> int:
     for name in args.images:
         try:
             image = to_mnist(load_image(name))
-        except (OSError, ValueError) as exc:
+        except (OSError, ValueError, MemoryError) as exc:
             print(f"{name}: error: {exc}", file=sys.stderr)
             status = 1
             continue

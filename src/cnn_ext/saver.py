@@ -148,6 +148,15 @@ class ModelWriteError(ModelFileError, OSError):
         return message
 
 
+class ModelPermissionError(ModelWriteError, PermissionError):
+    """A :class:`ModelWriteError` whose cause is a permission (EACCES, EPERM): a read-only
+    folder or file. Also a ``PermissionError``, which the tutorial's users catch.
+
+    The hierarchy: ``ModelFileError`` (a ``ValueError``) > ``ModelWriteError`` (also an
+    ``OSError``) > ``ModelPermissionError`` (also a ``PermissionError``).
+    """
+
+
 # ------------------------------------------------------------------------- validation
 
 def _describe(value: object) -> str:
@@ -549,6 +558,8 @@ def _write_error(filename: str, directory: str, exc: OSError) -> ModelWriteError
         why = "it is a directory"
     else:
         why = getattr(exc, "strerror", None) or str(exc) or type(exc).__name__
+    if code in (errno.EACCES, errno.EPERM):
+        return ModelPermissionError(f"cannot save {filename}: {why}", filename, code)
     return ModelWriteError(f"cannot save {filename}: {why}", filename, code)
 
 
@@ -569,8 +580,8 @@ def _check_target(filename: str, target: str) -> None:
     # The tutorial's open(name, 'wb') refused a file its user made read-only; os.replace
     # would not, so ask the same question open() would.
     if not os.access(target, os.W_OK):
-        raise ModelWriteError(f"cannot save {filename}: the existing file is read-only (no "
-                              f"write permission)", filename, errno.EACCES)
+        raise ModelPermissionError(f"cannot save {filename}: the existing file is read-only (no "
+                                   f"write permission)", filename, errno.EACCES)
 
 
 def _target_of(filename: str) -> tuple[str, str]:
