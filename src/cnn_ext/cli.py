@@ -122,7 +122,10 @@ def _describe_network(network: Network, x_test: npt.NDArray[np.uint8], y_test: n
         return "a model for other images"
     if _class_problem(network, y_test) is not None:
         return f"a {network.nodes}-class model, not comparable on MNIST's {int(y_test.max()) + 1} classes"
-    result = network.evaluate(x_test, y_test)
+    try:
+        result = network.evaluate(x_test, y_test)
+    except (ValueError, TypeError) as exc:  # describing a model never stops the job
+        return f"a model that cannot be tested on these images: {exc}"
     return f"test accuracy {100 * result.accuracy:.2f}% on {len(x_test)} images"
 
 
@@ -337,17 +340,24 @@ def cmd_train(args: argparse.Namespace) -> int:
         if live is not None:
             live.close()
     train_time = time.perf_counter() - start
-    result = network.evaluate(x_test, y_test)
-    wall = time.perf_counter() - start
-    print(f"test loss {result.loss:.4f} | test accuracy {100 * result.accuracy:.2f}% "
-          f"on {len(x_test)} images", file=out)
-    print(f"wall time {wall:.1f} s (training {train_time:.1f} s, "
-          f"{total / max(train_time, 1e-9):,.0f} images/s)", file=out)
+    interrupted = False
+    try:
+        result = network.evaluate(x_test, y_test)
+        wall = time.perf_counter() - start
+        print(f"test loss {result.loss:.4f} | test accuracy {100 * result.accuracy:.2f}% "
+              f"on {len(x_test)} images", file=out)
+        print(f"wall time {wall:.1f} s (training {train_time:.1f} s, "
+              f"{total / max(train_time, 1e-9):,.0f} images/s)", file=out)
+    except KeyboardInterrupt:  # the training is done: keep it
+        print("\ncnn-ext: interrupted while testing: saving the trained model", file=sys.stderr)
+        interrupted = True
     status = _save_model(network, filename, out)
     if status == 0:
         save_run(filename, last, 0)
         print(f"model saved to {filename}" + (f" (replacing the previous one: {replaced})" if replaced else ""),
               file=out)
+    if interrupted:
+        return 130
     if args.plot:
         status = max(status, _save_figure(lambda name: _plot_history(history, name), args.plot, "curves", out))
     return status
