@@ -826,3 +826,27 @@ def test_raw_option_gives_the_tutorials_black_on_white_resize():
     board.raw = True  # DrawingBoard(root, raw=True) sets this
     np.testing.assert_array_equal(board.process_image(), raw)
     np.testing.assert_array_equal(board.process_image(raw=False), to_mnist(board.image))
+
+
+def test_ctrl_c_ends_an_idle_board_within_a_second(xvfb, tmp_path):
+    """Tk's loop returns to Python (where SIGINT is handled) only on an event: an idle board
+    went on 15-25 s after Ctrl-C. A timer event keeps it answering."""
+    import signal
+    import time
+
+    board = subprocess.Popen([sys.executable, "-m", "cnn_ext", "draw", "--model", "none"], cwd=tmp_path,
+                             env=_env(DISPLAY=xvfb), stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    try:
+        time.sleep(3)  # the window is up and idle: no mouse, no keys
+        assert board.poll() is None, board.communicate()
+        sent = time.monotonic()
+        board.send_signal(signal.SIGINT)
+        board.wait(timeout=10)
+        elapsed = time.monotonic() - sent
+    finally:
+        if board.poll() is None:
+            board.kill()
+            board.wait()
+    out, err = board.communicate()
+    assert board.returncode == 130 and "Traceback" not in err, err
+    assert elapsed < 1.0, f"the board took {elapsed:.1f} s to end after Ctrl-C"

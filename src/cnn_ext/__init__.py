@@ -12,12 +12,13 @@ from .conv import Conv3x3
 from .maxpool import MaxPool2
 from .softmax import Softmax
 from .network import Network
+from ._interrupt import TrainingInterrupted
 from .saver import ModelSaver
 from ._build import build_info
 from . import datasets
 
 __all__ = ["Conv3x3", "MaxPool2", "Softmax", "Network", "ModelSaver", "DrawingBoard", "build_info",
-           "datasets", "__version__"]
+           "datasets", "TrainingInterrupted", "__version__"]
 
 
 def __getattr__(name: str) -> object:

@@ -5,6 +5,7 @@
 cdef struct Arr:
     double* data
     Py_ssize_t shape[3]
+    Py_ssize_t nbytes  # the extent in memory, for apart()
 
 
 cdef int as_arr(object a, int ndim, bint writable, str name, Arr* out) except -1:
@@ -27,6 +28,7 @@ cdef int as_arr(object a, int ndim, bint writable, str name, Arr* out) except -1
     if writable and not cnp.PyArray_ISWRITEABLE(arr):
         raise ValueError(f"{name} must be writable")
     out.data = <double*>cnp.PyArray_DATA(arr)
+    out.nbytes = cnp.PyArray_NBYTES(arr)
     for k in range(ndim):
         out.shape[k] = cnp.PyArray_DIM(arr, k)
     return 0
@@ -37,3 +39,22 @@ cdef object new_f64(int ndim, Py_ssize_t d0, Py_ssize_t d1=0, Py_ssize_t d2=0):
     cdef cnp.npy_intp dims[3]
     dims[0], dims[1], dims[2] = d0, d1, d2
     return cnp.PyArray_EMPTY(ndim, dims, cnp.NPY_DOUBLE, 0)
+
+
+cdef int apart(const void* written, Py_ssize_t written_bytes, str written_name,
+               const void* other, Py_ssize_t other_bytes, str other_name) except -1:
+    """ValueError if the array a kernel writes (``written``, ``written_bytes`` from there)
+    shares memory with another of its arguments: the C loops read inputs after writing
+    outputs (softmax_forward(x, w, b, totals=b) would read biases it already overwrote),
+    so an overlap gives wrong numbers or corrupts an input. Arrays are C-contiguous here,
+    so their address ranges say it exactly; empty arrays overlap nothing."""
+    cdef const char* a = <const char*>written
+    cdef const char* b = <const char*>other
+    if written_bytes > 0 and other_bytes > 0 and a < b + other_bytes and b < a + written_bytes:
+        raise ValueError(f"{written_name} must not share memory with {other_name}: the kernel "
+                         f"writes {written_name} while it reads {other_name}; pass separate arrays")
+    return 0
+
+
+cdef inline int arr_apart(const Arr* written, str written_name, const Arr* other, str other_name) except -1:
+    return apart(written.data, written.nbytes, written_name, other.data, other.nbytes, other_name)

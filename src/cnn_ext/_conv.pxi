@@ -111,6 +111,8 @@ def conv3x3_forward(image, filters, out=None):
     as_arr(out, 3, True, "out", &o)
     if o.shape[0] != h - 2 or o.shape[1] != w - 2 or o.shape[2] != nf:
         raise ValueError(f"out must be {(h - 2, w - 2, nf)}, got {(o.shape[0], o.shape[1], o.shape[2])}")
+    arr_apart(&o, "out", &im, "image")
+    arr_apart(&o, "out", &fi, "filters")
     cdef double small[9 * 32]  # the transposed filters; the heap only for more than 32
     cdef double* work = &small[0] if nf <= 32 else <double*> malloc(9 * nf * sizeof(double))
     if work == NULL:
@@ -138,6 +140,8 @@ def conv3x3_backprop(image, d_L_d_out, filters, double learn_rate):
         raise ValueError(f"filters must be (nf>=1, 3, 3), got {(fi.shape[0], fi.shape[1], fi.shape[2])}")
     if d.shape[0] != h - 2 or d.shape[1] != w - 2 or d.shape[2] != nf:
         raise ValueError(f"d_L_d_out must be {(h - 2, w - 2, nf)}, got {(d.shape[0], d.shape[1], d.shape[2])}")
+    arr_apart(&fi, "filters", &im, "image")
+    arr_apart(&fi, "filters", &d, "d_L_d_out")
     cdef double small[9 * 32]
     cdef double* d_L_d_filters = &small[0] if nf <= 32 else <double*> malloc(9 * nf * sizeof(double))
     if d_L_d_filters == NULL:

@@ -92,6 +92,7 @@ def maxpool2_forward(x, out=None):
     as_arr(out, 3, True, "out", &o)
     if o.shape[0] != h // 2 or o.shape[1] != w // 2 or o.shape[2] != nf:
         _check((o.shape[0], o.shape[1], o.shape[2]), (h // 2, w // 2, nf), "out")
+    arr_apart(&o, "out", &a, "x")
     with nogil:
         maxpool2_forward_c(a.data, h, w, nf, o.data)
     return out
@@ -113,6 +114,8 @@ def maxpool2_backprop(x, d_L_d_out, d_L_d_input=None):
         _check((d.shape[0], d.shape[1], d.shape[2]), (h // 2, w // 2, nf), "d_L_d_out")
     if q.shape[0] != h or q.shape[1] != w or q.shape[2] != nf:
         _check((q.shape[0], q.shape[1], q.shape[2]), (h, w, nf), "d_L_d_input")
+    arr_apart(&q, "d_L_d_input", &a, "x")
+    arr_apart(&q, "d_L_d_input", &d, "d_L_d_out")
     with nogil:
         maxpool2_backprop_c(a.data, h, w, nf, d.data, q.data)
     return d_L_d_input

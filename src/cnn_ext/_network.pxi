@@ -180,6 +180,21 @@ cdef Shapes shapes_of(Py_ssize_t h, Py_ssize_t w, Py_ssize_t nf, Py_ssize_t L,
     return s
 
 
+cdef int _batch_apart(tuple written, tuple read) except -1:
+    # The arrays a batch kernel writes must not overlap any other of its arguments (see
+    # apart()): ``written`` and ``read`` hold (name, array) pairs. Once per batch, so
+    # NumPy's test is cheap enough; for these C-contiguous arrays the address ranges it
+    # compares are exact.
+    cdef Py_ssize_t i
+    for i in range(len(written)):
+        name, a = written[i]
+        for other_name, b in written[i + 1:] + read:
+            if _np.may_share_memory(a, b):
+                raise ValueError(f"{name} must not share memory with {other_name}: the kernel "
+                                 f"writes {name} while it reads {other_name}; pass separate arrays")
+    return 0
+
+
 def train_steps(const unsigned char[:, :, ::1] images, const long long[::1] labels,
                 const long long[::1] order, double[:, :, ::1] filters,
                 double[:, ::1] weights, double[::1] biases, double learn_rate,
@@ -198,6 +213,8 @@ def train_steps(const unsigned char[:, :, ::1] images, const long long[::1] labe
         raise ValueError("filters must be (nf, 3, 3) and biases (nodes,)")
     if labels.shape[0] != n or losses.shape[0] < m or correct.shape[0] < m:
         raise ValueError(f"labels must have {n} entries and losses/correct at least {m}")
+    _batch_apart((("filters", filters), ("weights", weights), ("biases", biases), ("losses", losses),
+                  ("correct", correct)), (("images", images), ("labels", labels), ("order", order)))
     for k in range(m):
         idx = order[k]
         if idx < 0 or idx >= n:
@@ -223,6 +240,9 @@ cdef int _parameter_arrays(object filters, object weights, object biases, Arr* a
     as_arr(filters, 3, True, "filters", &arrays[0])
     as_arr(weights, 2, True, "weights", &arrays[1])
     as_arr(biases, 1, True, "biases", &arrays[2])
+    arr_apart(&arrays[0], "filters", &arrays[1], "weights")
+    arr_apart(&arrays[0], "filters", &arrays[2], "biases")
+    arr_apart(&arrays[1], "weights", &arrays[2], "biases")
     return 0
 
 
@@ -307,6 +327,9 @@ cdef class TrainState:
             return None  # the caller builds a new state, which checks the arrays afresh
         if not _same_arrays(now, self.arrays):
             return None
+        apart(now[0].data, now[0].nbytes, "filters", cnp.PyArray_DATA(im), s.h * s.w, "image")
+        apart(now[1].data, now[1].nbytes, "weights", cnp.PyArray_DATA(im), s.h * s.w, "image")
+        apart(now[2].data, now[2].nbytes, "biases", cnp.PyArray_DATA(im), s.h * s.w, "image")
         if self.busy:
             # Another thread is inside step() on this state (it released the GIL): use
             # buffers of this call's own rather than share the scratch space.
@@ -347,6 +370,8 @@ def predict_proba(const unsigned char[:, :, ::1] images, const double[:, :, ::1]
         raise ValueError("filters must be (nf, 3, 3) and biases (nodes,)")
     if out.shape[0] != n or out.shape[1] != s.nodes:
         raise ValueError(f"out must be {(n, s.nodes)}, got {(out.shape[0], out.shape[1])}")
+    _batch_apart((("out", out),), (("images", images), ("filters", filters), ("weights", weights),
+                                   ("biases", biases)))
     if n == 0:
         return
     threads = num_threads if num_threads > 0 else omp_get_max_threads()

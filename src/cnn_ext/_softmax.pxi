@@ -180,6 +180,13 @@ def softmax_forward(x, weights, biases, totals=None, out=None):
     if ta.shape[0] != nodes or oa.shape[0] != nodes:
         raise ValueError(f"totals and out must have {nodes} entries, "
                          f"got {ta.shape[0]} and {oa.shape[0]}")
+    arr_apart(&ta, "totals", &oa, "out")
+    arr_apart(&ta, "totals", &xa, "x")
+    arr_apart(&ta, "totals", &wa, "weights")
+    arr_apart(&ta, "totals", &ba, "biases")
+    arr_apart(&oa, "out", &xa, "x")
+    arr_apart(&oa, "out", &wa, "weights")
+    arr_apart(&oa, "out", &ba, "biases")
     with nogil:
         softmax_forward_c(xa.data, L, wa.data, ba.data, nodes, ta.data, oa.data)
     return totals, out
@@ -208,6 +215,20 @@ def softmax_backprop(x, weights, biases, totals, d_L_d_out, double learn_rate, d
     if ta.shape[0] != nodes or ga.shape[0] != nodes:
         raise ValueError(f"totals and d_L_d_out must have {nodes} entries, "
                          f"got {ta.shape[0]} and {ga.shape[0]}")
+    # weights and biases are updated in place, d_L_d_input written: none may overlap
+    # another argument (the update reads x and totals after d_L_d_input is written).
+    arr_apart(&wa, "weights", &ba, "biases")
+    arr_apart(&da, "d_L_d_input", &wa, "weights")
+    arr_apart(&da, "d_L_d_input", &ba, "biases")
+    arr_apart(&wa, "weights", &xa, "x")
+    arr_apart(&wa, "weights", &ta, "totals")
+    arr_apart(&wa, "weights", &ga, "d_L_d_out")
+    arr_apart(&ba, "biases", &xa, "x")
+    arr_apart(&ba, "biases", &ta, "totals")
+    arr_apart(&ba, "biases", &ga, "d_L_d_out")
+    arr_apart(&da, "d_L_d_input", &xa, "x")
+    arr_apart(&da, "d_L_d_input", &ta, "totals")
+    arr_apart(&da, "d_L_d_input", &ga, "d_L_d_out")
     cdef double small[2 * 64]  # the kernel's scratch; the heap only for more than 64 nodes
     cdef double* scratch = &small[0] if nodes <= 64 else <double*> malloc(2 * nodes * sizeof(double))
     if scratch == NULL:

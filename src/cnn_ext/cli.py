@@ -5,7 +5,7 @@ import argparse
 import platform
 import sys
 import time
-from collections.abc import Callable, Sequence
+from collections.abc import Sequence
 from typing import IO, TYPE_CHECKING, Any
 
 import numpy as np
@@ -24,11 +24,14 @@ if TYPE_CHECKING:
 
     _Split = tuple[npt.NDArray[np.uint8], npt.NDArray[np.uint8]]
 
-DEFAULT_MODEL = "MNIST_CNN"
-
+from ._models import (DEFAULT_MODEL, SEED_MAX, _load_network, _model_file, _network_from_file,  # noqa: F401
+                      _positive_float, _seed, int_in)
 
 MNIST_SIZES = {"train": 60000, "test": 10000}  # the built-in copy's
-SEED_MAX = 2**32 - 1  # np.random.seed's range
+
+
+DEFAULT_EPOCHS = 3
+DEFAULT_LR = 0.005
 
 
 class UsageError(Exception):
@@ -52,18 +55,32 @@ def _subset(images: npt.NDArray[np.uint8], labels: npt.NDArray[np.uint8], size: 
     return images[:size], labels[:size]
 
 
-def _model_file(name: str) -> str:
-    from .saver import ModelSaver
-
-    return ModelSaver(name).filename
-
-
-def _check_plotting(option: str = "--plot") -> None:
-    """matplotlib, or a UsageError telling how to get it (asked before any work)."""
+def _check_plotting(option: str = "--plot", path: str | None = None) -> None:
+    """matplotlib, or a UsageError telling how to get it, and a ``path`` the figure can be
+    written to (asked before any work)."""
     try:
         import matplotlib  # noqa: F401
     except ImportError:
         raise UsageError(f"{option} needs matplotlib: pip install 'cnn_ext[plot]'") from None
+    if path is not None:
+        from ._files import figure_formats, output_problem
+
+        problem = output_problem(path, figure_formats())
+        if problem:
+            raise UsageError(f"{option}: {problem}")
+
+
+def _save_figure(save: Any, filename: str, what: str, out: IO[str]) -> int:
+    """``save(filename)``, or one line saying why it failed after all (the results are
+    printed above or saved): 0 or 1."""
+    try:
+        save(filename)
+    except (OSError, ValueError) as exc:
+        print(f"cnn-ext: cannot write the {what} to {filename} ({exc}); the results above are kept",
+              file=sys.stderr)
+        return 1
+    print(f"{what} saved to {filename}", file=out)
+    return 0
 
 
 def _pyplot() -> ModuleType:
@@ -115,7 +132,12 @@ def _describe_model(filename: str, x_test: npt.NDArray[np.uint8], y_test: npt.ND
 def _describe_network(network: Network, x_test: npt.NDArray[np.uint8], y_test: npt.NDArray[np.uint8]) -> str:
     if not network._fits(x_test.shape[1:]):
         return "a model for other images"
-    result = network.evaluate(x_test, y_test)
+    if _class_problem(network, y_test) is not None:
+        return f"a {network.nodes}-class model, not comparable on MNIST's {int(y_test.max()) + 1} classes"
+    try:
+        result = network.evaluate(x_test, y_test)
+    except (ValueError, TypeError) as exc:  # describing a model never stops the job
+        return f"a model that cannot be tested on these images: {exc}"
     return f"test accuracy {100 * result.accuracy:.2f}% on {len(x_test)} images"
 
 
@@ -130,6 +152,14 @@ def _choose_log_every(args: argparse.Namespace, steps: int | None) -> None:
         if not args.quiet:
             print(f"--plot: logging every {args.log_every} steps ({steps // args.log_every} points; "
                   "--log-every N to choose)")
+
+
+def _class_problem(network: Network, labels: npt.NDArray[np.uint8]) -> str | None:
+    """Why ``network`` cannot be tested or trained on ``labels``, or None."""
+    if labels.size and int(labels.max()) >= network.nodes:
+        return (f"it is a {network.nodes}-class model (labels 0..{network.nodes - 1}), but MNIST has "
+                f"labels 0..{int(labels.max())}")
+    return None
 
 
 def _too_few_logs(log_every: int, steps: int | None = None) -> str | None:
@@ -206,9 +236,11 @@ def _check_train_args(args: argparse.Namespace) -> str:
             if size is not None and size > MNIST_SIZES[name]:
                 raise UsageError(f"--{name}-size must be at most {MNIST_SIZES[name]}, got {size}")
     if args.plot:
-        _check_plotting()
-        # With --data the training-set size is known only once it is loaded (cmd_train).
-        steps = args.epochs * (args.train_size or MNIST_SIZES["train"]) if args.data is None else None
+        _check_plotting(path=args.plot)
+        # With --data the training-set size is known only once it is loaded (cmd_train), and
+        # with --resume the epochs to train once the saved run's record is read.
+        steps = (args.epochs or DEFAULT_EPOCHS) * (args.train_size or MNIST_SIZES["train"]) \
+            if args.data is None and not args.resume else None
         _choose_log_every(args, steps)
         problem = _too_few_logs(args.log_every if args.log_every is not None else 10000, steps)
         if problem:
@@ -230,10 +262,40 @@ def _check_train_args(args: argparse.Namespace) -> str:
     return filename
 
 
+def _resume_plan(args: argparse.Namespace, filename: str, train_images: int) -> tuple[int, int, int, int, float, str]:
+    """Where ``--resume`` continues: (seed, epochs done, steps done of the next epoch, the
+    last epoch, learn rate, a note on the run). From the saved run's record when there is
+    one for these training images (the same orders follow); else a new shuffle from
+    --seed, as a model from elsewhere (the tutorial's, say) has no record."""
+    from ._run_state import load_run
+
+    record, why = load_run(filename)
+    if record is not None and record["train_images"] != train_images:
+        record, why = None, (f"it was trained on {record['train_images']} images, not {train_images}")
+    if record is not None and args.seed is not None and args.seed != record["seed"]:
+        record, why = None, f"--seed {args.seed} differs from its run's seed {record['seed']}"
+    if record is None:
+        seed = 0 if args.seed is None else args.seed
+        rate = DEFAULT_LR if args.lr is None else args.lr
+        return (seed, 0, 0, args.epochs or DEFAULT_EPOCHS, rate,
+                f"{why}: a new shuffle from seed {seed}")
+    done, step = record["epoch"], record["step"]
+    if args.epochs is not None:
+        last = done + args.epochs  # an epoch in progress is the first of them
+    elif step or done < record["epochs"]:
+        last = record["epochs"]  # the rest of the interrupted run
+    else:
+        last = done + DEFAULT_EPOCHS
+    rate = record["learn_rate"] if args.lr is None else args.lr
+    where = f"epoch {done + 1}, step {step}" if step else f"epoch {done + 1}"
+    return record["seed"], done, step, last, rate, f"continuing its run (seed {record['seed']}) at {where}"
+
+
 def cmd_train(args: argparse.Namespace) -> int:
     """``cnn-ext train``: check, load, fit with the tutorial's log, test, save; exit status."""
     import os
 
+    from ._interrupt import TrainingInterrupted
     from .network import Network
 
     import warnings
@@ -245,67 +307,110 @@ def cmd_train(args: argparse.Namespace) -> int:
     (x_train, y_train), (x_test, y_test) = _load_mnist(args.data)
     x_train, y_train = _subset(x_train, y_train, args.train_size, "train")
     x_test, y_test = _subset(x_test, y_test, args.test_size, "test")
-    _choose_log_every(args, args.epochs * len(x_train))
-    problem = _too_few_logs(args.log_every, args.epochs * len(x_train)) if args.plot else None
-    if problem:
-        raise UsageError(problem)
     if args.resume:
         network = _load_network(args.model)
-        network.learn_rate = args.lr
         if not network._fits(x_train.shape[1:]):
             raise SystemExit(f"cnn-ext: {filename} does not fit images of shape {x_train.shape[1:]}")
+        problem = _class_problem(network, y_train)
+        if problem:
+            raise UsageError(f"--resume: cannot train {filename} on MNIST: {problem}")
+        seed, done, step, last, rate, note = _resume_plan(args, filename, len(x_train))
+        network.learn_rate = rate
         replaced = None
     else:
-        network = Network(seed=args.seed, learn_rate=args.lr, num_filters=args.filters or 8)
+        seed = 0 if args.seed is None else args.seed
+        done, step, last = 0, 0, args.epochs or DEFAULT_EPOCHS
+        rate = DEFAULT_LR if args.lr is None else args.lr
+        network = Network(seed=seed, learn_rate=rate, num_filters=args.filters or 8)
         replaced = _describe_model(filename, x_test, y_test) if os.path.exists(filename) else None
+    total = (last - done) * len(x_train) - step  # the steps this run trains
+    _choose_log_every(args, total)
+    problem = _too_few_logs(args.log_every, total) if args.plot else None
+    if problem:
+        raise UsageError(problem)
     if not args.quiet:
-        start_from = f"{filename} ({_describe_network(network, x_test, y_test)})" if args.resume else \
-            f"seed {args.seed}"
+        start_from = f"{filename} ({_describe_network(network, x_test, y_test)}), {note}" if args.resume else \
+            f"seed {seed}"
         print(f"cnn-ext {__version__}: training {_architecture(network)} on {len(x_train)} images, "
-              f"{args.epochs} epoch(s), learning rate {args.lr}, from {start_from}", file=out)
+              f"{last - done} epoch(s), learning rate {rate}, from {start_from}", file=out)
     if replaced is not None:
         print(f"{filename} exists ({replaced}): it will be replaced when training ends "
               f"(--resume continues from it, --model NAME saves elsewhere)", file=out)
-    total = args.epochs * len(x_train)
     bar = _progress_bar(args, total)
     live = _live_view(args, network, total)
+    first_step = done * len(x_train) + step  # fit counts steps across the whole run
 
     def callback(kind: str, record: Any) -> None:  # a StepRecord, or an EpochRecord for "epoch"
         if kind == "progress":
-            bar.update(record.step - bar.n)
+            bar.update(record.step - first_step - bar.n)
             bar.set_postfix(loss=f"{record.loss:.3f}", acc=f"{100 * record.accuracy:.1f}%", refresh=False)
         elif kind == "log" and not args.quiet:
             bar.write(record.line(), file=out)
         elif kind == "epoch" and not args.quiet:
-            bar.write(f"epoch {record.epoch}/{args.epochs} done: loss {record.loss:.4f}, "
+            bar.write(f"epoch {record.epoch}/{last} done: loss {record.loss:.4f}, "
                       f"accuracy {100 * record.accuracy:.2f}%", file=out)
         if live is not None:
             live(kind, record)
 
+    def save_run(target: str, epoch: int, at: int) -> None:
+        from ._run_state import save_run as save
+
+        try:
+            save(target, seed=seed, epoch=epoch, step=at, epochs=last, train_images=len(x_train),
+                 learn_rate=rate)
+        except (OSError, ValueError) as exc:
+            print(f"cnn-ext: cannot record where training stood beside {target} ({exc}): "
+                  f"--resume will start a new shuffle", file=sys.stderr)
+
     start = time.perf_counter()
     try:
-        history = network.fit(x_train, y_train, args.epochs, seed=args.seed, log_every=args.log_every,
-                              callback=callback, validation_data=(x_test, y_test) if args.plot else None)
+        history = network.fit(x_train, y_train, last, seed=seed, log_every=args.log_every,
+                              callback=callback, initial_epoch=done, initial_step=step,
+                              validation_data=(x_test, y_test) if args.plot else None)
+    except TrainingInterrupted as stop:
+        bar.close()
+        # Saved where the user finds it: the model name, unless that would replace a model
+        # this run did not start from (a finished model is worth more than a part-trained
+        # one): then beside it, NAME-interrupted.pkl.
+        target = filename
+        if replaced is not None:
+            stem, ext = os.path.splitext(filename)
+            target = f"{stem}-interrupted{ext}"
+        trained = (stop.epoch - 1 - done) * len(x_train) + stop.step - step
+        print(f"cnn-ext: interrupted at epoch {stop.epoch}/{last}, step {stop.step} of {len(x_train)}: "
+              f"saving the {trained} steps trained so far", file=sys.stderr)
+        if _save_model(network, target, out) == 0:
+            save_run(target, stop.epoch - 1, stop.step)
+            print(f"model saved to {target}; `cnn-ext train --resume --model {target}` continues the run",
+                  file=out)
+        return 130
     finally:
         bar.close()
         if live is not None:
             live.finish()  # the final state stays on screen; the window closes when the user says
     train_time = time.perf_counter() - start
-    result = network.evaluate(x_test, y_test)
-    wall = time.perf_counter() - start
-    print(f"test loss {result.loss:.4f} | test accuracy {100 * result.accuracy:.2f}% "
-          f"on {len(x_test)} images", file=out)
-    print(f"wall time {wall:.1f} s (training {train_time:.1f} s, "
-          f"{total / max(train_time, 1e-9):,.0f} images/s)", file=out)
-    if _diverged(network, history, args.lr, filename):
+    interrupted = False
+    try:
+        result = network.evaluate(x_test, y_test)
+        wall = time.perf_counter() - start
+        print(f"test loss {result.loss:.4f} | test accuracy {100 * result.accuracy:.2f}% "
+              f"on {len(x_test)} images", file=out)
+        print(f"wall time {wall:.1f} s (training {train_time:.1f} s, "
+              f"{total / max(train_time, 1e-9):,.0f} images/s)", file=out)
+    except KeyboardInterrupt:  # the training is done: keep it
+        print("\ncnn-ext: interrupted while testing: saving the trained model", file=sys.stderr)
+        interrupted = True
+    if _diverged(network, history, rate, filename):
         return 1
     status = _save_model(network, filename, out)
     if status == 0:
+        save_run(filename, last, 0)
         print(f"model saved to {filename}" + (f" (replacing the previous one: {replaced})" if replaced else ""),
               file=out)
+    if interrupted:
+        return 130
     if args.plot:
-        _plot_history(history, args.plot)
-        print(f"curves saved to {args.plot}", file=out)
+        status = max(status, _save_figure(lambda name: _plot_history(history, name), args.plot, "curves", out))
     if live is not None:
         print("the live window stays open: close it to finish", file=out, flush=True)
         live.wait()
@@ -320,58 +425,12 @@ def _live_view(args: argparse.Namespace, network: Network, total: int) -> LiveTr
     try:
         return viz.LiveTraining(network, total)
     except RuntimeError as exc:  # no display
-        raise UsageError(f"--live needs a display: {exc}") from None
+        raise UsageError(f"--live: {exc}") from None  # exc says what display is missing
 
 
 def _architecture(network: Network) -> str:
     weights = network.softmax.weights
     return f"Conv3x3({network.conv.num_filters}) -> MaxPool2 -> Softmax({weights.shape[0]}, {weights.shape[1]})"
-
-
-def _network_from_file(filename: str) -> Network:
-    """A Network holding the model in ``filename`` (raises FileNotFoundError or ModelFileError)."""
-    from .network import Network
-    from .saver import ModelFileError, load_params
-
-    params = load_params(filename)
-    filters, weights, biases = params["conv_filters"], params["softmax_weights"], params["softmax_biases"]
-    nf, (input_len, nodes) = filters.shape[0], weights.shape
-    if input_len % nf:
-        raise ModelFileError(f"{filename}: softmax weights {weights.shape} do not fit {nf} filters", filename)
-    from .conv import Conv3x3
-    from .softmax import Softmax
-
-    # The layers' constructors draw random weights from NumPy's global state; the file's
-    # replace them, and the caller's random state is left as it was.
-    state = np.random.get_state()
-    try:
-        conv, softmax = Conv3x3(nf), Softmax(input_len, nodes)
-    finally:
-        np.random.set_state(state)
-    conv.filters, softmax.weights, softmax.biases = filters, weights, biases
-    try:
-        return Network(conv, None, softmax)
-    except ValueError as exc:  # layers that do not fit MNIST's images: a model-file problem here
-        raise ModelFileError(f"{filename}: {exc}", filename) from None
-
-
-def _load_network(model: str) -> Network:
-    """The Network saved as ``model`` (a name as ``--model`` takes), for 28x28 MNIST images,
-    or SystemExit with a one-line reason."""
-    from .saver import ModelFileError
-
-    filename = _model_file(model)
-    try:
-        network = _network_from_file(filename)
-    except FileNotFoundError:
-        raise SystemExit(f"cnn-ext: no model {filename}: train one first with "
-                         f"`cnn-ext train --model {model}`") from None
-    except (ModelFileError, OSError) as exc:
-        raise SystemExit(f"cnn-ext: {exc}") from None
-    if not network._fits((28, 28)):
-        raise SystemExit(f"cnn-ext: {filename} does not fit 28x28 MNIST images: softmax weights "
-                         f"{network.softmax.weights.shape} for {network.conv.num_filters} filters")
-    return network
 
 
 def _format_confusion(confusion: npt.NDArray[np.int64]) -> str:
@@ -428,12 +487,15 @@ def _evaluation_figure(plt: ModuleType, result: Evaluation, images: npt.NDArray[
 def cmd_evaluate(args: argparse.Namespace) -> int:
     """``cnn-ext evaluate``: loss, accuracy, per class and confusion matrix of a saved model."""
     if args.plot:
-        _check_plotting()
+        _check_plotting(path=args.plot)
     if args.data is None and args.test_size is not None and args.test_size > MNIST_SIZES["test"]:
         raise UsageError(f"--test-size must be at most {MNIST_SIZES['test']}, got {args.test_size}")
     network = _load_network(args.model)
     _, (x_test, y_test) = _load_mnist(args.data)
     x_test, y_test = _subset(x_test, y_test, args.test_size, "test")
+    problem = _class_problem(network, y_test)
+    if problem:
+        raise UsageError(f"cannot test {_model_file(args.model)} on MNIST: {problem}")
     start = time.perf_counter()
     result = network.evaluate(x_test, y_test)
     elapsed = time.perf_counter() - start
@@ -445,8 +507,8 @@ def cmd_evaluate(args: argparse.Namespace) -> int:
     print(_format_confusion(result.confusion))
     if args.plot:
         predicted = network.predict(x_test)
-        _plot_evaluation(result, x_test, y_test, predicted, args.plot)
-        print(f"plot saved to {args.plot}")
+        return _save_figure(lambda name: _plot_evaluation(result, x_test, y_test, predicted, name),
+                            args.plot, "plot", sys.stdout)
     return 0
 
 
@@ -460,7 +522,7 @@ def cmd_predict(args: argparse.Namespace) -> int:
     for name in args.images:
         try:
             image = to_mnist(load_image(name))
-        except (OSError, ValueError) as exc:
+        except (OSError, ValueError, MemoryError) as exc:
             print(f"{name}: error: {exc}", file=sys.stderr)
             status = 1
             continue
@@ -490,36 +552,6 @@ def cmd_bench(args: argparse.Namespace) -> int:
     return bench_main(args.bench_args)
 
 
-def int_in(minimum: int, maximum: int | None = None, what: str = "an integer") -> Callable[[str], int]:
-    """An argparse ``type``: an integer in ``minimum..maximum`` (no upper bound if None),
-    refused in argparse's words, e.g. ``expected an integer >= 1, got 0``."""
-    def parse(text: str) -> int:
-        try:
-            value = int(text)
-        except ValueError:
-            raise argparse.ArgumentTypeError(f"expected an integer, got {text!r}") from None
-        if maximum is None and value < minimum:
-            raise argparse.ArgumentTypeError(f"expected {what} >= {minimum}, got {value}")
-        if maximum is not None and not minimum <= value <= maximum:
-            raise argparse.ArgumentTypeError(f"expected {what} in {minimum}..{maximum}, got {value}")
-        return value
-    return parse
-
-
-
-def _positive_float(text: str) -> float:
-    try:
-        value = float(text)
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"expected a number, got {text!r}") from None
-    if not value > 0 or value == float("inf"):
-        raise argparse.ArgumentTypeError(f"expected a positive number, got {text}")
-    return value
-
-
-_seed = int_in(0, SEED_MAX, "an integer (np.random.seed's range, 2**32 - 1 at most)")
-
-
 MODEL_HELP = ("the model file: NAME.pkl, or NAME itself when it ends in .pkl or .npz "
               "(default MNIST_CNN, i.e. MNIST_CNN.pkl)")
 
@@ -538,19 +570,25 @@ def build_parser() -> argparse.ArgumentParser:
                                        "recipe), then loss and accuracy on the test set. An existing "
                                        "model file of the same name is replaced at the end (its test "
                                        "accuracy is shown first); --resume continues from it instead.")
-    train.add_argument("--epochs", type=int_in(1), default=3, help="passes over the training set (default 3)")
-    train.add_argument("--lr", type=_positive_float, default=0.005, help="learning rate (default 0.005)")
+    train.add_argument("--epochs", type=int_in(1),
+                       help="passes over the training set (default 3; with --resume: more epochs, the one "
+                            "in progress counting, default the rest of an interrupted run, else 3)")
+    train.add_argument("--lr", type=_positive_float,
+                       help="learning rate (default 0.005; with --resume, the saved run's)")
     train.add_argument("--filters", type=int_in(1, 1024), metavar="N",
                        help="conv filters of a new model, 1..1024 (default 8, the tutorial's)")
     train.add_argument("--train-size", type=int_in(1), help="use the first N training images (default all 60000)")
     train.add_argument("--test-size", type=int_in(1), help="use the first N test images (default all 10000)")
-    train.add_argument("--seed", type=_seed, default=0,
-                       help="seeds the weights (np.random.seed) and the shuffling, 0..2**32-1 (default 0)")
+    train.add_argument("--seed", type=_seed,
+                       help="seeds the weights (np.random.seed) and the shuffling, 0..2**32-1 (default 0; "
+                            "with --resume, the saved run's)")
     train.add_argument("--data", metavar="PATH",
                        help="folder of MNIST IDX files or a Keras mnist.npz (default: the built-in copy)")
     train.add_argument("--model", default=DEFAULT_MODEL, metavar="NAME", help=MODEL_HELP)
     train.add_argument("--resume", action="store_true",
-                       help="continue training the saved model --model instead of starting from new weights")
+                       help="continue training the saved model --model instead of starting from new weights: "
+                            "where its run stood (seed, epoch, step, recorded in NAME.pkl.run.json), so that "
+                            "an interrupted run resumed ends as the run left alone")
     train.add_argument("--log-every", type=int_in(0), metavar="N",
                        help="print the tutorial's step log every N steps, 0 for never (default "
                             "10000; with --plot, fewer when that would give under 10 points)")
@@ -612,13 +650,22 @@ def _robust_streams() -> None:
                 pass
 
 
+def _interrupted() -> int:
+    """Ctrl-C: one line, no traceback, the shell's status for SIGINT (128 + 2)."""
+    print("\ncnn-ext: interrupted", file=sys.stderr)
+    return 130
+
+
 def main(argv: Sequence[object] | None = None) -> int:
     """Run ``cnn-ext ARGV``; returns the exit status."""
     _robust_streams()
     argv = sys.argv[1:] if argv is None else [str(a) for a in argv]
     if argv[:1] == ["bench"]:
         # bench has its own parser; argparse cannot hand a subcommand its leading options
-        return cmd_bench(argparse.Namespace(bench_args=argv[1:]))
+        try:
+            return cmd_bench(argparse.Namespace(bench_args=argv[1:]))
+        except KeyboardInterrupt:
+            return _interrupted()
     parser = build_parser()
     args = parser.parse_args(argv)
     if args.command is None:
@@ -626,6 +673,8 @@ def main(argv: Sequence[object] | None = None) -> int:
         return 2
     try:
         return args.func(args)
+    except KeyboardInterrupt:  # train saves its work itself (TrainingInterrupted) before this
+        return _interrupted()
     except BrokenPipeError:
         # `cnn-ext evaluate | head`: the reader left; say nothing more (Python's own recipe:
         # stdout to devnull, so the flush at exit does not raise again).

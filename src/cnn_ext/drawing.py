@@ -481,6 +481,9 @@ def _command(name, model):
     return f"cnn-ext {name}" if model == DEFAULT_MODEL else f"cnn-ext {name} --model {model}"
 
 
+HEARTBEAT_MS = 100
+
+
 def run(model=DEFAULT_MODEL, *, ready=None):
     """``cnn-ext draw``: open the board with live predictions from the model ``model``
     (``MNIST_CNN`` -> ``MNIST_CNN.pkl`` in the current directory) and wait until the window
@@ -498,6 +501,14 @@ def run(model=DEFAULT_MODEL, *, ready=None):
     board = PredictionBoard(root, model)
     if ready is not None:
         root.after_idle(ready, board)
+
+    def heartbeat():
+        # Python runs its SIGINT handler only when Tk's loop hands it control, i.e. on an
+        # event: an idle window saw Ctrl-C only at the next mouse move. A timer every
+        # 100 ms is such an event, so Ctrl-C ends the board within a fraction of a second.
+        root.after(HEARTBEAT_MS, heartbeat)
+
+    root.after(HEARTBEAT_MS, heartbeat)
     try:
         root.mainloop()
     except KeyboardInterrupt:

@@ -17,7 +17,7 @@ import sys
 
 import numpy as np
 
-from .cli import int_in
+from ._models import DEFAULT_MODEL, _load_network, int_in
 
 MNIST_TEST_SIZE = 10000
 _FORMATS = (".png", ".pdf", ".svg")
@@ -40,8 +40,6 @@ def _maps(text: str) -> list[int]:
 
 def add_parser(subparsers: argparse._SubParsersAction[argparse.ArgumentParser]) -> argparse.ArgumentParser:
     """Register ``explain`` on the ``cnn-ext`` subcommands; returns its parser."""
-    from .cli import DEFAULT_MODEL
-
     parser = subparsers.add_parser(
         "explain", help="draw one image's trip through the network: feature maps, ties, "
                         "probabilities, gradients (needs matplotlib)",
@@ -99,8 +97,6 @@ def _check_args(args: argparse.Namespace) -> None:
 def cmd_explain(args: argparse.Namespace) -> int:
     """``cnn-ext explain``: trace one image, save the figure, print what it shows."""
     _check_args(args)
-    from .cli import _load_network
-
     network = _load_network(args.model)
     label = args.label
     if args.index is not None:

@@ -14,10 +14,13 @@ from __future__ import annotations
 import errno
 import os
 import struct
+import warnings
 from typing import TYPE_CHECKING, Any
 
 import numpy as np
 from PIL import Image, ImageOps, UnidentifiedImageError
+
+from ._files import open_regular
 
 if TYPE_CHECKING:
     from typing import TypeAlias
@@ -78,6 +81,11 @@ MAX_SOLID_SHARE = 0.45
 # the same picture as a PIL image give the same grey levels.
 _LUMA = np.array([0.299, 0.587, 0.114], np.float32)
 
+# A digit ends up 20 pixels wide: a picture with a longer side than this is reduced first
+# (a box average in Pillow), so that the work and memory are bounded by the output, not by
+# the picture (a float32 copy of a 100-megapixel scan alone would take 400 MB).
+MAX_SIDE = 2048
+
 _ImageOrArray = "PIL.Image.Image, a path (str or os.PathLike) or a numpy array"
 # Pillow >= 9.1 names its filters Image.Resampling.*; 9.0 only has the Image.* constants.
 _Resampling = getattr(Image, "Resampling", Image)
@@ -89,24 +97,39 @@ def load_image(path: str | os.PathLike[str]) -> Image.Image:
     The EXIF orientation of camera photos is applied, so the image is upright. The file
     is read completely and closed before returning.
 
-    Raises ``FileNotFoundError`` if there is no such file, ``ValueError`` if the file is
-    not an image Pillow can read (wrong content, truncated file) or would decode to more
-    than twice Pillow's ``Image.MAX_IMAGE_PIXELS`` (a decompression bomb).
+    A large JPEG is decoded at a reduced scale (Pillow's ``draft``): the digit ends up 20
+    pixels wide anyway.
+
+    Raises ``FileNotFoundError`` if there is no such file, ``ValueError`` if the path is not
+    a regular file (a FIFO, a folder: refused at once, never waited on), if the file is not
+    an image Pillow can read (wrong content, truncated file), or would decode to more than
+    Pillow's ``Image.MAX_IMAGE_PIXELS`` (a decompression bomb, or a picture far larger than
+    any digit needs), or does not fit in the memory available.
     """
     name = os.fspath(path)
     try:
-        with Image.open(name) as opened:
-            opened.load()  # decode now, so that truncated files fail here
-            image = ImageOps.exif_transpose(opened)
-            if image is opened:  # detach from the file that is about to close
-                image = opened.copy()
+        file = open_regular(name, "an image file")
     except FileNotFoundError:
         raise FileNotFoundError(errno.ENOENT, "No such image file", name) from None
+    try:
+        with file, warnings.catch_warnings():
+            # Pillow only warns between its limit and twice it: such a picture (a 37 kB PNG
+            # of 13,000 x 13,000 pixels, say) would take gigabytes: refuse it like a bomb.
+            warnings.simplefilter("error", Image.DecompressionBombWarning)
+            with Image.open(file) as opened:
+                if opened.format == "JPEG" and max(opened.size) > 2 * MAX_SIDE:
+                    opened.draft(opened.mode, (MAX_SIDE, MAX_SIDE))  # decode at 1/2, 1/4 or 1/8 scale
+                opened.load()  # decode now, so that truncated files fail here
+                image = ImageOps.exif_transpose(opened)
+                if image is opened:  # detach from the file that is about to close
+                    image = opened.copy()
     except (PermissionError, IsADirectoryError):
         raise
-    except Image.DecompressionBombError as exc:
+    except (Image.DecompressionBombError, Image.DecompressionBombWarning) as exc:
         # A small file that would decode to gigapixels: refuse it before any memory is used.
         raise ValueError(f"{name!r} is too large to be a digit's picture ({exc})") from None
+    except MemoryError:
+        raise ValueError(f"{name!r}: not enough memory to decode this picture") from None
     # Pillow's decoders signal a bad or truncated file with any of these.
     except (UnidentifiedImageError, OSError, SyntaxError, EOFError, ValueError, struct.error) as exc:
         raise ValueError(f"{name!r} is not a PNG/JPEG image Pillow can read ({exc})") from exc
@@ -132,7 +155,10 @@ def to_mnist(image: _Picture) -> npt.NDArray[np.uint8]:
     with its centre of mass within half a pixel of (14, 14). A picture without ink
     (blank, uniform, or too faint) gives all zeros.
     """
-    gray = _as_gray(image)
+    try:
+        gray = _as_gray(image)
+    except MemoryError:
+        raise ValueError("to_mnist(image): not enough memory to convert this picture") from None
 
     # Polarity: the border is mostly background (its median is the background level for
     # any picture whose ink covers less than half the edge); MNIST wants light on dark.
@@ -239,9 +265,13 @@ def _pil_to_gray(image: Image.Image) -> npt.NDArray[np.float32]:
     mode = image.mode
     if image.width == 0 or image.height == 0:
         raise ValueError(f"to_mnist(image) expects a non-empty image, got size {image.size}")
+    image = _reduced(image)
+    mode = image.mode
     if mode in ("I", "F") or mode.startswith("I;16"):
         # More than 8 bits: read the values, as Pillow's conversion to L would clip them.
-        arr = np.nan_to_num(np.asarray(image, dtype=np.float32))
+        arr = np.asarray(image, dtype=np.float32)
+        if not np.isfinite(arr).all():  # as for a float array: one inf would swamp the digit
+            raise ValueError("to_mnist(image): float pictures must be finite, got NaN or inf")
         if mode.startswith("I;16"):
             full = 65535.0
         elif mode == "F" and arr.max() <= 1.0:  # floats are 0..1 or 0..255 by convention
@@ -265,6 +295,23 @@ def _pil_to_gray(image: Image.Image) -> npt.NDArray[np.float32]:
         raise ValueError(f"to_mnist(image) cannot read a {mode} image as grey levels: {exc}") from None
     levels: npt.NDArray[np.float32] = np.asarray(gray, dtype=np.float32) / np.float32(255)
     return levels
+
+
+def _reduced(image: Image.Image) -> Image.Image:
+    """``image`` with its longer side at most MAX_SIDE, by Pillow's box-average ``reduce``
+    (an integer factor), or itself when it is no larger."""
+    factor = -(-max(image.size) // MAX_SIDE)
+    if factor <= 1:
+        return image
+    mode = image.mode
+    if mode not in ("L", "LA", "RGB", "RGBA", "I", "F"):  # what reduce takes
+        has_alpha = mode in ("PA", "La", "RGBa") or "transparency" in image.info
+        target = ("RGBA" if has_alpha else "RGB") if mode in ("P", "PA", "RGBa", "CMYK", "YCbCr") else \
+            "LA" if has_alpha else "I" if mode.startswith("I;16") else "L"
+        if mode == "La":
+            image = image.convert("LA")
+        image = image.convert(target)
+    return image.reduce(factor)
 
 
 def _array_to_gray(arr: npt.NDArray[Any], where: str) -> npt.NDArray[np.float32]:

@@ -8,7 +8,6 @@ tutorial does, ``(image / 255) - 0.5``, before the first layer.
 from __future__ import annotations
 
 import math
-import numbers
 import os
 import warnings
 from collections.abc import Callable
@@ -21,8 +20,10 @@ from ._dispatch import kernels
 from .conv import Conv3x3
 from .maxpool import MaxPool2
 from .softmax import Softmax
-from ._validate import learn_rate, parameter, positive_int
+from ._validate import parameter, positive_int
+from ._inputs import _check_images, _check_int, _check_label, _check_labels, check_learn_rate, one_learn_rate
 from .history import EpochRecord, History, StepRecord
+from ._interrupt import TrainingInterrupted, deferred_sigint
 
 if TYPE_CHECKING:
     import numpy.typing as npt
@@ -31,79 +32,6 @@ if TYPE_CHECKING:
 
 NUM_CLASSES = 10
 _UINT8 = np.dtype(np.uint8)
-
-
-def _check_images(images: npt.ArrayLike, network: Network, where: str) -> npt.NDArray[np.uint8]:
-    """uint8 C-contiguous images (n, h, w) whose pooled maps fit ``network.softmax``.
-
-    One (h, w) image becomes a batch of one. Anything else gets a ValueError naming the
-    shape or values that came and what to pass instead.
-    """
-    network._parameters()  # inconsistent parameters are the first problem to name
-    array = np.asarray(images)
-    if array.dtype.kind not in "biuf":
-        raise TypeError(f"{where} expects uint8 images (pixel values 0..255), got dtype {array.dtype}")
-    if array.ndim == 2 and network._fits(array.shape):
-        array = array[np.newaxis]
-    elif array.ndim != 3 or not network._fits(array.shape[1:]):
-        raise ValueError(f"{where} expects uint8 images of shape (n, {network._shape_hint()}) or one "
-                         f"({network._shape_hint()}) image, got shape {array.shape}"
-                         + network._reshape_hint(array.shape))
-    if array.dtype != np.uint8:
-        # MNIST pixels are uint8; integer-valued arrays in 0..255 of other dtypes are fine.
-        if array.size and not (np.all(array == np.round(array)) and array.min() >= 0 and array.max() <= 255):
-            lo, hi = array.min(), array.max()
-            hint = (" The network normalises pixels itself, (image / 255) - 0.5 as in the tutorial: "
-                    "pass the raw uint8 image (e.g. x_train[i]), not image / 255 or (image / 255) - 0.5."
-                    if array.dtype.kind == "f" and lo >= -0.5 and hi <= 1.0 else "")
-            raise ValueError(f"{where} expects uint8 images (pixel values 0..255, as MNIST ships them), "
-                             f"got dtype {array.dtype} with values {lo:g}..{hi:g}.{hint}")
-        array = array.astype(np.uint8)
-    return np.ascontiguousarray(array)
-
-
-def _check_labels(labels: npt.ArrayLike, count: int, nodes: int, where: str) -> npt.NDArray[np.int64]:
-    """int64 C-contiguous labels (count,) in 0..nodes-1, or a clear error."""
-    labels = np.asarray(labels)
-    if labels.shape != (count,):
-        raise ValueError(f"{where} expects {count} labels (one per image), got shape {labels.shape}")
-    if labels.dtype.kind not in "iu":
-        raise TypeError(f"{where} expects integer labels in 0..{nodes - 1}, got dtype {labels.dtype}"
-                        + (" (convert with labels.astype(int))" if labels.dtype.kind in "fb" else ""))
-    if labels.size and (labels.min() < 0 or labels.max() >= nodes):
-        raise ValueError(f"{where} expects labels in 0..{nodes - 1} (the softmax has {nodes} nodes), "
-                         f"got values {labels.min()}..{labels.max()}")
-    # int64 whatever the platform's default int (int32 on Windows under NumPy 1.x): the
-    # kernels take `long long` indices.
-    return np.ascontiguousarray(labels, dtype=np.int64)
-
-
-def _check_label(label: object, nodes: int, where: str) -> int:
-    if isinstance(label, np.ndarray) and label.ndim == 0:
-        label = label[()]
-    if isinstance(label, (bool, np.bool_)) or not isinstance(label, numbers.Integral):
-        raise TypeError(f"{where} expects an integer label in 0..{nodes - 1}, got {label!r}")
-    # numbers.Integral declares __lt__ and __le__, not the reflected int <= Integral
-    if not 0 <= label < nodes:  # type: ignore[operator]
-        raise ValueError(f"{where} expects a label in 0..{nodes - 1} (the softmax has {nodes} nodes), "
-                         f"got {label!r}")
-    return int(label)
-
-
-def _check_int(value: object, where: str, minimum: int) -> int:
-    if isinstance(value, (bool, np.bool_)) or not isinstance(value, numbers.Integral) or value < minimum:
-        raise ValueError(f"{where} must be an integer >= {minimum}, got {value!r}")
-    return int(value)
-
-
-def check_learn_rate(value: object, where: str = "learn_rate") -> float:
-    """``value`` as a float if it is a finite number > 0, else a clear TypeError/ValueError."""
-    if isinstance(value, (bool, np.bool_)) or not isinstance(value, numbers.Real):
-        raise TypeError(f"{where} must be a positive number, got {value!r}")
-    rate = float(value)
-    if not (rate > 0 and math.isfinite(rate)):
-        raise ValueError(f"{where} must be a finite number > 0, got {value!r}")
-    return rate
 
 
 # predict_proba never starts more OpenMP threads than this many per CPU: libgomp ends the
@@ -259,12 +187,7 @@ class Network:
 
     def _rate(self) -> float:
         # The fused kernels take one learn rate for both layers.
-        rate = check_learn_rate(learn_rate(self.conv), "Conv3x3.learn_rate")
-        if learn_rate(self.softmax) != rate:
-            raise ValueError(f"Network trains both layers with one learn rate, but Conv3x3.learn_rate is "
-                             f"{self.conv.learn_rate!r} and Softmax.learn_rate {self.softmax.learn_rate!r}: "
-                             f"set network.learn_rate instead")
-        return rate
+        return one_learn_rate(self)
 
     def _parameters(self) -> tuple[npt.NDArray[np.float64], npt.NDArray[np.float64], npt.NDArray[np.float64]]:
         filters = parameter(self.conv, "filters", (self.conv.num_filters, 3, 3))
@@ -380,7 +303,8 @@ class Network:
             callback: Callable[[Literal["progress", "log", "epoch"], StepRecord | EpochRecord], object]
             | None = None,
             chunk: int = 2000,
-            validation_data: tuple[npt.ArrayLike, npt.ArrayLike] | None = None) -> History:
+            validation_data: tuple[npt.ArrayLike, npt.ArrayLike] | None = None,
+            initial_epoch: int = 0, initial_step: int = 0) -> History:
         """Per-sample SGD over uint8 ``images`` (n, h, w) and integer ``labels`` (n,).
 
         Each of the ``epochs`` epochs visits the images in a permutation drawn from ``seed``
@@ -398,6 +322,15 @@ class Network:
         ``validation_data=(x, y)`` is evaluated after every epoch. A loss that becomes NaN
         (a learn rate too large, say) gives one ``RuntimeWarning`` naming the step.
 
+        Ctrl-C (SIGINT, in the main thread) stops at the next chunk boundary with
+        :class:`~cnn_ext.TrainingInterrupted` (a ``KeyboardInterrupt``): the network holds
+        the weights of whole steps, and the exception the position (``epoch``, ``step``) and
+        the ``history`` so far; a second Ctrl-C raises ``KeyboardInterrupt`` at once.
+        ``initial_epoch`` (epochs already trained) and ``initial_step`` (steps already trained
+        of the next epoch's order) continue such a run: the orders of the epochs before are
+        drawn from ``seed`` and skipped, and training goes on to the end of epoch ``epochs``,
+        so that the weights end bit for bit as those of the run left alone.
+
         Returns a :class:`~cnn_ext.history.History`: per-epoch ``loss``, ``accuracy`` (and
         ``val_loss``, ``val_accuracy``) in ``history.history``, the log records in
         ``history.steps``.
@@ -407,6 +340,12 @@ class Network:
         epochs = _check_int(epochs, "Network.fit(epochs)", 0)
         log_every = _check_int(log_every, "Network.fit(log_every)", 0)
         chunk = _check_int(chunk, "Network.fit(chunk)", 1)
+        initial_epoch = _check_int(initial_epoch, "Network.fit(initial_epoch)", 0)
+        initial_step = _check_int(initial_step, "Network.fit(initial_step)", 0)
+        if initial_epoch > epochs or (initial_step and initial_step >= len(images)) \
+                or (initial_step and initial_epoch == epochs):
+            raise ValueError(f"Network.fit(initial_epoch={initial_epoch}, initial_step={initial_step}) "
+                             f"is not a position inside {epochs} epoch(s) of {len(images)} steps")
         if not isinstance(shuffle, (bool, np.bool_)):
             raise TypeError(f"Network.fit(shuffle) must be True or False, got {shuffle!r}")
         if callback is not None and not callable(callback):
@@ -423,21 +362,45 @@ class Network:
         except (TypeError, ValueError) as exc:
             raise ValueError(f"Network.fit(seed) must be None, a non-negative integer or a "
                              f"numpy Generator, got {seed!r}: {exc}") from None
+        rate = self._rate()
+        log = _StepLog()
+        log.step = initial_epoch * len(images) + initial_step  # steps are counted across the run
+        history = History(params={"epochs": epochs, "steps": len(images), "seed": seed, "shuffle": shuffle,
+                                  "log_every": log_every, "learn_rate": rate})
+        if initial_epoch or initial_step:
+            history.params.update(initial_epoch=initial_epoch, initial_step=initial_step)
+        if shuffle:
+            for _ in range(initial_epoch):  # the orders of the epochs already trained
+                order_rng.permutation(len(images))
+        with deferred_sigint() as stop_requested:
+            self._fit_epochs(images, labels, epochs, initial_epoch, initial_step, order_rng, shuffle,
+                             log_every, callback, chunk, (val_images, val_labels) if validation_data is not None else None,
+                             log, history, stop_requested)
+        return history
+
+    def _fit_epochs(self, images: npt.NDArray[np.uint8], labels: npt.NDArray[np.int64], epochs: int,
+                    initial_epoch: int, initial_step: int, order_rng: np.random.Generator, shuffle: bool,
+                    log_every: int, callback: Callable[[Literal["progress", "log", "epoch"],
+                                                        StepRecord | EpochRecord], object] | None,
+                    chunk: int, validation: tuple[npt.NDArray[np.uint8], npt.NDArray[np.int64]] | None,
+                    log: _StepLog, history: History, stop_requested: Callable[[], bool]) -> None:
+        """fit's loop over the checked arguments (fit documents them)."""
         filters, weights, biases, rate, held = self._fit_state()
         losses, correct = np.empty(chunk), np.empty(chunk, dtype=np.uint8)
         epoch_losses, epoch_correct = np.empty(len(images)), np.empty(len(images), dtype=np.uint8)
-        log = _StepLog()
-        history = History(params={"epochs": epochs, "steps": len(images), "seed": seed, "shuffle": shuffle,
-                                  "log_every": log_every, "learn_rate": rate})
         warned = False
-        for epoch in range(1, epochs + 1):
+        for epoch in range(initial_epoch + 1, epochs + 1):
             order = order_rng.permutation(len(images)) if shuffle else np.arange(len(images))
             order = order.astype(np.int64, copy=False)  # the kernel's `long long` indices
-            start = 0
+            first = start = initial_step if epoch == initial_epoch + 1 else 0
             while start < len(order):
+                if stop_requested():  # Ctrl-C: stop between two chunks, where the position is known
+                    raise TrainingInterrupted(history, epoch, start, len(order))
                 size = min(chunk, len(order) - start)
                 if log_every:
-                    size = min(size, log_every - log.count)
+                    # log.step % log_every: the steps since the last log (a resumed run's first
+                    # interval may be shorter)
+                    size = min(size, log_every - log.step % log_every)
                 kernels.train_steps(images, labels, order[start:start + size], filters, weights,
                                     biases, rate, losses, correct)
                 epoch_losses[start:start + size] = losses[:size]
@@ -448,7 +411,7 @@ class Network:
                     history.nan_step = step
                     warnings.warn(f"Network.fit: the loss became NaN at step {step} (epoch {epoch}) and "
                                   f"the weights with it; try a smaller learn rate than {rate!r}",
-                                  RuntimeWarning, stacklevel=2)
+                                  RuntimeWarning, stacklevel=3)  # the caller of fit
                 start += size
                 # Sequential sums, as the tutorial's `loss += l`, so log lines do not depend on chunking.
                 for loss in losses[:size].tolist():
@@ -458,7 +421,7 @@ class Network:
                 log.step += size
                 if callback is not None:
                     callback("progress", log.record(epoch))
-                if log_every and log.count == log_every:
+                if log_every and log.step % log_every == 0:
                     step_record = log.record(epoch)  # a name of its own: record is an EpochRecord
                     history.steps.append(step_record)
                     if callback is not None:
@@ -467,17 +430,17 @@ class Network:
                 if callback is not None and self._replaced(held):
                     # The callback replaced a parameter array or the learn rate: train those.
                     filters, weights, biases, rate, held = self._fit_state()
-            record = EpochRecord(epoch, math.fsum(epoch_losses.tolist()) / len(images) if len(images) else math.nan,
-                                 float(epoch_correct.mean()) if len(images) else math.nan)
-            if validation_data is not None:
-                result = self._evaluation(val_images, val_labels, None)
+            done = len(images) - first  # a resumed epoch's record covers the steps trained here
+            record = EpochRecord(epoch, math.fsum(epoch_losses[first:].tolist()) / done if done else math.nan,
+                                 float(epoch_correct[first:].mean()) if done else math.nan)
+            if validation is not None:
+                result = self._evaluation(validation[0], validation[1], None)
                 record = EpochRecord(record.epoch, record.loss, record.accuracy, result.loss, result.accuracy)
             history.add_epoch(record)
             if callback is not None:
                 callback("epoch", record)
                 if self._replaced(held):
                     filters, weights, biases, rate, held = self._fit_state()
-        return history
 
     def predict_proba(self, images: npt.ArrayLike, num_threads: int | None = None) -> npt.NDArray[np.float64]:
         """Class probabilities (n, nodes) float64 for uint8 images (n, h, w) or one (h, w).

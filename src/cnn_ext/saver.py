@@ -58,6 +58,7 @@ from typing import IO, TYPE_CHECKING, Any, Protocol
 import numpy as np
 
 from . import _safe_pickle
+from ._files import file_kind as _file_kind, open_regular
 from ._safe_pickle import NUMERIC_KINDS as _NUMERIC_KINDS
 
 try:
@@ -150,6 +151,15 @@ class ModelWriteError(ModelFileError, OSError):
     def __str__(self) -> str:
         message: str = self.args[0]
         return message
+
+
+class ModelPermissionError(ModelWriteError, PermissionError):
+    """A :class:`ModelWriteError` whose cause is a permission (EACCES, EPERM): a read-only
+    folder or file. Also a ``PermissionError``, which the tutorial's users catch.
+
+    The hierarchy: ``ModelFileError`` (a ``ValueError``) > ``ModelWriteError`` (also an
+    ``OSError``) > ``ModelPermissionError`` (also a ``PermissionError``).
+    """
 
 
 # ------------------------------------------------------------------------- validation
@@ -471,15 +481,6 @@ def _read_npz(raw: bytes, filename: str, expected_shapes: Mapping[str, tuple[int
     return members
 
 
-def _file_kind(mode: int) -> str:
-    for test, kind in ((stat.S_ISDIR, "a directory"), (stat.S_ISFIFO, "a FIFO (named pipe)"),
-                       (stat.S_ISCHR, "a character device"), (stat.S_ISBLK, "a block device"),
-                       (stat.S_ISSOCK, "a socket")):
-        if test(mode):
-            return kind
-    return "not a regular file"
-
-
 def _not_regular(filename: str, mode: int) -> ModelFileError:
     return ModelFileError(f"{filename}: is {_file_kind(mode)}, not a model file (a model is "
                           f"a regular file)", filename)
@@ -488,25 +489,10 @@ def _not_regular(filename: str, mode: int) -> ModelFileError:
 def _read_model_bytes(filename: str) -> bytes:
     """The bytes of ``filename``: a regular file (symlinks followed) of at most
     ``MAX_MODEL_BYTES``; never blocks, never reads more than the cap."""
-    # stat first so that a device is refused without even being opened (opening some has
-    # side effects); the fstat below on the opened descriptor is what counts (no TOCTOU).
-    mode = os.stat(filename).st_mode
-    if not stat.S_ISREG(mode):
-        raise _not_regular(filename, mode)
-    # O_NONBLOCK: a FIFO swapped in after the stat opens at once instead of waiting for
-    # a writer (it has no effect on regular files).
-    flags = (os.O_RDONLY | getattr(os, "O_NONBLOCK", 0) | getattr(os, "O_BINARY", 0)
-             | getattr(os, "O_CLOEXEC", 0))
-    try:
-        fd = os.open(filename, flags)
-    except (IsADirectoryError, PermissionError):
-        if os.path.isdir(filename):  # Windows cannot open directories at all
-            raise _not_regular(filename, stat.S_IFDIR) from None
-        raise
-    with os.fdopen(fd, "rb") as f:
+    # cnn_ext._files.open_regular: a directory, FIFO or device is refused at once, never
+    # waited on; the fstat of the opened descriptor is what counts (no TOCTOU).
+    with open_regular(filename, error=_not_regular) as f:
         st = os.fstat(f.fileno())
-        if not stat.S_ISREG(st.st_mode):
-            raise _not_regular(filename, st.st_mode)
         if st.st_size > MAX_MODEL_BYTES:
             raise ModelFileError(f"{filename}: {st.st_size / MiB:,.1f} MiB, larger than any "
                                  f"model (at most {MAX_MODEL_BYTES // MiB} MiB)", filename)
@@ -614,6 +600,8 @@ def _write_error(filename: str, directory: str, exc: OSError) -> ModelWriteError
         why = "it is a directory"
     else:
         why = getattr(exc, "strerror", None) or str(exc) or type(exc).__name__
+    if code in (errno.EACCES, errno.EPERM):
+        return ModelPermissionError(f"cannot save {filename}: {why}", filename, code)
     return ModelWriteError(f"cannot save {filename}: {why}", filename, code)
 
 
@@ -634,8 +622,8 @@ def _check_target(filename: str, target: str) -> None:
     # The tutorial's open(name, 'wb') refused a file its user made read-only; os.replace
     # would not, so ask the same question open() would.
     if not os.access(target, os.W_OK):
-        raise ModelWriteError(f"cannot save {filename}: the existing file is read-only (no "
-                              f"write permission)", filename, errno.EACCES)
+        raise ModelPermissionError(f"cannot save {filename}: the existing file is read-only (no "
+                                   f"write permission)", filename, errno.EACCES)
 
 
 def _target_of(filename: str) -> tuple[str, str]:

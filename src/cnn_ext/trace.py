@@ -14,6 +14,7 @@ from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
+from ._inputs import _check_images, _check_label, one_learn_rate
 from ._validate import learn_rate as _learn_rate, parameter
 
 if TYPE_CHECKING:
@@ -144,9 +145,7 @@ def trace_network(network: Network, image: npt.ArrayLike, label: int | np.intege
     network's learn rate. ``update=True`` (needs a label) then stores the updated
     parameters back into the network's arrays, in place: the step ``train_step`` takes.
     """
-    # The checks of train_step: the same errors for the same mistakes.
-    from .network import _check_images, _check_label
-
+    # The checks of train_step (cnn_ext._inputs): the same errors for the same mistakes.
     array = np.asarray(image)
     if array.ndim != 2:
         raise ValueError(f"Network.trace(image) expects one uint8 image of shape (h, w), got shape {array.shape}"
@@ -158,7 +157,7 @@ def trace_network(network: Network, image: npt.ArrayLike, label: int | np.intege
     elif update:
         raise ValueError("Network.trace(update=True) needs a label: there is no step without one")
     # With a label the step's rate, checked as train_step checks it (one rate for both layers).
-    rate = network._rate() if label is not None else _learn_rate(network.conv)
+    rate = one_learn_rate(network) if label is not None else _learn_rate(network.conv)
     conv = copy.copy(network.conv)
     pool = copy.copy(network.pool)
     softmax = copy.copy(network.softmax)

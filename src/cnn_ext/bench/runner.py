@@ -11,6 +11,10 @@ from . import cases, peak, report
 from .cases import LEARN_RATE
 from .report import COLUMNS, format_time
 from .timing import REF, measure_layer_cases
+from .._files import figure_formats, output_problem
+from .._models import SEED_MAX, int_in
+
+_seed = int_in(0, SEED_MAX, "an integer (np.random.seed's range, 2**32 - 1 at most)")
 
 SCHEMA = "cnn_ext-bench/1"
 
@@ -40,7 +44,8 @@ def parse_args(argv):
                         help="images per round for the tutorial's loops (default 4, --quick 2)")
     parser.add_argument("--framework-threads", type=int, default=1,
                         help="threads for PyTorch and TensorFlow (default 1: single-core comparison)")
-    parser.add_argument("--seed", type=int, default=0, help="np.random.seed for the initial weights")
+    parser.add_argument("--seed", type=_seed, default=0,
+                        help="np.random.seed for the initial weights, 0..2**32-1 (default 0)")
     parser.add_argument("--scaling", default=None, metavar="PATH",
                         help="also time inference against threads (1..the CPUs) and one epoch against "
                              "training-set size; write the figure to PATH (PNG, needs matplotlib) and "
@@ -68,6 +73,22 @@ def parse_args(argv):
         parser.error(f"--peak-seconds must be between 0.01 and 60, got {args.peak_seconds:g}")
     if args.scaling is not None and not args.scaling.lower().endswith(".png"):
         parser.error(f"--scaling needs a .png path, got {args.scaling!r}")
+    # Every output is checked before the benchmark runs, not lost after it.
+    outputs = [("--json", args.json, None)]
+    if args.plot or args.scaling:
+        try:
+            import matplotlib  # noqa: F401
+        except ImportError:
+            parser.error("--plot and --scaling need matplotlib: pip install 'cnn_ext[plot]'")
+        if args.plot:
+            outputs.append(("--plot", args.plot, figure_formats()))
+        if args.scaling:
+            outputs += [("--scaling", args.scaling, (".png",)),
+                        ("--scaling", os.path.splitext(args.scaling)[0] + ".json", None)]
+    for option, path, formats in outputs:
+        problem = output_problem(path, formats)
+        if problem:
+            parser.error(f"{option}: {problem}")
     args.check_images = 2 if quick else 3
     args.framework_images = 128 if quick else 512
     args.epoch_images = 10_000
@@ -225,24 +246,59 @@ def main(argv=None):
             f"{r['implementation']} {r['images_per_s']:,.0f} images/s" for r in inference))
     for line in report.peak_summary(rows, result["peak"], result["multiply_adds_per_image"]):
         print(line)
-    report.write_json(result, cfg.json)
-    print(f"wrote {cfg.json}")
+    status = _write_json(result, cfg.json)
     if cfg.plot:
-        if report.plot(rows, cfg.plot):
+        if _still_writes(lambda: report.plot(rows, cfg.plot), cfg.plot):
             print(f"wrote {cfg.plot}")
+        else:
+            status = 1
     if cfg.scaling:
         scaling = dict(result["scaling"], peak_gflops=result["peak_gflops"], date=result["date"],
                        machine=result["machine"], schema=SCHEMA + "/scaling",
                        title=scaling_title(result))
         base = os.path.splitext(cfg.scaling)[0]
-        report.write_json(scaling, base + ".json")
-        print(f"wrote {base}.json")
+        status = max(status, _write_json(scaling, base + ".json"))
         for r in scaling["inference"]:
             print(f"scaling: inference on {r['threads']} thread{'s' if r['threads'] > 1 else ''}: "
                   f"{r['images_per_s']:,.0f} images/s, {report.format_fraction(r['fraction_of_peak'])} of peak")
         for r in scaling["epoch"]:
             print(f"scaling: one epoch of {r['train_images']:,} images: "
                   f"{format_time(r['median_s'] * r['train_images'])}")
-        if report.plot_scaling(scaling, cfg.scaling):
+        if _still_writes(lambda: report.plot_scaling(scaling, cfg.scaling), cfg.scaling):
             print(f"wrote {cfg.scaling}")
+        else:
+            status = 1
+    return status
+
+
+def _write_json(result, path):
+    """Write the results to ``path``, or, if that fails now, beside in the temporary folder
+    (they took minutes to measure), saying so in one line: 0 or 1."""
+    try:
+        report.write_json(result, path)
+    except (OSError, ValueError) as exc:
+        import tempfile
+
+        stem = os.path.splitext(os.path.basename(path))[0] or "bench"
+        fallback = os.path.join(tempfile.gettempdir(), f"{stem}-{datetime.datetime.now():%Y%m%d-%H%M%S}.json")
+        try:
+            report.write_json(result, fallback)
+        except (OSError, ValueError) as again:
+            print(f"cnn-ext bench: cannot write {path} ({exc}) nor {fallback} ({again}); "
+                  f"the table above has the results", file=sys.stderr)
+            return 1
+        print(f"cnn-ext bench: cannot write {path} ({exc}); wrote the results to {fallback} instead",
+              file=sys.stderr)
+        return 1
+    print(f"wrote {path}")
     return 0
+
+
+def _still_writes(draw, path):
+    """``draw()``'s answer, or False with one line if writing the figure fails after all."""
+    try:
+        return draw()
+    except (OSError, ValueError) as exc:
+        print(f"cnn-ext bench: cannot write {path} ({exc}); the results are in the table above",
+              file=sys.stderr)
+        return False

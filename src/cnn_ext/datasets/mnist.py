@@ -31,6 +31,8 @@ from typing import TYPE_CHECKING
 
 import numpy as np
 
+from .._files import file_kind, open_regular
+
 if TYPE_CHECKING:
     from typing import TypeAlias
 
@@ -207,10 +209,18 @@ def _find(folder: Traversable, stem: str, embedded: bool) -> Traversable:
     )
 
 
+def _not_a_file(filename: str, mode: int) -> MNISTFormatError:
+    return MNISTFormatError(f"{filename}: is {file_kind(mode)}, not an MNIST file (a regular file)")
+
+
 def _open(file: Traversable) -> _RawReader | _GzipReader:
     """A reader of the file's bytes, gunzipped on the fly if they are a gzip stream
     (required for ``*.gz``)."""
-    data = file.read_bytes()
+    if isinstance(file, Path):  # a user's folder: never wait on a FIFO swapped in
+        with open_regular(file, "an MNIST IDX file", _not_a_file) as f:
+            data = f.read()
+    else:  # the package's own data
+        data = file.read_bytes()
     where = str(file)
     if data[:2] == _GZIP_MAGIC:
         return _GzipReader(data, where)
@@ -361,7 +371,7 @@ def _describe_magic(magic: int, raw: bytes) -> str:
 
 def _load_npz(path: Path) -> tuple[_Split, _Split]:
     where = str(path)
-    with open(path, "rb") as f:
+    with open_regular(path, "a Keras mnist.npz", _not_a_file) as f:
         head = f.read(4)
         if head not in _ZIP_MAGICS:
             found = f"first bytes {head.hex(' ')}" if head else "an empty file"
