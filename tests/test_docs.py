@@ -63,7 +63,7 @@ def test_api_reference(html):
                  "cnn_ext.ModelSaver", "cnn_ext.build_info", "cnn_ext.datasets.mnist.load_data",
                  "cnn_ext.imaging.to_mnist", "cnn_ext.saver.load_params", "cnn_ext.Network.trace",
                  "cnn_ext.trace.Trace", "cnn_ext.history.History", "cnn_ext.viz.plot_filters",
-                 "cnn_ext.viz.plot_trace"):
+                 "cnn_ext.viz.plot_trace", "cnn_ext.check.check", "cnn_ext.check.CheckResult"):
         assert f'id="{name}"' in text, f"{name} is not documented in api.html"
     # Docstrings were read (not just the signatures): a phrase from Network's.
     assert "one image at a time" in text
@@ -79,7 +79,7 @@ def test_tie_rule_page_has_its_figure(html):
         assert path.is_file() and path.stat().st_size > 10_000, f"{src} is missing or nearly empty"
 
 
-@pytest.mark.parametrize("name", ["01_tutorial", "02_ties", "03_speed", "04_draw"])
+@pytest.mark.parametrize("name", ["01_tutorial", "02_ties", "03_speed", "04_draw", "05_exercises"])
 def test_notebook_pages_have_outputs(html, name):
     text = page(html, f"notebooks/{name}.html")
     assert "cell_output" in text, f"{name}.html has no cell outputs"
@@ -102,5 +102,5 @@ def test_index_links_every_page(html):
     text = page(html, "index.html")
     for target in ("install.html", "api.html", "ties.html", "benchmark.html",
                    "notebooks/01_tutorial.html", "notebooks/02_ties.html", "notebooks/03_speed.html",
-                   "notebooks/04_draw.html"):
+                   "notebooks/04_draw.html", "notebooks/05_exercises.html", "cli.html"):
         assert f'href="{target}' in text, f"index.html does not link {target}"

@@ -357,3 +357,17 @@ def test_train_state_refuses_byte_swapped_parameters(mnist):
     assert state.step(x_train[1], 2) is None  # stale: the state no longer trusts it
     net.train_step(x_train[1], 2)  # the checked path converts it to native float64
     assert net.conv.filters.dtype == np.float64 and net.conv.filters.dtype.isnative
+
+
+def test_mismatched_layers_are_refused_in_the_constructor_naming_the_sizes():
+    with pytest.raises(ValueError, match=r"Softmax\(1352, 10\) takes 1352 inputs, but Conv3x3\(16\) gives "
+                                         r"a multiple of 16 \(on MNIST's 28x28 images 13x13x16 = 2704 "
+                                         r"after MaxPool2\): use Softmax\(2704, 10\) or Conv3x3\(8\)"):
+        Network(conv=Conv3x3(16), softmax=Softmax(1352, 10))
+    with pytest.raises(ValueError, match=r"Conv3x3\(4\) on 21x17 images gives 9x7x4 = 252"):
+        Network(conv=Conv3x3(4), softmax=Softmax(1352, 10), image_shape=(21, 17))
+    # Layers that fit are accepted: MNIST's, and a square model of another size.
+    assert Network(conv=Conv3x3(16), softmax=Softmax(2704, 10)).softmax.weights.shape == (2704, 10)
+    Network(conv=Conv3x3(4), softmax=Softmax(4 * 9 * 7, 10), image_shape=(21, 17))
+    Network(conv=Conv3x3(2), softmax=Softmax(2 * 5 * 5, 3))
+    Network(conv=Conv3x3(5), softmax=Softmax(5 * 9 * 7, 10))  # for 21x17 images; fit checks them

@@ -80,7 +80,8 @@ def executed_dir(tmp_path_factory):
 
 def test_examples_are_there():
     names = [p.name for p in NOTEBOOKS]
-    assert names == ["01_tutorial.ipynb", "02_ties.ipynb", "03_speed.ipynb", "04_draw.ipynb"], names
+    assert names == ["01_tutorial.ipynb", "02_ties.ipynb", "03_speed.ipynb", "04_draw.ipynb",
+                     "05_exercises.ipynb"], names
 
 
 @pytest.mark.parametrize("path", NOTEBOOKS, ids=lambda p: p.stem)

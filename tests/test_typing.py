@@ -40,6 +40,7 @@ STRICT_MODULES = [
     "cnn_ext._safe_pickle",
     "cnn_ext._validate",
     "cnn_ext._version",
+    "cnn_ext.check",
     "cnn_ext.cnn_from_scratch",
     "cnn_ext.cnn_from_scratch.conv",
     "cnn_ext.cnn_from_scratch.maxpool",

@@ -196,7 +196,7 @@ def test_plot_trace_marks_exactly_the_tie_mask(example):
     for f, ax in enumerate(pool_axes):
         assert np.array_equal(ax.images[0].get_array(), trace.pool[:, :, f])
         c = counts[f]
-        assert ax.get_xlabel() == f"ties 4:{c[3]} 3:{c[2]} 2:{c[1]}\nsingle: {c[0]}"
+        assert ax.get_xlabel() == f"one maximum: {c[0]}\nflat, 4 equal: {c[3]}\n3 equal: {c[2]}, 2 equal: {c[1]}"
     legend = axes[2].get_legend()
     texts = [t.get_text() for t in legend.get_texts()]
     total = counts.sum(axis=0)
@@ -211,7 +211,7 @@ def test_plot_trace_of_an_odd_sized_image_without_label():
     image[:8] = 0
     trace = network.trace(image)
     assert_drawn(viz.plot_trace(trace), 3 + 2 * 4)
-    assert_drawn(viz.plot_explain(trace, "no label"), 3 + 2 * 4)
+    assert_drawn(viz.plot_explain(trace, "no label"), 5 + 2 * 4)
     with pytest.raises(ValueError, match="needs a trace with a label"):
         viz.plot_gradients(trace)
     with pytest.raises(TypeError, match="Trace"):
@@ -338,16 +338,85 @@ def test_cli_explain_an_mnist_digit(model_dir, example, mnist):
     c = trace.tie_counts().sum(axis=0)
     assert f"{c[3]} 4-way ties, {c[2]} 3-way, {c[1]} 2-way, {c[0]} single maxima" in lines[1]
     assert lines[2].startswith(f"label {label}: loss {trace.loss:.4f}")
-    assert lines[-1] == "figure saved to digit.png"
+    assert lines[-2] == "maps drawn: all 8 filters" and lines[-1] == "figure saved to digit.png"
     pixels = _png_panels(model_dir / "digit.png")
-    assert pixels.shape[0] > 2000 and pixels.shape[1] > 1500  # trace and gradients, stacked
+    assert pixels.shape[0] > 1800 and pixels.shape[1] > 1500  # forward and gradients, stacked
     # the same figure as plot_explain of the same trace: same size, same panels
     fig = viz.plot_explain(trace, f"cnn-ext explain: MNIST test digit {index} (label {label}), model model.npz")
-    assert_drawn(fig, 3 + 2 * 8 + 3 + 3 * 8)
+    assert_drawn(fig, 8 + 5 * 8)
+    axes = panels(fig)
+    # reading order, top to bottom: input, conv, pooled, probabilities, gradients
+    tops = {name: max(ax.get_window_extent().y0 for ax in axes
+                      if (ax.get_title() or ax.get_title(loc="left")).startswith(name))
+            for name in ("1  input", "conv ", "pooled ", "d pooled ", "d conv ", "d filter ")}
+    assert sorted(tops, key=tops.get, reverse=True) == list(tops)
+    counts = trace.tie_counts()
+    pooled = [ax for ax in axes if ax.get_title().startswith("pooled ")]
+    for f, ax in enumerate(pooled):
+        c = counts[f]
+        assert ax.get_xlabel() == f"one maximum: {c[0]}\nflat, 4 equal: {c[3]}\n3 equal: {c[2]}, 2 equal: {c[1]}"
+        assert np.array_equal(ax.images[0].get_array(), trace.pool[:, :, f])
+        assert not ax.collections  # no marks over the maps
     width, height = fig.get_size_inches() * 110  # explain saves at 110 dpi
     assert (round(height), round(width)) == pixels.shape[:2]
     if FIGURES:
         shutil.copy(model_dir / "digit.png", Path(FIGURES) / "explain.png")
+
+
+def test_explain_spells_out_one_output_as_patch_times_filter(example, trained):
+    _, trace = example
+    filters = trained.network.conv.filters
+    fig = viz.plot_explain(trace, maps=[2, 5], filters=filters, output=(10, 11, 5))
+    axes = panels(fig)
+    assert len(axes) == 8 + 5 * 2
+    text = axes[2].texts[0].get_text()
+    assert text.startswith(f"one output, conv[10, 11, 5] = {trace.conv[10, 11, 5]:.4g}")
+    assert text.endswith(f"= {float(np.sum(trace.input[10:13, 11:14] * filters[5])):.4g}")
+    assert [ax.get_title() for ax in axes if ax.get_title().startswith("conv ")] == ["conv 2", "conv 5"]
+    with pytest.raises(ValueError, match="filter indices in 0..7"):
+        viz.plot_explain(trace, maps=[8])
+    with pytest.raises(ValueError, match="inside the conv maps"):
+        viz.plot_explain(trace, output=(26, 0, 0))
+
+
+def test_explain_chooses_and_names_at_most_eight_maps():
+    np.random.seed(3)
+    network = Network(num_filters=20)
+    image = np.zeros((28, 28), np.uint8)
+    image[6:22, 12:16] = 255
+    labelled, plain = network.trace(image, 4), network.trace(image)
+    shown, words = viz.explain_maps(labelled)
+    gradient = np.abs(labelled.d_L_d_filters).sum(axis=(1, 2))
+    assert shown == sorted(np.argsort(-gradient)[:8].tolist())
+    assert words.startswith("8 of 20 filters, those with the largest filter gradient")
+    shown, words = viz.explain_maps(plain)
+    assert shown == sorted(np.argsort(-plain.pool.std(axis=(0, 1)))[:8].tolist())
+    assert "most varied pooled maps" in words
+    assert viz.explain_maps(plain, [19, 0]) == ([19, 0], "filters 19, 0 of 20 (chosen)")
+    fig = viz.plot_explain(labelled, "twenty filters")
+    assert_drawn(fig, 8 + 5 * 8)
+    guide = panels(fig)[1].texts[0].get_text()
+    assert "Maps shown: 8 of 20 filters" in guide
+
+
+def test_cli_explain_a_1024_filter_model_in_bounded_time(tmp_path):
+    # Constrained layout over every map grew like the cube of the filter count (139 s at 128
+    # filters); eight chosen maps keep the figure the same size at any width.
+    np.random.seed(0)
+    network = Network(num_filters=1024)
+    cnn_ext.ModelSaver(str(tmp_path / "wide.npz")).save(network.conv, network.pool, network.softmax)
+    start = time.perf_counter()
+    run = _explain(["--index", "0", "--model", "wide.npz", "--out", "wide.png"], tmp_path)
+    elapsed = time.perf_counter() - start
+    assert run.returncode == 0, run.stderr
+    assert elapsed < 90, f"explain of a 1024-filter model took {elapsed:.0f} s"
+    assert "maps drawn: 8 of 1024 filters, those with the largest filter gradient" in run.stdout
+    pixels = _png_panels(tmp_path / "wide.png")
+    assert pixels.shape[1] <= 1800 and pixels.shape[0] <= 2100
+    chosen = _explain(["--index", "0", "--model", "wide.npz", "--out", "w2.png", "--maps", "0,1023"], tmp_path)
+    assert chosen.returncode == 0 and "maps drawn: filters 0, 1023 of 1024 (chosen)" in chosen.stdout
+    bad = _explain(["--index", "0", "--model", "wide.npz", "--maps", "1024"], tmp_path)
+    assert bad.returncode == 2 and "the model has 1024 filters" in bad.stderr
 
 
 def test_cli_explain_a_drawn_image_and_a_blank_one(model_dir, mnist):
@@ -380,6 +449,8 @@ def test_cli_explain_a_drawn_image_and_a_blank_one(model_dir, mnist):
     (["--index", "1", "--out", "nowhere/x.png"], "--out: no folder"),
     (["--index", "1", "--out", "x.txt"], "--out must end in .png, .pdf, .svg"),
     (["missing.png"], "no image file 'missing.png'"),
+    (["--index", "1", "--maps", "1,1"], "expected 1 to 8 different filter indices"),
+    (["--index", "1", "--maps", "a"], "expected filter indices like 0,5,9"),
 ])
 def test_cli_explain_refuses_bad_arguments_before_work(tmp_path, args, message):
     run = _explain(args, tmp_path)
@@ -459,10 +530,40 @@ print("RESULT " + json.dumps({
     "redraws": live.redraws, "median_redraw": float(np.median(live.redraw_seconds)),
     "steps": live.steps, "losses": live.losses, "step": live.step, "epochs": live.epochs,
     "filters_match": images == net.conv.filters.tolist(),
-    "events": sorted(set(events)), "title": live._status.get_text()}))
+    "events": sorted(set(events)), "title": live._status.get_text(), "progress": live.progress[:2]}))
 if len(sys.argv) > 1:
     live.figure.savefig(sys.argv[1], dpi=100)
 """
+
+
+def test_cli_live_window_stays_until_the_user_closes_it(xvfb, tmp_path):
+    env = _env(DISPLAY=xvfb, MPLBACKEND=None)
+    train = subprocess.Popen(_cnn_ext() + ["train", "--live", "--train-size", "3000", "--test-size", "100",
+                                           "--epochs", "1", "--model", "m", "--quiet"],
+                             cwd=tmp_path, env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    try:
+        lines = []
+        deadline = time.monotonic() + 120
+        while time.monotonic() < deadline:
+            line = train.stdout.readline()
+            lines.append(line)
+            if not line or "the live window stays open" in line:
+                break
+        assert "the live window stays open: close it to finish\n" in lines, lines
+        assert (tmp_path / "m.pkl").is_file()  # saved before waiting: closing late loses nothing
+        time.sleep(1.5)
+        assert train.poll() is None, "cnn-ext train closed the live window by itself"
+        found = subprocess.run(["xdotool", "search", "--onlyvisible", "--name", "cnn_ext training"],
+                               env=env, capture_output=True, text=True).stdout.split()
+        assert len(found) == 1
+        # matplotlib's "quit" key closes the figure, as a user would
+        subprocess.run(["xdotool", "key", "--window", found[0], "q"], env=env, capture_output=True)
+        assert train.wait(20) == 0
+    finally:
+        if train.poll() is None:
+            train.kill()
+            train.wait()
+    assert "Traceback" not in train.stderr.read()
 
 
 def test_live_training_window(xvfb, tmp_path):
@@ -477,6 +578,8 @@ def test_live_training_window(xvfb, tmp_path):
     assert result["steps"] == list(range(500, 12001, 500)) and len(result["losses"]) == 24
     assert result["step"] == 12000 and result["epochs"] == 2
     assert result["filters_match"]  # the last redraw shows the trained filters
+    # The curves start at the first compiled chunk (250 steps), not at the first log record.
+    assert [p[0] for p in result["progress"]] == [250, 500] and result["progress"][0][1] > 0
     assert result["redraws"] >= 24  # interval 0: every event between chunks redraws
     assert result["title"].startswith("step 12,000 of 12,000 (100%), 2 epoch(s) done | last log: loss ")
     print(f"\nlive view: {result['redraws']} redraws, median {1000 * result['median_redraw']:.0f} ms")

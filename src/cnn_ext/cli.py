@@ -93,14 +93,26 @@ def _pyplot() -> ModuleType:
 
 
 def _plot_history(history: History, filename: str) -> None:
-    """The tutorial's step log as two curves: average loss and accuracy against the step."""
+    """The tutorial's step log as two curves, average loss and accuracy against the step,
+    with the test set's loss and accuracy at the end of each epoch (fit's validation data)."""
     plt = _pyplot()
     steps = [record.step for record in history.steps]
+    per_epoch = int(history.params.get("steps", 0) or 0)  # type: ignore[call-overload]
+    ends = [epoch * per_epoch for epoch in history.epoch]
     fig, (ax_loss, ax_acc) = plt.subplots(1, 2, figsize=(10, 4))
-    ax_loss.plot(steps, [record.loss for record in history.steps], marker=".")
-    ax_loss.set(xlabel="step", ylabel="average loss", title="training loss")
-    ax_acc.plot(steps, [100 * record.accuracy for record in history.steps], marker=".")
-    ax_acc.set(xlabel="step", ylabel="accuracy (%)", title="training accuracy")
+    ax_loss.plot(steps, [record.loss for record in history.steps], marker=".", label="training (step log)")
+    ax_acc.plot(steps, [100 * record.accuracy for record in history.steps], marker=".",
+                label="training (step log)")
+    test_loss, test_acc = history.history.get("val_loss"), history.history.get("val_accuracy")
+    if test_loss and test_acc:
+        ax_loss.plot(ends[:len(test_loss)], test_loss, marker="s", color="#d62728", label="test (end of epoch)")
+        ax_acc.plot(ends[:len(test_acc)], [100 * a for a in test_acc], marker="s", color="#d62728",
+                    label="test (end of epoch)")
+    ax_loss.set(xlabel="step", ylabel="average loss", title="loss")
+    ax_acc.set(xlabel="step", ylabel="accuracy (%)", title="accuracy")
+    for ax in (ax_loss, ax_acc):
+        ax.grid(alpha=0.3)
+        ax.legend(fontsize=8)
     fig.tight_layout()
     fig.savefig(filename, dpi=100)
     plt.close(fig)
@@ -129,6 +141,19 @@ def _describe_network(network: Network, x_test: npt.NDArray[np.uint8], y_test: n
     return f"test accuracy {100 * result.accuracy:.2f}% on {len(x_test)} images"
 
 
+def _choose_log_every(args: argparse.Namespace, steps: int | None) -> None:
+    """--log-every when not given: the tutorial's 10000, or for a --plot of a short run
+    (under 10 points) one log every twentieth of the run, said in a line."""
+    if args.log_every is not None or steps is None:
+        return
+    args.log_every = 10000
+    if args.plot and steps // 10000 < 10:
+        args.log_every = max(1, steps // 20)
+        if not args.quiet:
+            print(f"--plot: logging every {args.log_every} steps ({steps // args.log_every} points; "
+                  "--log-every N to choose)")
+
+
 def _class_problem(network: Network, labels: npt.NDArray[np.uint8]) -> str | None:
     """Why ``network`` cannot be tested or trained on ``labels``, or None."""
     if labels.size and int(labels.max()) >= network.nodes:
@@ -146,6 +171,21 @@ def _too_few_logs(log_every: int, steps: int | None = None) -> str | None:
         return (f"--plot needs at least two step logs, but --log-every {log_every} gives "
                 f"{steps // log_every} in {steps} steps: use a smaller --log-every")
     return None
+
+
+def _diverged(network: Network, history: History, rate: float, filename: str) -> bool:
+    """Say so, in one line, when the weights are no longer finite (the rate was too high):
+    there is nothing worth saving, and the old model file stays as it was."""
+    import os
+
+    params = (network.conv.filters, network.softmax.weights, network.softmax.biases)
+    if all(np.isfinite(p).all() for p in params):
+        return False
+    when = f"at step {history.nan_step:,}" if history.nan_step else "during training"
+    print(f"cnn-ext: training diverged {when}: the loss became NaN and the weights with it, so "
+          f"the learning rate {rate:g} is too high (the tutorial's is 0.005); nothing was saved"
+          + (f", {filename} is unchanged" if os.path.exists(filename) else ""), file=sys.stderr)
+    return True
 
 
 def _save_model(network: Network, filename: str, out: IO[str]) -> int:
@@ -201,12 +241,15 @@ def _check_train_args(args: argparse.Namespace) -> str:
         # with --resume the epochs to train once the saved run's record is read.
         steps = (args.epochs or DEFAULT_EPOCHS) * (args.train_size or MNIST_SIZES["train"]) \
             if args.data is None and not args.resume else None
-        problem = _too_few_logs(args.log_every, steps)
+        _choose_log_every(args, steps)
+        problem = _too_few_logs(args.log_every if args.log_every is not None else 10000, steps)
         if problem:
             raise UsageError(problem)
     if args.live:
         _check_plotting("--live")
     filename = _model_file(args.model)
+    if args.resume and args.filters is not None:
+        raise UsageError("--filters sizes a new model; --resume continues one whose filters are set")
     if args.resume:
         import os
 
@@ -255,6 +298,10 @@ def cmd_train(args: argparse.Namespace) -> int:
     from ._interrupt import TrainingInterrupted
     from .network import Network
 
+    import warnings
+
+    # fit's NaN warning would print a source line; _diverged says it in one line instead
+    warnings.filterwarnings("ignore", "Network.fit: the loss became NaN", RuntimeWarning)
     out = sys.stdout
     filename = _check_train_args(args)
     (x_train, y_train), (x_test, y_test) = _load_mnist(args.data)
@@ -274,9 +321,10 @@ def cmd_train(args: argparse.Namespace) -> int:
         seed = 0 if args.seed is None else args.seed
         done, step, last = 0, 0, args.epochs or DEFAULT_EPOCHS
         rate = DEFAULT_LR if args.lr is None else args.lr
-        network = Network(seed=seed, learn_rate=rate)
+        network = Network(seed=seed, learn_rate=rate, num_filters=args.filters or 8)
         replaced = _describe_model(filename, x_test, y_test) if os.path.exists(filename) else None
     total = (last - done) * len(x_train) - step  # the steps this run trains
+    _choose_log_every(args, total)
     problem = _too_few_logs(args.log_every, total) if args.plot else None
     if problem:
         raise UsageError(problem)
@@ -317,7 +365,8 @@ def cmd_train(args: argparse.Namespace) -> int:
     start = time.perf_counter()
     try:
         history = network.fit(x_train, y_train, last, seed=seed, log_every=args.log_every,
-                              callback=callback, initial_epoch=done, initial_step=step)
+                              callback=callback, initial_epoch=done, initial_step=step,
+                              validation_data=(x_test, y_test) if args.plot else None)
     except TrainingInterrupted as stop:
         bar.close()
         # Saved where the user finds it: the model name, unless that would replace a model
@@ -338,7 +387,7 @@ def cmd_train(args: argparse.Namespace) -> int:
     finally:
         bar.close()
         if live is not None:
-            live.close()
+            live.finish()  # the final state stays on screen; the window closes when the user says
     train_time = time.perf_counter() - start
     interrupted = False
     try:
@@ -351,6 +400,8 @@ def cmd_train(args: argparse.Namespace) -> int:
     except KeyboardInterrupt:  # the training is done: keep it
         print("\ncnn-ext: interrupted while testing: saving the trained model", file=sys.stderr)
         interrupted = True
+    if _diverged(network, history, rate, filename):
+        return 1
     status = _save_model(network, filename, out)
     if status == 0:
         save_run(filename, last, 0)
@@ -360,6 +411,9 @@ def cmd_train(args: argparse.Namespace) -> int:
         return 130
     if args.plot:
         status = max(status, _save_figure(lambda name: _plot_history(history, name), args.plot, "curves", out))
+    if live is not None:
+        print("the live window stays open: close it to finish", file=out, flush=True)
+        live.wait()
     return status
 
 
@@ -403,13 +457,21 @@ def _evaluation_figure(plt: ModuleType, result: Evaluation, images: npt.NDArray[
     fig = plt.figure(figsize=(13, 6.5))
     outer = fig.add_gridspec(1, 2, width_ratios=[1, 1], wspace=0.15, left=0.05, right=0.98, top=0.9, bottom=0.08)
     ax = fig.add_subplot(outer[0])
-    ax.imshow(result.confusion, cmap="Blues")
+    # Two scales: the diagonal (right answers, ~1000 a class) in blue, the errors (a few to a
+    # few dozen) in red on their own scale, so that they do not fade to white beside it.
+    confusion = result.confusion
+    diagonal = np.eye(classes, dtype=bool)
+    errors_max = max(int(confusion[~diagonal].max()) if classes > 1 else 0, 1)
+    ax.imshow(np.ma.masked_array(confusion, ~diagonal), cmap="Blues", vmin=0, vmax=max(int(confusion.max()), 1))
+    ax.imshow(np.ma.masked_array(confusion, diagonal | (confusion == 0)), cmap="Reds", vmin=0, vmax=errors_max)
     for t in range(classes):
         for p in range(classes):
-            ax.text(p, t, str(result.confusion[t, p]), ha="center", va="center", fontsize=7,
-                    color="white" if result.confusion[t, p] > result.confusion.max() / 2 else "black")
+            top = confusion.max() if t == p else errors_max
+            ax.text(p, t, str(confusion[t, p]), ha="center", va="center", fontsize=7,
+                    color="white" if confusion[t, p] > top / 2 else "black")
     ax.set(xticks=range(classes), yticks=range(classes), xlabel="predicted", ylabel="true",
-           title=f"confusion matrix (accuracy {100 * result.accuracy:.2f}%)")
+           title=f"confusion matrix (accuracy {100 * result.accuracy:.2f}%)\n"
+                 f"blue: right; red: errors, on their own scale (0..{errors_max})")
     # Room between the rows for each digit's "true -> predicted" title.
     grid = outer[1].subgridspec(6, 6, hspace=0.55, wspace=0.15)
     for k, index in enumerate(wrong):
@@ -513,6 +575,8 @@ def build_parser() -> argparse.ArgumentParser:
                             "in progress counting, default the rest of an interrupted run, else 3)")
     train.add_argument("--lr", type=_positive_float,
                        help="learning rate (default 0.005; with --resume, the saved run's)")
+    train.add_argument("--filters", type=int_in(1, 1024), metavar="N",
+                       help="conv filters of a new model, 1..1024 (default 8, the tutorial's)")
     train.add_argument("--train-size", type=int_in(1), help="use the first N training images (default all 60000)")
     train.add_argument("--test-size", type=int_in(1), help="use the first N test images (default all 10000)")
     train.add_argument("--seed", type=_seed,
@@ -525,8 +589,9 @@ def build_parser() -> argparse.ArgumentParser:
                        help="continue training the saved model --model instead of starting from new weights: "
                             "where its run stood (seed, epoch, step, recorded in NAME.pkl.run.json), so that "
                             "an interrupted run resumed ends as the run left alone")
-    train.add_argument("--log-every", type=int_in(0), default=10000, metavar="N",
-                       help="print the tutorial's step log every N steps, 0 for never (default 10000)")
+    train.add_argument("--log-every", type=int_in(0), metavar="N",
+                       help="print the tutorial's step log every N steps, 0 for never (default "
+                            "10000; with --plot, fewer when that would give under 10 points)")
     train.add_argument("--plot", metavar="FILE.png",
                        help="draw the step log's loss and accuracy curves (needs matplotlib)")
     train.add_argument("--live", action="store_true",
@@ -563,6 +628,8 @@ def build_parser() -> argparse.ArgumentParser:
 
     from .explain import add_parser as add_explain
     add_explain(sub)
+    from .check import add_parser as add_check
+    add_check(sub)
     bench = sub.add_parser("bench", add_help=False,
                            help="time cnn_ext against the tutorial's NumPy loops, vectorised NumPy and "
                                 "the frameworks (cnn-ext bench --help for options)")

@@ -2,9 +2,12 @@
 
 ``cnn-ext explain IMAGE`` converts a drawn digit (PNG/JPEG) the way ``cnn-ext predict``
 does; ``cnn-ext explain --index N`` takes MNIST test digit N (and its label). The figure
-(:func:`cnn_ext.viz.plot_explain`) shows the input, the conv maps with the max-pool tie
-mask, the pooled maps, the probabilities and, when a label is known (``--label D`` or an
-MNIST index), the gradients of one training step. The model is not changed.
+(:func:`cnn_ext.viz.plot_explain`) reads top to bottom: the input (with one conv output
+spelled out as patch times filter), the conv maps, the pooled maps with their tied windows
+counted in words, the probabilities and, when a label is known (``--label D`` or an MNIST
+index), the gradients of one training step. At most 8 filters are drawn (``--maps``, or a
+choice named in the figure), so wide models take the same time as narrow ones. The model is
+not changed.
 """
 from __future__ import annotations
 
@@ -24,14 +27,26 @@ _index = int_in(0, MNIST_TEST_SIZE - 1, "an MNIST test index")
 _digit = int_in(0, 9, "a digit")
 
 
+def _maps(text: str) -> list[int]:
+    """``--maps 0,5,9``: filter indices (checked against the model after loading)."""
+    try:
+        maps = [int(part) for part in text.split(",")]
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected filter indices like 0,5,9, got {text!r}") from None
+    if not 1 <= len(maps) <= 8 or len(set(maps)) != len(maps) or min(maps) < 0:
+        raise argparse.ArgumentTypeError(f"expected 1 to 8 different filter indices (0 or more), got {text!r}")
+    return maps
+
+
 def add_parser(subparsers: argparse._SubParsersAction[argparse.ArgumentParser]) -> argparse.ArgumentParser:
     """Register ``explain`` on the ``cnn-ext`` subcommands; returns its parser."""
     parser = subparsers.add_parser(
-        "explain", help="draw one image's trip through the network: feature maps, tie mask, "
+        "explain", help="draw one image's trip through the network: feature maps, ties, "
                         "probabilities, gradients (needs matplotlib)",
-        description="Trace one image through the network and save the figure: the conv maps "
-                    "with the max-pool tie mask, the pooled maps, the probabilities and, with "
-                    "a label, one step's gradients. The model is not changed.")
+        description="Trace one image through the network and save the figure, read top to "
+                    "bottom: the input, the conv maps, the pooled maps (tied windows counted "
+                    "in words), the probabilities and, with a label, one step's gradients. At "
+                    "most 8 filters are drawn. The model is not changed.")
     parser.add_argument("image", nargs="?", metavar="IMAGE",
                         help="a PNG/JPEG of a digit (converted as `cnn-ext predict` does)")
     parser.add_argument("--index", type=_index, metavar="N",
@@ -41,6 +56,10 @@ def add_parser(subparsers: argparse._SubParsersAction[argparse.ArgumentParser]) 
     parser.add_argument("--label", type=_digit, metavar="D",
                         help="the true digit, to draw the gradients of a step towards it "
                              "(default: the MNIST label with --index, none for IMAGE)")
+    parser.add_argument("--maps", type=_maps, metavar="F,F,...",
+                        help="the filters whose maps to draw, at most 8 (default: all of a model "
+                             "with up to 8 filters, else the 8 with the largest gradient, or "
+                             "the most varied maps without a label)")
     parser.add_argument("--out", metavar="FILE.png",
                         help="where to save the figure (.png, .pdf or .svg; default "
                              "explain_N.png or IMAGE_explain.png in the current folder)")
@@ -104,6 +123,9 @@ def cmd_explain(args: argparse.Namespace) -> int:
     if label is not None and label >= nodes:
         args.explain_parser.error(f"--label {label}: the model has {nodes} classes")
 
+    nf = network.conv.num_filters
+    if args.maps is not None and max(args.maps) >= nf:
+        args.explain_parser.error(f"--maps {max(args.maps)}: the model has {nf} filters (0..{nf - 1})")
     from . import viz
 
     trace = network.trace(image, label)
@@ -111,7 +133,7 @@ def cmd_explain(args: argparse.Namespace) -> int:
 
     matplotlib.use("Agg")
     title = f"cnn-ext explain: {name}, model {args.model}"
-    fig = viz.plot_explain(trace, title)
+    fig = viz.plot_explain(trace, title, args.maps, network.conv.filters)
     fig.savefig(args.out, dpi=110)
     probs = trace.probs
     counts = trace.tie_counts().sum(axis=0)
@@ -124,5 +146,6 @@ def cmd_explain(args: argparse.Namespace) -> int:
         # (type: ignore: a labelled trace has its gradients)
         print(f"label {label}: loss {trace.loss:.4f}, "
               f"|d_L_d_filters| {np.abs(trace.d_L_d_filters).max():.3g} max")  # type: ignore[arg-type]
+    print(f"maps drawn: {viz.explain_maps(trace, args.maps)[1]}")
     print(f"figure saved to {args.out}")
     return 0

@@ -67,13 +67,15 @@ class History:
     ``history``: ``{"loss": [...], "accuracy": [...]}`` with one float per epoch, plus
     ``"val_loss"``/``"val_accuracy"`` with ``validation_data``; ``epoch``: ``[1, 2, ...]``;
     ``steps``: the :class:`StepRecord` of every ``log_every`` interval (empty when
-    ``log_every=0``); ``params``: the arguments of the run (epochs, steps, seed, ...).
+    ``log_every=0``); ``params``: the arguments of the run (epochs, steps, seed, ...);
+    ``nan_step``: the first step whose loss was NaN (the weights diverged), else None.
     """
 
     history: Dict[str, List[float]] = field(default_factory=dict)
     epoch: List[int] = field(default_factory=list)
     steps: List[StepRecord] = field(default_factory=list)
     params: Dict[str, object] = field(default_factory=dict)
+    nan_step: Optional[int] = None
 
     def add_epoch(self, record: EpochRecord) -> None:
         """Append one epoch's metrics to ``history`` and its number to ``epoch``."""

@@ -83,6 +83,37 @@ class Evaluation:
         return accuracy
 
 
+def _check_layers_fit(conv: Conv3x3, softmax: Softmax, image_shape: tuple[int, int] | None) -> None:
+    """Refuse a Softmax whose input length the conv layer cannot give, naming the sizes.
+
+    With ``image_shape`` the length must be exactly (h-2)//2 * (w-2)//2 * num_filters.
+    Without it, any multiple of num_filters is accepted (the layers may be meant for
+    images of another size, which ``fit`` checks); anything else fits no image at all.
+    """
+    nf = conv.num_filters
+    weights = np.shape(softmax.weights)
+    if len(weights) != 2:
+        return  # the layer's own checks explain a malformed weights array when it is used
+    input_len, nodes = weights
+    if image_shape is not None:
+        h, w = image_shape
+        ph, pw = (h - 2) // 2, (w - 2) // 2
+        if input_len == ph * pw * nf:
+            return
+        gives = f"on {h}x{w} images gives"
+    else:
+        if input_len % nf == 0:
+            return
+        ph = pw = 13
+        gives = f"gives a multiple of {nf} (on MNIST's 28x28 images"
+    fix = f"use Softmax({ph * pw * nf}, {nodes})"
+    if input_len % (ph * pw) == 0:
+        fix += f" or Conv3x3({input_len // (ph * pw)})"
+    raise ValueError(
+        f"Network: Softmax({input_len}, {nodes}) takes {input_len} inputs, but Conv3x3({nf}) {gives} "
+        f"{ph}x{pw}x{nf} = {ph * pw * nf} after MaxPool2" + (")" if image_shape is None else "") + f": {fix}")
+
+
 class Network:
     """Conv3x3 -> MaxPool2 -> Softmax, trained one image at a time as in the tutorial.
 
@@ -90,6 +121,9 @@ class Network:
     random state and draws the conv filters, then the softmax weights, exactly as the
     tutorial's script does after ``np.random.seed(0)``. The number of classes is the
     softmax's ``nodes`` (10 for MNIST); labels are integers in ``0..nodes-1``.
+    ``image_shape`` (h, w) sizes a new Softmax (default MNIST's 28x28); a given Softmax
+    that the conv layer cannot feed (``Softmax(1352, 10)`` after ``Conv3x3(16)``) is
+    refused here with the sizes, not at the first ``fit``.
 
     ``train_step``, ``fit``, ``predict_proba``, ``predict`` and ``evaluate`` run fused
     compiled kernels on the layers' own parameter arrays, which they update in place;
@@ -104,14 +138,16 @@ class Network:
 
     def __init__(self, conv: Conv3x3 | None = None, pool: MaxPool2 | None = None,
                  softmax: Softmax | None = None, *, num_filters: int = 8,
-                 image_shape: tuple[int, int] = (28, 28), seed: int | None = None,
+                 image_shape: tuple[int, int] | None = None, seed: int | None = None,
                  learn_rate: float = 0.005) -> None:
         rate = check_learn_rate(learn_rate, "Network(learn_rate)")
         if seed is not None:
             np.random.seed(seed)
-        h, w = image_shape
+        h, w = image_shape if image_shape is not None else (28, 28)
         self.conv = conv if conv is not None else Conv3x3(num_filters)
         self.pool = pool if pool is not None else MaxPool2()
+        if softmax is not None:
+            _check_layers_fit(self.conv, softmax, image_shape)
         self.softmax = softmax if softmax is not None else Softmax(
             ((h - 2) // 2) * ((w - 2) // 2) * self.conv.num_filters, NUM_CLASSES)
         self.learn_rate = rate
@@ -372,6 +408,7 @@ class Network:
                 if not warned and np.isnan(losses[:size]).any():
                     warned = True
                     step = log.step + 1 + int(np.flatnonzero(np.isnan(losses[:size]))[0])
+                    history.nan_step = step
                     warnings.warn(f"Network.fit: the loss became NaN at step {step} (epoch {epoch}) and "
                                   f"the weights with it; try a smaller learn rate than {rate!r}",
                                   RuntimeWarning, stacklevel=3)  # the caller of fit

@@ -206,6 +206,11 @@ def _tie_legend(ax: Axes, counts: npt.NDArray[np.int64], windows: float) -> None
     ax.axis("off")
 
 
+def _ties_in_words(c: npt.NDArray[np.int64]) -> str:
+    """Caption under a pooled map: its windows by how many values equal the maximum."""
+    return f"one maximum: {c[0]}\nflat, 4 equal: {c[3]}\n3 equal: {c[2]}, 2 equal: {c[1]}"
+
+
 def plot_trace(trace: Trace) -> Figure:
     """One traced forward pass: the input, the ``nf`` conv maps with the tie mask on them,
     the ``nf`` pooled maps with each filter's tie counts, and the probabilities.
@@ -269,12 +274,12 @@ def _draw_trace(fig: Figure | SubFigure, trace: Trace) -> None:
         image = ax.imshow(trace.pool[:, :, f], cmap=DIVERGING, vmin=-vmax, vmax=vmax,
                           interpolation="nearest")
         _bare(ax)
-        c = counts[f]
         ax.set_title(f"pool {f}", fontsize=9)
-        ax.set_xlabel(f"ties 4:{c[3]} 3:{c[2]} 2:{c[1]}\nsingle: {c[0]}", fontsize=7)
+        ax.set_xlabel(_ties_in_words(counts[f]), fontsize=7)
     ph, pw = trace.pool.shape[:2]
-    pool_row.suptitle(f"MaxPool2: {nf} maps of {ph}x{pw}; each filter's windows by number of "
-                      f"tied maxima (of {ph * pw})", fontsize=10)
+    pool_row.suptitle(f"MaxPool2: the largest value of each 2x2 window, {nf} maps of {ph}x{pw}; "
+                      f"under each, its {ph * pw} windows by how many values equal the maximum",
+                      fontsize=10)
     _colorbar(pool_row, image, axes, shrink=0.8)
 
 
@@ -348,25 +353,206 @@ def _draw_gradients(fig: Figure | SubFigure, trace: Trace) -> None:
         _colorbar(subfig, image, axes, shrink=0.8)
 
 
-def plot_explain(trace: Trace, title: str | None = None) -> Figure:
-    """``plot_trace`` and, for a labelled trace, ``plot_gradients`` stacked in one Figure
-    (what ``cnn-ext explain`` saves), under ``title``."""
-    _check_trace(trace, "plot_explain")
+EXPLAIN_MAX_MAPS = 8  # maps per row in plot_explain: the figure's size and time stay bounded
+
+
+def explain_maps(trace: Trace, maps: Sequence[int] | None = None,
+                 count: int = EXPLAIN_MAX_MAPS) -> tuple[list[int], str]:
+    """The filters ``plot_explain`` draws, and the words naming the choice.
+
+    ``maps`` given: those filter indices (each in 0..nf-1, at most ``count``, no repeats).
+    Otherwise every filter when there are at most ``count``; else the ``count`` filters with
+    the largest filter gradient (a labelled trace: where this step learns most) or with the
+    most varied pooled maps (no label), in filter order.
+    """
     nf = trace.num_filters
-    w, h = _trace_size(nf)
-    if trace.label is None:
-        fig = _figure((w, h + 0.4), layout="constrained")
-        _draw_trace(fig, trace)
+    if maps is not None:
+        chosen = [int(m) for m in maps]
+        bad = [m for m in chosen if not 0 <= m < nf]
+        if bad:
+            raise ValueError(f"plot_explain: maps must be filter indices in 0..{nf - 1}, got {bad}")
+        if not chosen or len(set(chosen)) != len(chosen) or len(chosen) > count:
+            raise ValueError(f"plot_explain: give 1..{count} different filter indices, got {chosen}")
+        return chosen, f"filters {', '.join(map(str, chosen))} of {nf} (chosen)"
+    if nf <= count:
+        return list(range(nf)), f"all {nf} filters"
+    if trace.d_L_d_filters is not None:
+        score = np.abs(trace.d_L_d_filters).sum(axis=(1, 2))
+        why = "largest filter gradient"
     else:
-        fig = _figure((w, h + _gradients_size(nf)[1] + 0.6), layout="constrained")
-        # (type: ignore: more than one subfigure comes as an array, never a single SubFigure)
-        forward, backward = fig.subfigures(2, 1, height_ratios=[h, _gradients_size(nf)[1]])  # type: ignore[misc]
-        _draw_trace(forward, trace)
-        _draw_gradients(backward, trace)
-        backward.set_facecolor("#f7f7f7")
+        score = trace.pool.std(axis=(0, 1))
+        why = "most varied pooled maps"
+    chosen = sorted(int(f) for f in np.argsort(-score, kind="stable")[:count])
+    return chosen, f"{count} of {nf} filters, those with the {why}: {', '.join(map(str, chosen))}"
+
+
+_READING_GUIDE = (
+    "How to read this figure, top to bottom:\n"
+    "1  the input: the image as the network sees it, (pixel / 255) - 0.5\n"
+    "2  Conv3x3: each filter slides over every 3x3 patch; red = the patch matches the filter\n"
+    "3  MaxPool2: the largest value of each 2x2 window; under each map, how many windows\n"
+    "    had one largest value and how many had equal (tied) values\n"
+    "4  Softmax: the ten probabilities; the tallest bar is the prediction")
+_GRADIENT_GUIDE = (
+    "\n5  one training step, backwards: how the loss pulls on every number above\n"
+    "    (the model itself is not changed)")
+
+
+def _one_output(ax: Axes, ax_in: Axes, trace: Trace, filters: npt.NDArray[np.float64] | None,
+                output: tuple[int, int, int]) -> None:
+    """CNN Explainer's click, on paper: one conv output as its 3x3 patch times the filter."""
+    from matplotlib.patches import Rectangle
+
+    i, j, f = output
+    patch = trace.input[i:i + 3, j:j + 3]
+    lines = [f"one output, conv[{i}, {j}, {f}] = {trace.conv[i, j, f]:.4g}:",
+             f"the 3x3 patch input[{i}:{i + 3}, {j}:{j + 3}] (boxed on the input)"]
+    lines += ["  " + "  ".join(f"{v:6.2f}" for v in row) for row in patch]
+    if filters is not None:
+        lines.append(f"times filters[{f}], element by element, summed:")
+        lines += ["  " + "  ".join(f"{v:6.3f}" for v in row) for row in filters[f]]
+        lines.append(f"= {float(np.sum(patch * filters[f])):.4g}")
+    ax.axis("off")
+    ax.text(0, 0.5, "\n".join(lines), family="monospace", fontsize=8, va="center", ha="left")
+    ax_in.add_patch(Rectangle((j - 0.5, i - 0.5), 3, 3, fill=False, edgecolor=_PRED, linewidth=1.8))
+
+
+def plot_explain(trace: Trace, title: str | None = None, maps: Sequence[int] | None = None,
+                 filters: npt.ArrayLike | None = None, output: tuple[int, int, int] | None = None) -> Figure:
+    """One image's trip through the network in reading order: the input, the conv maps, the
+    pooled maps (each captioned in words with its tied windows), the probabilities and, for
+    a labelled trace, one step's gradients (d_L_d_out, d_L_d_totals, d_L_d_weights, then
+    d_L_d_pool, d_L_d_conv and d_L_d_filters of the same filters). This is what
+    ``cnn-ext explain`` saves.
+
+    At most ``EXPLAIN_MAX_MAPS`` filters are drawn (``maps``, or :func:`explain_maps`'s
+    choice, named in the figure), so the time and size do not grow with the filter count.
+    Beside the input, one conv output ``output`` (i, j, f) is spelled out as its 3x3 patch
+    times ``filters[f]`` (the network's filters, (nf, 3, 3); without them only the patch);
+    by default the largest output of the first map drawn.
+    Returns a Figure with ``5 + 2 * k`` panels (``8 + 5 * k`` with a label) for ``k`` maps.
+    """
+    _check_trace(trace, "plot_explain")
+    shown, named = explain_maps(trace, maps)
+    k = len(shown)
+    labelled = trace.label is not None
+    width = max(2.0 * k, 12.0)
+    heights = [2.4, 2.1, 2.4, 1.7] + ([2.0, 1.9, 2.0, 1.9] if labelled else [])
+    fig = _figure((width, sum(heights) + 0.6), layout="constrained")
+    # (more than one subfigure comes as an array of SubFigure, never a single one)
+    rows: list[SubFigure] = list(fig.subfigures(len(heights), 1, height_ratios=heights).ravel())  # type: ignore[union-attr]
+    counts = trace.tie_counts()
+
+    ax_in, ax_text, ax_out = rows[0].subplots(1, 3, gridspec_kw={"width_ratios": [1, 3.0, 1.6]})
+    ax_in.imshow(trace.input, cmap="gray", vmin=-0.5, vmax=0.5, interpolation="nearest")
+    _bare(ax_in)
+    h, w = trace.input.shape
+    ax_in.set_title(f"1  input, {h}x{w} pixels", fontsize=10, loc="left")
+    ax_text.axis("off")
+    ax_text.text(0, 0.5, _READING_GUIDE + (_GRADIENT_GUIDE if labelled else "") + f"\nMaps shown: {named}.",
+                 fontsize=9, va="center", ha="left", linespacing=1.5)
+    if output is None:
+        f = shown[0]
+        i, j = np.unravel_index(int(np.argmax(trace.conv[:, :, f])), trace.conv.shape[:2])
+        output = (int(i), int(j), f)
+    elif not (len(output) == 3 and all(0 <= o < n for o, n in zip(output, trace.conv.shape))):
+        raise ValueError(f"plot_explain: output must be (i, j, f) inside the conv maps {trace.conv.shape}, "
+                         f"got {output}")
+    flt = None if filters is None else np.asarray(filters, dtype=np.float64)
+    if flt is not None and flt.shape != (trace.num_filters, 3, 3):
+        raise ValueError(f"plot_explain: filters must be ({trace.num_filters}, 3, 3), got {flt.shape}")
+    _one_output(ax_out, ax_in, trace, flt, output)
+
+    ch, cw = trace.conv.shape[:2]
+    conv_axes = _map_row(rows[1], trace.conv, shown, "conv",
+                         f"2  Conv3x3: {trace.num_filters} filters give {trace.num_filters} maps of "
+                         f"{ch}x{cw} (no bias, no ReLU)")
+    if output[2] in shown:  # the spelled-out output, boxed on its map too
+        from matplotlib.patches import Rectangle
+
+        conv_axes[shown.index(output[2])].add_patch(
+            Rectangle((output[1] - 0.5, output[0] - 0.5), 1, 1, fill=False, edgecolor=_PRED, linewidth=1.5))
+    ph, pw = trace.pool.shape[:2]
+    pool_axes = _map_row(rows[2], trace.pool, shown, "pooled",
+                         f"3  MaxPool2: the largest value of each 2x2 window, {ph}x{pw} per filter "
+                         f"({ph * pw} windows)")
+    for ax, f in zip(pool_axes, shown):
+        ax.set_xlabel(_ties_in_words(counts[f]), fontsize=7)
+
+    ax_p, ax_words = rows[3].subplots(1, 2, gridspec_kw={"width_ratios": [2.2, 1]})
+    ranked = np.argsort(-trace.probs, kind="stable")[:3]
+    ax_words.axis("off")
+    ax_words.text(0, 0.5, "the three most likely digits:\n" + "\n".join(
+        f"  {int(d)}: {100 * trace.probs[d]:.1f}%" for d in ranked), fontsize=9, va="center")
+    heading = f"prediction {trace.prediction} ({100 * trace.probs[trace.prediction]:.1f}%)"
+    if labelled:
+        heading += f"; the label is {trace.label}, loss -log p = {trace.loss:.3f}"
+    _probability_bars(ax_p, trace.probs, trace.label, "")
+    ax_p.set_xlabel("digit" + (" (outlined: the label)" if labelled else ""), fontsize=8)
+    rows[3].suptitle("4  Softmax: " + heading, fontsize=10, x=0.01, ha="left")
+    if labelled:
+        _explain_gradients(rows[4:], trace, shown)
+        for row in rows[4:]:
+            row.set_facecolor("#f7f7f7")
     if title:
         fig.suptitle(title, fontsize=12, fontweight="bold")
     return fig
+
+
+def _map_row(fig: SubFigure, values: npt.NDArray[np.float64], shown: list[int], name: str,
+             title: str, numbers: bool = False) -> list[Axes]:
+    """One row of maps ``values[:, :, f]`` for the shown filters, on one symmetric scale
+    (taken over *all* filters, so that a chosen subset reads like the whole)."""
+    vmax = _symmetric(values)
+    axes = list(fig.subplots(1, len(shown), squeeze=False)[0])
+    for f, ax in zip(shown, axes):
+        image = ax.imshow(values[:, :, f], cmap=DIVERGING, vmin=-vmax, vmax=vmax, interpolation="nearest")
+        _bare(ax)
+        ax.set_title(f"{name} {f}", fontsize=9)
+        if numbers:
+            for (i, j), v in np.ndenumerate(values[:, :, f]):
+                ax.text(j, i, f"{v:.2g}", ha="center", va="center", fontsize=5.5,
+                        color="white" if abs(v) > 0.6 * vmax else "black")
+    fig.suptitle(title, fontsize=10, x=0.01, ha="left")
+    _colorbar(fig, image, axes, shrink=0.8)
+    return axes
+
+
+def _explain_gradients(rows: Sequence[SubFigure], trace: Trace, shown: list[int]) -> None:
+    if TYPE_CHECKING:  # a labelled trace: every gradient is set
+        assert trace.d_L_d_out is not None and trace.d_L_d_biases is not None and trace.d_L_d_weights is not None
+        assert trace.d_L_d_pool is not None and trace.d_L_d_conv is not None and trace.d_L_d_filters is not None
+    nodes = len(trace.probs)
+    top = rows[0]
+    ax_out, ax_b, ax_w = top.subplots(1, 3, gridspec_kw={"width_ratios": [1, 1, 2.6]})
+    for ax, values, caption in ((ax_out, trace.d_L_d_out, "d_L_d_out: -1/p at the label, 0 elsewhere"),
+                                (ax_b, trace.d_L_d_biases, "d_L_d_totals (= d_L_d_biases)")):
+        colours = ["#b2182b" if v > 0 else "#2166ac" for v in values]
+        ax.bar(range(nodes), values, color=colours, width=0.75)
+        ax.axhline(0, color="#777777", linewidth=0.6)
+        ax.set_xticks(range(nodes))
+        ax.tick_params(labelsize=7)
+        ax.set_title(caption, fontsize=9)
+        for side in ("top", "right"):
+            ax.spines[side].set_visible(False)
+    vmax = _symmetric(trace.d_L_d_weights)
+    image = ax_w.imshow(trace.d_L_d_weights.T, cmap=DIVERGING, vmin=-vmax, vmax=vmax, aspect="auto",
+                        interpolation="nearest")
+    ax_w.set_yticks(range(nodes))
+    ax_w.tick_params(labelsize=7)
+    ax_w.set_xlabel(f"the {trace.d_L_d_weights.shape[0]} softmax inputs (all filters)", fontsize=8)
+    ax_w.set_title("d_L_d_weights: input x d_L_d_totals, one row per digit", fontsize=9)
+    _colorbar(top, image, ax_w, pad=0.01)
+    top.suptitle(f"5  one training step towards the label {trace.label} (learn rate "
+                 f"{trace.learn_rate:g}): the loss gradient of each layer's output", fontsize=10,
+                 x=0.01, ha="left")
+    _map_row(rows[1], trace.d_L_d_pool, shown, "d pooled",
+             "d_L_d_pool: the loss gradient of each pooled value (Softmax.backprop)")
+    _map_row(rows[2], trace.d_L_d_conv, shown, "d conv",
+             "d_L_d_conv: MaxPool2.backprop copies it to every value equal to its window's "
+             "maximum (all four in a flat window), 0 elsewhere")
+    _map_row(rows[3], np.moveaxis(trace.d_L_d_filters, 0, -1), shown, "d filter",
+             "d_L_d_filters: the step is filters -= learn_rate * d_L_d_filters", numbers=True)
 
 
 # --------------------------------------------------------------------------- softmax templates
@@ -606,7 +792,10 @@ class LiveTraining:
     ``.accuracy`` 0..1) and ``"epoch"``. The window is redrawn at most every ``interval``
     seconds (and at each log record and epoch end, if that long has passed), and at
     ``close()``; between redraws each call only processes the window's events, so it stays
-    responsive. ``backend`` picks the matplotlib backend (default: the current one if it is
+    responsive. The curves start with the first ``"progress"`` record (a thin line: the
+    running mean since the last log, every compiled chunk), before the first log record.
+    ``finish()`` draws the final state and keeps the window; ``wait()`` then returns when
+    the user closes it. ``backend`` picks the matplotlib backend (default: the current one if it is
     interactive, else ``TkAgg``). Without a display, raises :class:`NoDisplayError`.
     """
 
@@ -624,6 +813,8 @@ class LiveTraining:
         self.steps: list[int] = []
         self.losses: list[float] = []
         self.accuracies: list[float] = []
+        # "progress" records: the running mean since the last log, from the first chunk on
+        self.progress: list[tuple[int, float, float]] = []
         self.step = 0
         self.epochs = 0
         self.redraws = 0
@@ -648,8 +839,14 @@ class LiveTraining:
             ax.set_title(f"filter {f}", fontsize=8)
         self._ax_loss = fig.add_subplot(bottom[0, 0])
         self._ax_acc = fig.add_subplot(bottom[0, 1])
-        (self._loss_line,) = self._ax_loss.plot([], [], color="#1f77b4")
-        (self._acc_line,) = self._ax_acc.plot([], [], color="#2ca02c")
+        (self._loss_running,) = self._ax_loss.plot([], [], color="#1f77b4", linewidth=0.8, alpha=0.45,
+                                                   label="running, since the last log")
+        (self._acc_running,) = self._ax_acc.plot([], [], color="#2ca02c", linewidth=0.8, alpha=0.45,
+                                                 label="running, since the last log")
+        (self._loss_line,) = self._ax_loss.plot([], [], color="#1f77b4", marker=".", label="step log")
+        (self._acc_line,) = self._ax_acc.plot([], [], color="#2ca02c", marker=".", label="step log")
+        for ax in (self._ax_loss, self._ax_acc):
+            ax.legend(fontsize=7, loc="upper right" if ax is self._ax_loss else "lower right")
         self._ax_loss.set(xlabel="step", ylabel="mean loss", title="loss (per log interval)")
         self._ax_acc.set(xlabel="step", ylabel="accuracy (%)", title="accuracy (per log interval)")
         from matplotlib.ticker import FuncFormatter
@@ -685,6 +882,9 @@ class LiveTraining:
             step = getattr(record, "step", None)
             if step is not None:
                 self.step = int(step)
+                loss, accuracy = getattr(record, "loss", math.nan), getattr(record, "accuracy", math.nan)
+                if loss is not None and accuracy is not None and math.isfinite(loss):  # nan: just logged
+                    self.progress.append((self.step, float(loss), 100 * float(accuracy)))
         elif kind == "log":
             # (type: ignore: "log" records are StepRecords)
             step, loss, accuracy = int(record.step), float(record.loss), float(record.accuracy)  # type: ignore[union-attr]
@@ -708,10 +908,13 @@ class LiveTraining:
             image.set_clim(-vmax, vmax)
         self._loss_line.set_data(self.steps, self.losses)
         self._acc_line.set_data(self.steps, self.accuracies)
-        if self.losses:
-            finite = [v for v in self.losses if math.isfinite(v)]
-            if finite:
-                self._ax_loss.set_ylim(0, max(finite) * 1.08 or 1)
+        if self.progress:
+            steps, losses, accuracies = zip(*self.progress)
+            self._loss_running.set_data(steps, losses)
+            self._acc_running.set_data(steps, accuracies)
+        finite = [v for v in self.losses + [p[1] for p in self.progress] if math.isfinite(v)]
+        if finite:
+            self._ax_loss.set_ylim(0, max(finite) * 1.08 or 1)
         self._status.set_text(self._status_text())
         canvas = self.figure.canvas
         canvas.draw_idle()
@@ -719,6 +922,25 @@ class LiveTraining:
         self._last_draw = time.perf_counter()
         self.redraws += 1
         self.redraw_seconds.append(self._last_draw - now)
+
+    def finish(self) -> None:
+        """Draw the final state and keep the window open (``wait()`` or ``close()`` next)."""
+        if self._closed:
+            return
+        self._redraw(force=True)
+        self._status.set_text(self._status_text() + "\ntraining done: close this window to finish")
+        self.figure.canvas.draw_idle()
+        self.figure.canvas.flush_events()
+
+    def wait(self, poll: float = 0.05) -> None:
+        """Return when the user closes the window. The window's events are processed in a
+        Python loop (not Tk's), so Ctrl-C still reaches Python at once."""
+        try:
+            while not self._closed and self._plt.fignum_exists(self.figure.number):
+                self.figure.canvas.flush_events()
+                time.sleep(poll)
+        finally:
+            self._closed = True
 
     def close(self) -> None:
         """Draw the final state, then close the window."""
