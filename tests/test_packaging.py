@@ -76,7 +76,7 @@ def setuptools_warnings(log):
         text = line.strip()
         if any(h in text for h in HARMLESS):
             continue
-        if (re.match(r"(?i)warning:", text) or re.search(r"\b\w*Warning: ", text)
+        if (text.startswith("warning:") or re.search(r"\b\w*Warning: ", text)
                 or "Package would be ignored" in text or text == "!!"):
             found.append(text)
     return found
