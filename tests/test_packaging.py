@@ -38,8 +38,19 @@ def need(condition, reason):
         pytest.skip(reason)
 
 
+def installed():
+    """The distribution of the cnn_ext that is imported (not a ``cnn_ext.egg-info`` that an
+    in-tree build may have left in the checkout, which the current directory would find)."""
+    import cnn_ext
+
+    site = Path(cnn_ext.__file__).resolve().parents[1]
+    found = list(importlib.metadata.distributions(name="cnn_ext", path=[str(site)]))
+    assert len(found) == 1, f"{len(found)} cnn_ext distributions in {site}"
+    return found[0]
+
+
 def test_installed_metadata_has_both_licences():
-    dist = importlib.metadata.distribution("cnn_ext")
+    dist = installed()
     meta = dist.metadata
     assert meta["License-Expression"] == "MIT AND CC-BY-SA-3.0"
     assert set(meta.get_all("License-File") or []) == LICENCE_FILES
@@ -52,7 +63,7 @@ def test_installed_metadata_has_both_licences():
 
 
 def test_installed_metadata_keywords_pythons_and_pillow_floor():
-    meta = importlib.metadata.metadata("cnn_ext")
+    meta = installed().metadata
     keywords = meta["Keywords"].split(",")
     assert {"mnist", "cnn", "cython", "education"} <= set(keywords)
     assert meta["Requires-Python"] == ">=3.11"
