@@ -165,3 +165,15 @@ def test_missing_compiler_through_pip(tmp_path):
     body = [line.strip() for line in block[1].splitlines() if line.strip()]
     assert body[0].startswith("cnn_ext: no working C compiler"), out[-2000:]
     assert "AVX2" not in out and "has no OpenMP" not in out
+
+
+def test_adding_an_extra_does_not_rebuild():
+    """README: once cnn_ext is installed, ``pip install "cnn_ext[plot]"`` only adds
+    matplotlib. pip must find cnn_ext satisfied; with no index it could build nothing."""
+    need(importlib.util.find_spec("matplotlib"), "matplotlib is not installed (the test extra has it)")
+    run = subprocess.run([sys.executable, "-m", "pip", "install", "--dry-run", "--no-index",
+                          "--disable-pip-version-check", "cnn_ext[plot]"],
+                         capture_output=True, text=True, timeout=120)
+    assert run.returncode == 0, run.stdout + run.stderr
+    assert re.search(r"Requirement already satisfied: cnn_ext\[plot\]", run.stdout), run.stdout
+    assert "Would install" not in run.stdout and "Building" not in run.stdout, run.stdout
