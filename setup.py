@@ -19,6 +19,7 @@ Environment:
 import glob
 import os
 import sys
+import sysconfig
 import tempfile
 
 import numpy as np
@@ -41,9 +42,10 @@ COMPILER = target_compiler()
 MSVC = COMPILER.compiler_type == "msvc"
 
 
-def compiles(source, cflags, ldflags=None):
-    """True when the target compiler compiles ``source`` with ``cflags`` (and, if
-    ``ldflags`` is given, links it into a shared library with them)."""
+def try_compile(source, cflags=(), ldflags=None, include_dirs=None):
+    """Compile ``source`` with the target compiler and ``cflags`` (and, if ``ldflags`` is
+    given, link it into a shared library with them). Returns None on success, else the
+    error that setuptools reported (e.g. "command 'gcc' failed: No such file or directory")."""
     with tempfile.TemporaryDirectory() as tmp:
         path = os.path.join(tmp, "probe.c")
         with open(path, "w") as f:
@@ -52,18 +54,68 @@ def compiles(source, cflags, ldflags=None):
         saved = os.dup(2), os.dup(1)
         try:  # the compiler's complaints about a rejected probe are noise, not errors
             os.dup2(devnull, 2), os.dup2(devnull, 1)
-            objects = COMPILER.compile([path], output_dir=tmp, extra_postargs=cflags)
+            objects = COMPILER.compile([path], output_dir=tmp, include_dirs=include_dirs,
+                                       extra_postargs=list(cflags))
             if ldflags is not None:
                 COMPILER.link_shared_object(objects, os.path.join(tmp, "probe" + (".dll" if MSVC else ".so")),
                                             extra_postargs=ldflags)
-            return True
-        except (CompileError, LinkError, DistutilsError, OSError):
-            return False
+            return None
+        except (CompileError, LinkError, DistutilsError, OSError) as error:
+            return str(error) or type(error).__name__
         finally:
             os.dup2(saved[0], 2), os.dup2(saved[1], 1)
             for fd in (*saved, devnull):
                 os.close(fd)
 
+
+def compiles(source, cflags, ldflags=None):
+    """True when the target compiler compiles ``source`` with ``cflags`` (and links it with
+    ``ldflags``, if given)."""
+    return try_compile(source, cflags, ldflags) is None
+
+
+# What to install when no C compiler works, per platform.
+COMPILER_FIX = {
+    "linux": "Install one: on Debian/Ubuntu `sudo apt install build-essential python3-dev`, "
+             "on Fedora `sudo dnf install gcc python3-devel`",
+    "darwin": "Install Apple's Xcode command-line tools: `xcode-select --install`",
+    "win32": "Install Microsoft's Visual Studio Build Tools with the "
+             "\"Desktop development with C++\" workload",
+}
+
+# Only commands that compile need a compiler: an sdist, or the metadata pip asks for
+# before it builds, must still work without one.
+COMPILING_COMMANDS = {"build", "build_ext", "bdist_wheel", "bdist", "install", "develop", "editable_wheel"}
+
+
+def check_compiler():
+    """Stop at once, with what is missing and how to get it, when the target compiler
+    cannot compile a trivial C file or cannot find Python's headers. Without this the
+    AVX2 and OpenMP probes below would fail too and blame the CPU features, and the real
+    cause would come a hundred lines later."""
+    if not COMPILING_COMMANDS & set(sys.argv[1:]):
+        return
+    where = os.environ.get("CC")
+    name = f"the C compiler {where!r} (from CC)" if where else "a C compiler"
+    error = try_compile("int cnn_ext_probe(void) { return 0; }\n")
+    if error is not None:
+        fix = COMPILER_FIX.get(sys.platform, "Install a C compiler for this platform")
+        sys.exit(f"cnn_ext: no working C compiler: {name} could not compile a one-line C file "
+                 f"({error}).\n"
+                 f"cnn_ext compiles its kernels from C when no wheel fits. {fix}; then run the install again.\n"
+                 "A prebuilt wheel needs no compiler: `pip install --only-binary=:all: cnn_ext`, "
+                 "where one is published for your platform.")
+    headers = sysconfig.get_paths()["include"]
+    error = try_compile("#include <Python.h>\nint cnn_ext_probe(void) { return PY_MAJOR_VERSION; }\n",
+                        include_dirs=[headers])
+    if error is not None:
+        sys.exit(f"cnn_ext: {name} works but cannot compile against Python's C headers "
+                 f"(Python.h in {headers}): {error}.\n"
+                 "Install them: on Debian/Ubuntu `sudo apt install python3-dev` "
+                 "(or python3.X-dev for your version), on Fedora `sudo dnf install python3-devel`.")
+
+
+check_compiler()
 
 if MSVC:
     compile_args = ["/O2", "/fp:precise"]
@@ -149,6 +201,10 @@ def extension(name, isa_flags):
         depends=HEADERS,
         define_macros=[
             ("NPY_NO_DEPRECATED_API", "NPY_1_7_API_VERSION"),
+            # Run on NumPy >= 1.26, as the README promises, whatever NumPy builds: NumPy 2.x
+            # otherwise targets its own default, which rises. 1.26 has 1.25's C-API version
+            # and no macro of its own.
+            ("NPY_TARGET_VERSION", "NPY_1_25_API_VERSION"),
             ("CNN_EXT_CFLAGS", '"' + " ".join(cflags) + '"'),
         ],
         extra_compile_args=cflags,
@@ -158,13 +214,18 @@ def extension(name, isa_flags):
 
 setup(
     package_dir={"cnn_ext": "src/cnn_ext", "cnn_ext_reference": "python/cnn_ext_reference"},
+    # cnn_ext.kernels (the C headers, in the sdist only) and cnn_ext.datasets.data (MNIST)
+    # are folders of data, declared as packages so setuptools does not warn that it would
+    # ignore them.
     packages=["cnn_ext", "cnn_ext.bench", "cnn_ext.cnn_from_scratch", "cnn_ext.datasets",
-              "cnn_ext_reference", "cnn_ext_reference.cnn_from_scratch"],
+              "cnn_ext.datasets.data", "cnn_ext.kernels", "cnn_ext_reference",
+              "cnn_ext_reference.cnn_from_scratch"],
     # A compiled module's stub is installed only where that module is built.
     package_data={"cnn_ext": ["py.typed"] + [f"{name}.pyi" for name in KERNELS],
-                  "cnn_ext.datasets": ["data/*.gz"]},
-    exclude_package_data={"cnn_ext": ["*.pyx", "*.pxi", "*.pxd", "*.c", "kernels/*.h"]
-                          + [f"{name}.pyi" for name in ALL_KERNELS if name not in KERNELS]},
+                  "cnn_ext.datasets.data": ["*.gz"]},
+    exclude_package_data={"cnn_ext": ["*.pyx", "*.pxi", "*.pxd", "*.c"]
+                          + [f"{name}.pyi" for name in ALL_KERNELS if name not in KERNELS],
+                          "cnn_ext.kernels": ["*.h"]},
     ext_modules=cythonize(
         [extension(name, flags) for name, flags in KERNELS.items()],
         include_path=["src"],
