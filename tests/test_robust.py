@@ -68,9 +68,19 @@ def test_evaluate_and_resume_refuse_a_seven_class_model_in_one_line(seven_class,
 def test_predict_load_image_and_to_mnist_refuse_a_fifo_at_once(tmp_path):
     fifo = tmp_path / "digit.png"
     os.mkfifo(fifo)
-    for call in (load_image, to_mnist):
-        with pytest.raises(ValueError, match=r"is a FIFO \(named pipe\), not an image file"):
-            call(fifo)
+    # In a subprocess with a timeout: opening a FIFO for reading blocked until a writer came.
+    code = textwrap.dedent("""
+        import sys
+        from cnn_ext.imaging import load_image, to_mnist
+        for call in (load_image, to_mnist):
+            try:
+                call(sys.argv[1])
+            except ValueError as exc:
+                print(exc)
+    """)
+    run = subprocess.run([sys.executable, "-c", code, str(fifo)], capture_output=True, text=True, timeout=20)
+    assert run.stdout.splitlines() == [f"{fifo}: is a FIFO (named pipe), not an image file (a regular file)"] * 2, \
+        run.stderr
     assert cli("train", "--epochs", "1", "--train-size", "300", "--test-size", "100", "--quiet",
                cwd=tmp_path).returncode == 0
     run = cli("predict", "digit.png", cwd=tmp_path, timeout=30)  # blocked forever before
@@ -81,16 +91,24 @@ def test_predict_load_image_and_to_mnist_refuse_a_fifo_at_once(tmp_path):
 
 @pytest.mark.skipif(not hasattr(os, "mkfifo"), reason="FIFOs are POSIX only")
 def test_mnist_loader_reads_through_the_same_helper(tmp_path):
-    from cnn_ext.datasets import mnist
-
     os.mkfifo(tmp_path / "mnist.npz")
-    folder = tmp_path / "idx"
-    folder.mkdir()
-    with pytest.raises(ValueError, match="FIFO"):
-        mnist._load_npz(tmp_path / "mnist.npz")
-    os.mkfifo(folder / "train-images-idx3-ubyte.gz")
-    with pytest.raises(ValueError, match="FIFO"):
-        mnist._open(folder / "train-images-idx3-ubyte.gz")
+    os.mkfifo(tmp_path / "train-images-idx3-ubyte.gz")
+    # In a subprocess with a timeout: opening a FIFO for reading blocked until a writer came.
+    code = textwrap.dedent("""
+        import sys
+        from pathlib import Path
+        from cnn_ext.datasets import mnist
+        for call, name in ((mnist._load_npz, "mnist.npz"), (mnist._open, "train-images-idx3-ubyte.gz")):
+            try:
+                call(Path(sys.argv[1]) / name)
+            except ValueError as exc:
+                print(exc)
+    """)
+    run = subprocess.run([sys.executable, "-c", code, str(tmp_path)], capture_output=True, text=True, timeout=20)
+    assert run.stdout.splitlines() == [
+        f"{tmp_path / 'mnist.npz'}: is a FIFO (named pipe), not an MNIST file (a regular file)",
+        f"{tmp_path / 'train-images-idx3-ubyte.gz'}: is a FIFO (named pipe), not an MNIST file (a regular file)"], \
+        run.stderr
 
 
 # ------------------------------------------------------------------ 4: huge pictures
