@@ -12,6 +12,7 @@ from libc.stddef cimport ptrdiff_t
 cdef extern from "cnn_ext/kernels/simd.h" nogil:
     bint CNN_EXT_V4D
     int cnn_ext_cpu_has_avx2_fma()
+    int cnn_ext_cpu_has_avx512()
 
 
 cdef extern from "cnn_ext/kernels/conv.h" nogil:

@@ -10,6 +10,7 @@ import numpy.typing as npt
 from typing_extensions import disjoint_base
 
 def cpu_has_avx2_fma() -> bool: ...
+def cpu_has_avx512() -> bool: ...
 
 def conv3x3_forward(
     image: npt.NDArray[np.float64],

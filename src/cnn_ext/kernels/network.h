@@ -65,7 +65,27 @@ void cnn_ext_forward10_impl(const double* restrict image, ptrdiff_t h, ptrdiff_t
     for (int v = 0; v < 10; v++)
         a[v] = (cnn_ext_v4d){0, 0, 0, 0};
     for (ptrdiff_t pi = 0; pi < ph; pi++) {
-        for (ptrdiff_t f = 0; f < nf; f += 4) {
+        ptrdiff_t f = 0;
+#if CNN_EXT_V8D
+        for (; f + 8 <= nf; f += 8) {  /* eight filters, two quads of the dense layer */
+            cnn_ext_v8d F[9];
+            for (int k = 0; k < 9; k++)
+                F[k] = *(const cnn_ext_v8d*)(t + k * nf + f);
+            for (ptrdiff_t pj = 0; pj < pw; pj++) {
+                cnn_ext_v8d acc[4];
+                cnn_ext_conv_window8(image + 2 * pi * w + 2 * pj, w, F, acc);
+                cnn_ext_v8d m = cnn_ext_window_max8(acc, nan_free);
+                ptrdiff_t win = pi * pw + pj;
+                *(cnn_ext_v8d*)(pool + win * nf + f) = m;
+                if (mask)
+                    cnn_ext_window_mask8(acc, m, (long long*)mask + win * 4 * nf + f, nf);
+                const char* quads = (const char*)(weights + 10 * (win * nf + f));
+                for (int e = 0; e < 10; e++)
+                    __builtin_prefetch(quads + 64 * e, 0, 3);
+            }
+        }
+#endif
+        for (; f < nf; f += 4) {
             cnn_ext_v4d F[9];
             for (int k = 0; k < 9; k++)
                 F[k] = *(const cnn_ext_v4d*)(t + k * nf + f);
@@ -116,7 +136,28 @@ static inline void cnn_ext_backward10_v4(const double* restrict image, ptrdiff_t
     ptrdiff_t ph = (h - 2) / 2, pw = (w - 2) / 2;
     cnn_ext_v4d T[5], lrT[5];
     cnn_ext_dense10_tvectors(d_L_d_t, learn_rate, T, lrT);
-    for (ptrdiff_t f = 0; f < nf; f += 4) {
+    ptrdiff_t f = 0;
+#if CNN_EXT_V8D
+    for (; f + 8 <= nf; f += 8) {  /* eight filters: two quads of the dense layer per window */
+        cnn_ext_v8d acc[9];
+        for (int k = 0; k < 9; k++)
+            acc[k] = (cnn_ext_v8d){0, 0, 0, 0, 0, 0, 0, 0};
+        for (ptrdiff_t pi = 0; pi < ph; pi++) {
+            for (ptrdiff_t pj = 0; pj < pw; pj++) {
+                ptrdiff_t win = pi * pw + pj, r = win * nf + f;
+                cnn_ext_v4d g0 = cnn_ext_dense10_quad_backprop(pool + r, weights + 10 * r, T, lrT);
+                cnn_ext_v4d g1 = cnn_ext_dense10_quad_backprop(pool + r + 4, weights + 10 * (r + 4),
+                                                               T, lrT);
+                cnn_ext_v8d d[4];
+                cnn_ext_window_grads8(cnn_ext_join8(g0, g1),
+                                      (const long long*)mask + win * 4 * nf + f, nf, d);
+                cnn_ext_grad_window8(image + 2 * pi * w + 2 * pj, w, d, acc);
+            }
+        }
+        cnn_ext_store_grad8(acc, f, d_L_d_filters);
+    }
+#endif
+    for (; f < nf; f += 4) {
         cnn_ext_v4d acc[9];
         for (int k = 0; k < 9; k++)
             acc[k] = (cnn_ext_v4d){0, 0, 0, 0};
