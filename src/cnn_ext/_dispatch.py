@@ -15,19 +15,19 @@ import os
 
 from . import _kernels as baseline
 
-# The builds by name, widest first: (module, can this CPU and OS run it?)
-_BUILDS = {
+# The builds by name, widest first: (module, can this CPU and OS run it?, what it needs)
+BUILDS = {
     "avx512": ("_kernels_avx512", baseline.cpu_has_avx512, "AVX-512 F, VL and DQ with OS support"),
     "avx2": ("_kernels_avx2", baseline.cpu_has_avx2_fma, "AVX2 and FMA"),
 }
-CHOICES = ("auto", *_BUILDS, "baseline")
+CHOICES = ("auto", *BUILDS, "baseline")
 
 _choice = os.environ.get("CNN_EXT_KERNELS", "auto").strip().lower() or "auto"
 if _choice not in CHOICES:
     raise ImportError(f"CNN_EXT_KERNELS must be one of {', '.join(CHOICES)}, got {_choice!r}")
 
 kernels = baseline
-for _name, (_module, _cpu_has, _needs) in _BUILDS.items():
+for _name, (_module, _cpu_has, _needs) in BUILDS.items():
     if _choice not in ("auto", _name):
         continue
     if not _cpu_has():
@@ -51,4 +51,4 @@ NAME = kernels.__name__.rsplit(".", 1)[1]
 FAMILIES = {"_kernels_avx512": "fma", "_kernels_avx2": "fma", "_kernels": "tutorial"}
 FAMILY = FAMILIES[NAME]
 
-__all__ = ["kernels", "baseline", "NAME", "FAMILY", "FAMILIES", "CHOICES"]
+__all__ = ["kernels", "baseline", "NAME", "FAMILY", "FAMILIES", "CHOICES", "BUILDS"]

@@ -11,6 +11,7 @@
 #define CNN_EXT_NETWORK_H
 
 #include <stddef.h>
+#include <stdlib.h>
 #include <string.h>
 
 #include "conv.h"
@@ -188,5 +189,28 @@ static inline void cnn_ext_backward10_v4(const double* image, ptrdiff_t h, ptrdi
                                          double* weights, const double* d_L_d_t,
                                          double learn_rate, double* d_L_d_filters) {}
 #endif
+
+/* Every build: asks the cache for the n bytes at p (the next image of a training chunk,
+   whose order is known), so that a shuffled epoch's images come from the cache, not from
+   memory. Only a hint: no number changes. */
+static inline void cnn_ext_prefetch_bytes(const void* p, ptrdiff_t n) {
+#if defined(__GNUC__) || defined(__clang__)
+    for (ptrdiff_t k = 0; k < n; k += 64)
+        __builtin_prefetch((const char*)p + k, 0, 3);
+#endif
+}
+
+/* Every build: a 64-byte aligned copy of n doubles at src, inside the block *raw (to be
+   freed with free()), or NULL when out of memory. The vector kernels read the dense
+   layer's weights in 32- and 64-byte vectors; NumPy places an array 16 bytes past a
+   64-byte boundary as often as on one, and then a vector in two reads crosses a line. */
+static inline double* cnn_ext_aligned_copy(const double* src, ptrdiff_t n, void** raw) {
+    *raw = malloc((size_t)n * sizeof(double) + 64);
+    if (*raw == NULL)
+        return NULL;
+    double* p = (double*)(((size_t)*raw + 63) & ~(size_t)63);
+    memcpy(p, src, (size_t)n * sizeof(double));
+    return p;
+}
 
 #endif /* CNN_EXT_NETWORK_H */
