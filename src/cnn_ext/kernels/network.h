@@ -65,6 +65,11 @@ void cnn_ext_forward10_impl(const double* restrict image, ptrdiff_t h, ptrdiff_t
     cnn_ext_v4d a[10];
     for (int v = 0; v < 10; v++)
         a[v] = (cnn_ext_v4d){0, 0, 0, 0};
+#if CNN_EXT_V8D
+    cnn_ext_v8d A[5];  /* the AVX-512 build's dense accumulators (cnn_ext_dense10_quad8) */
+    for (int j = 0; j < 5; j++)
+        A[j] = (cnn_ext_v8d){0, 0, 0, 0, 0, 0, 0, 0};
+#endif
     for (ptrdiff_t pi = 0; pi < ph; pi++) {
         ptrdiff_t f = 0;
 #if CNN_EXT_V8D
@@ -104,9 +109,17 @@ void cnn_ext_forward10_impl(const double* restrict image, ptrdiff_t h, ptrdiff_t
                     __builtin_prefetch(quad + 64 * e, 0, 3);
             }
         }
-        for (ptrdiff_t k = pi * row; k < (pi + 1) * row; k += 4)
+        for (ptrdiff_t k = pi * row; k < (pi + 1) * row; k += 4) {
+#if CNN_EXT_V8D
+            cnn_ext_dense10_quad8(pool + k, weights + 10 * k, A);
+#else
             cnn_ext_dense10_quad(pool + k, weights + 10 * k, a);
+#endif
+        }
     }
+#if CNN_EXT_V8D
+    cnn_ext_dense10_split8(A, a);
+#endif
     cnn_ext_dense10_fold(a, totals);
 }
 
