@@ -1,4 +1,5 @@
-"""Compiled kernels of cnn_ext (portable build; ``_kernels_avx2`` has the same API).
+"""Compiled kernels of cnn_ext (portable build; ``_kernels_avx2`` and ``_kernels_avx512``
+have the same API).
 
 Arrays are C-contiguous; float64 unless annotated otherwise. The Python wrappers check
 shapes; the layer façades do the friendly validation and conversion first.
