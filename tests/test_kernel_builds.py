@@ -266,3 +266,40 @@ def test_an_unavailable_build_is_a_clear_error():
     env = dict(os.environ, CNN_EXT_KERNELS=missing[0])
     run = subprocess.run([sys.executable, "-c", "import cnn_ext"], env=env, capture_output=True, text=True)
     assert run.returncode != 0 and f"CNN_EXT_KERNELS={missing[0]}, but" in run.stderr, run.stderr
+
+
+def _placed(a, offset):
+    """A copy of a whose data starts ``offset`` bytes past a 64-byte boundary."""
+    buf = np.empty(a.size + 16)
+    start = ((-buf.ctypes.data) % 64 + offset) // 8
+    view = buf[start:start + a.size].reshape(a.shape)
+    view[...] = a
+    assert view.ctypes.data % 64 == offset
+    return view
+
+
+@pytest.mark.parametrize("offset", [0, 8, 16, 32, 48])
+def test_train_steps_and_predict_proba_wherever_the_weights_sit(mnist, offset):
+    """fit's chunks and batch inference work on a 64-byte aligned private copy of misaligned
+    weights: the numbers are those of TrainState.step on the caller's array, and the
+    caller's array holds the result."""
+    (x, y), (xt, _) = mnist
+    k = _dispatch.kernels
+    net = cnn_ext.Network(seed=2)
+    f0, w0, b0 = [np.array(p) for p in net._parameters()]
+    n = 200  # above the copy's threshold
+    order = np.arange(n, dtype=np.int64)[::-1].copy()
+    f, w, b = f0.copy(), _placed(w0, offset), b0.copy()
+    losses, correct = np.empty(n), np.empty(n, np.uint8)
+    k.train_steps(np.ascontiguousarray(x[:n]), y[:n].astype(np.int64), order, f, w, b, 0.005,
+                  losses, correct)
+    sf, sw, sb = f0.copy(), w0.copy(), b0.copy()
+    state = k.TrainState(sf, sw, sb, 0.005, 28, 28)
+    steps = [state.step(x[i], int(y[i])) for i in order]
+    assert_bits(losses, [s[0] for s in steps], "losses")
+    for name, got, want in (("filters", f, sf), ("weights", w, sw), ("biases", b, sb)):
+        assert_bits(got, want, name)
+    probs, expected = np.empty((300, 10)), np.empty((300, 10))
+    k.predict_proba(xt[:300], f, w, b, probs, 1)
+    k.predict_proba(xt[:300], sf, np.ascontiguousarray(sw), sb, expected, 1)
+    assert_bits(probs, expected, "probabilities")
