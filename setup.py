@@ -140,13 +140,31 @@ AVX2_FLAGS = ["-mavx2", "-mfma"]
 # may fuse a*b+c into one FMA: every output position still runs the same instructions, so
 # identical regions still give identical sums, but its results can differ from the
 # baseline's in the last bit.
-ALL_KERNELS = ("_kernels", "_kernels_avx2")
+ALL_KERNELS = ("_kernels", "_kernels_avx2", "_kernels_avx512")
 KERNELS = {"_kernels": []}
 if not MSVC and compiles(AVX2_PROBE, AVX2_FLAGS):
     KERNELS["_kernels_avx2"] = AVX2_FLAGS + ["-ffp-contract=" + os.environ.get("CNN_EXT_AVX2_CONTRACT", "fast")]
 else:
     print("cnn_ext: the target compiler does not build AVX2 + FMA code; only the portable "
           "kernels are built", file=sys.stderr)
+
+# A third build for CPUs with AVX-512 (F, VL, DQ): the AVX2 variant's sources and flags,
+# plus 32 vector registers and 8-wide kernels that keep each output's operations in the
+# AVX2 build's order, so its numbers are the AVX2 build's bit for bit.
+AVX512_PROBE = """
+#include <immintrin.h>
+#if !defined(__AVX512F__) || !defined(__AVX512VL__) || !defined(__AVX512DQ__) || !defined(__FMA__)
+#error "not an x86 target with AVX-512 F, VL, DQ and FMA"
+#endif
+__m512d cnn_ext_probe(__m512d a, __m512d b, __m512d c) { return _mm512_fmadd_pd(a, b, c); }
+__m256d cnn_ext_probe_vl(__m256d a, __m256d b) { return _mm256_range_pd(a, b, 1); }
+"""
+AVX512_FLAGS = AVX2_FLAGS + ["-mavx512f", "-mavx512vl", "-mavx512dq"]
+if "_kernels_avx2" in KERNELS and compiles(AVX512_PROBE, AVX512_FLAGS):
+    KERNELS["_kernels_avx512"] = AVX512_FLAGS + KERNELS["_kernels_avx2"][len(AVX2_FLAGS):]
+elif "_kernels_avx2" in KERNELS:
+    print("cnn_ext: the target compiler does not build AVX-512 code; the AVX2 kernels serve "
+          "CPUs with AVX-512 too", file=sys.stderr)
 
 OPENMP_PROBE = """
 #include <omp.h>

@@ -5,7 +5,8 @@
     python bench/callgrind.py --json counts.json # also save the numbers
     python bench/callgrind.py --hashes-only      # no valgrind: only the result hashes
 
-For each kernel build (``CNN_EXT_KERNELS=baseline`` and ``avx2``) it counts the
+For each kernel build (``CNN_EXT_KERNELS=baseline`` and ``avx2``; ``avx512`` gets hashes
+only, valgrind does not run AVX-512 code) it counts the
 instructions (callgrind's Ir, inclusive) spent inside the compiled functions of:
 
 * ``train_step``: ``Network.train_step`` (``TrainState.step``), per step;
@@ -213,16 +214,22 @@ def main():
         child(scenario, int(calls), data_path, module_dir)
         return 0
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    parser.add_argument("--kernels", choices=["baseline", "avx2", "both"], default="both")
+    parser.add_argument("--kernels", choices=["baseline", "avx2", "avx512", "both", "all"], default="both",
+                        help="both: baseline and avx2; all: also avx512 (hashes only: valgrind "
+                             "does not run AVX-512 code)")
     parser.add_argument("--scenarios", default=",".join(SCENARIOS),
                         help="comma-separated subset of " + ", ".join(SCENARIOS))
     parser.add_argument("--json", help="write the results to this file")
     parser.add_argument("--hashes-only", action="store_true", help="skip valgrind")
     args = parser.parse_args()
-    builds = ["baseline", "avx2"] if args.kernels == "both" else [args.kernels]
+    builds = {"both": ["baseline", "avx2"], "all": ["baseline", "avx2", "avx512"]}.get(
+        args.kernels, [args.kernels])
     result = {"hashes": {b: hashes(b) for b in builds}, "instructions": {}}
     for b in builds:
         print(f"{b}: " + json.dumps(result["hashes"][b]))
+    if "avx512" in builds and not args.hashes_only:
+        print("avx512: no instruction counts (valgrind does not run AVX-512 code)")
+        builds.remove("avx512")
     if not args.hashes_only:
         if not shutil.which("valgrind"):
             parser.error("valgrind is not installed (apt-get install valgrind)")

@@ -3,11 +3,11 @@ process: a kernel change's before/after on a machine whose speed drifts.
 
     python bench/compare_builds.py OLD.so NEW.so [--rounds 15]
 
-Each argument is a kernel module file (``_kernels_avx2.*.so`` or ``_kernels.*.so``), for
-instance one copied aside before a change and the freshly built one. For each build, per
-round: ``TrainState.step`` on 4,000 MNIST training images (one step per call, the kernel
-without ``Network.train_step``'s Python) and ``predict_proba`` of the 10,000 test images on
-one thread; the rounds alternate the builds. It prints medians, the fraction of the first
+Each argument is a kernel module file (``_kernels_avx512.*.so``, ``_kernels_avx2.*.so`` or
+``_kernels.*.so``), for instance one copied aside before a change and the freshly built
+one. For each build, per round: ``TrainState.step`` on 4,000 MNIST training images (one
+step per call, the kernel without ``Network.train_step``'s Python) and ``predict_proba`` of
+the 10,000 test images on one thread; the rounds alternate the builds. It prints medians, the fraction of the first
 build's FMA peak (``fma_peak``), and the median of the per-round ratios to the first build,
 the steadiest figure on a shared machine. The numbers must agree too: the parameters after
 the steps and the probabilities are compared bit for bit with the first build's.
@@ -30,7 +30,7 @@ def load(path):
     loaded beside any other build of it."""
     with open(path, "rb") as f:
         exported = f.read()
-    base = next((n for n in ("_kernels_avx2", "_kernels") if b"PyInit_" + n.encode() in exported), None)
+    base = next((n for n in ("_kernels_avx512", "_kernels_avx2", "_kernels") if b"PyInit_" + n.encode() in exported), None)
     if base is None:
         raise SystemExit(f"{path} is not a cnn_ext kernel module (no PyInit__kernels*)")
     name = "cnn_ext." + base

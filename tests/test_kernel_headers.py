@@ -25,6 +25,8 @@ FLAGS = ["-std=c99", "-Wall", "-Wextra", "-Wundef", "-Wno-unused-parameter", "-W
 BUILDS = [("gcc", [], True), ("clang", [], True)]
 if X86_64:
     BUILDS += [("gcc", ["-mavx2", "-mfma"], True), ("clang", ["-mavx2", "-mfma"], True)]
+    AVX512 = ["-mavx2", "-mfma", "-mavx512f", "-mavx512vl", "-mavx512dq"]
+    BUILDS += [("gcc", AVX512, True), ("clang", AVX512, True)]
 BUILDS += [("aarch64-linux-gnu-gcc", [], False)]
 
 

@@ -28,6 +28,13 @@ def _builds():
             print("the AVX2 kernels are not built: only the portable ones are tested")
         else:
             found.append(("avx2", _kernels_avx2))
+    if platform.machine().lower() in ("x86_64", "amd64") and _kernels.cpu_has_avx512():
+        try:
+            from cnn_ext import _kernels_avx512
+        except ImportError:
+            print("the AVX-512 kernels are not built: tests/test_kernel_builds.py says whether they must be")
+        else:
+            found.append(("avx512", _kernels_avx512))
     return found
 
 

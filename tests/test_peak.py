@@ -9,6 +9,7 @@ is no check here: it may use wider vectors (AVX-512) than the probe, or, with
 OPENBLAS_CORETYPE set, narrower ones.
 """
 import ctypes
+import importlib
 import os
 import platform
 import shutil
@@ -23,12 +24,25 @@ from cnn_ext.bench import peak
 
 X86_64 = platform.machine().lower() in ("x86_64", "amd64")
 
-# 14 independent chains (the probe has 12): enough for two FMA pipes of latency 4 (AVX2)
-# and for three multiply/add pipes on a mul -> add chain of latency 8 (portable).
+# 14 independent chains (the probe has 12 or 16): enough for two FMA pipes of latency 4
+# (AVX2, AVX-512), for three multiply/add pipes on a mul -> add chain of latency 8 (portable
+# x86-64), and for most of four NEON FMA pipes (aarch64, where the probe uses FMAs too).
 INDEPENDENT = r"""
 #define _POSIX_C_SOURCE 199309L
 #include <time.h>
-#ifdef WITH_AVX2
+#if defined(WITH_AVX512)
+#include <immintrin.h>
+typedef __m512d vec;
+#define LANES 8
+#define SPLAT(v) _mm512_set1_pd(v)
+#define STEP(x) x = _mm512_fmadd_pd(x, m, c)
+#elif defined(__aarch64__)
+#include <arm_neon.h>
+typedef float64x2_t vec;
+#define LANES 2
+#define SPLAT(v) vdupq_n_f64(v)
+#define STEP(x) x = vfmaq_f64(c, x, m)
+#elif defined(WITH_AVX2)
 #include <immintrin.h>
 typedef __m256d vec;
 #define LANES 4
@@ -75,14 +89,18 @@ def _skip_or_fail(reason):
     pytest.skip(reason)
 
 
-def _compile(tmp_path, avx2):
+ISA_FLAGS = {"portable": [], "avx2": ["-DWITH_AVX2", "-mavx2", "-mfma"],
+             "avx512": ["-DWITH_AVX512", "-mavx2", "-mfma", "-mavx512f"]}
+
+
+def _compile(tmp_path, build):
     cc = os.environ.get("CC", "cc").split()[0]
     if shutil.which(cc) is None or sys.platform == "win32":
         _skip_or_fail(f"no C compiler ({cc}) to build the independent multiply-add loop")
     source = tmp_path / "independent.c"
     source.write_text(INDEPENDENT)
-    library = tmp_path / ("independent_avx2.so" if avx2 else "independent.so")
-    flags = ["-O2", "-ffp-contract=off", "-shared", "-fPIC"] + (["-DWITH_AVX2", "-mavx2", "-mfma"] if avx2 else [])
+    library = tmp_path / f"independent_{build}.so"
+    flags = ["-O2", "-ffp-contract=off", "-shared", "-fPIC"] + ISA_FLAGS[build]
     result = subprocess.run([cc, *flags, str(source), "-o", str(library)], capture_output=True, text=True)
     assert result.returncode == 0, result.stderr
     lib = ctypes.CDLL(str(library))
@@ -106,21 +124,25 @@ def _independent_gflops(lib, budget):
 
 
 def _modules():
-    found = [("portable", _kernels, False)]
-    if X86_64 and _kernels.cpu_has_avx2_fma():
-        try:
-            from cnn_ext import _kernels_avx2
-        except ImportError:
-            pass
-        else:
-            found.append(("avx2", _kernels_avx2, True))
+    """[(build, module, its probe's ISA prefix, flops per iteration)] for the builds this CPU runs."""
+    aarch64 = platform.machine().lower() in ("aarch64", "arm64")
+    found = [("portable", _kernels, "neon fma" if aarch64 else "sse2 mul+add" if X86_64 else "",
+              64 if aarch64 else 48 if X86_64 else None)]
+    for build, check, isa, flops in (("avx2", "cpu_has_avx2_fma", "avx2 fma", 96),
+                                     ("avx512", "cpu_has_avx512", "avx512f fma", 256)):
+        if X86_64 and getattr(_kernels, check)():
+            try:
+                module = importlib.import_module(f"cnn_ext._kernels_{build}")
+            except ImportError:
+                continue  # tests/test_kernel_builds.py says whether it must be there
+            found.append((build, module, isa, flops))
     return found
 
 
 @pytest.mark.parametrize("build", [m[0] for m in _modules()])
 def test_probe_agrees_with_an_independent_loop(build, tmp_path):
-    _, module, avx2 = next(m for m in _modules() if m[0] == build)
-    lib = _compile(tmp_path, avx2)
+    _, module, _, _ = next(m for m in _modules() if m[0] == build)
+    lib = _compile(tmp_path, build)
     probe, independent = 0.0, 0.0
     for _ in range(6):  # interleaved, so a busy spell hits both
         probe = max(probe, module.fma_peak(0.1)["gflops"])
@@ -130,14 +152,25 @@ def test_probe_agrees_with_an_independent_loop(build, tmp_path):
 
 
 def test_probe_result_and_isa():
-    for build, module, avx2 in _modules():
+    for build, module, isa, flops in _modules():
         result = module.fma_peak(0.01)
         assert set(result) >= {"gflops", "multiply_adds_per_s", "median_gflops", "repeats", "seconds",
                                "isa", "flops_per_iteration"}
         assert result["gflops"] > 0 and result["multiply_adds_per_s"] == pytest.approx(result["gflops"] * 5e8)
         assert result["median_gflops"] <= result["gflops"] and result["repeats"] >= 3
-        assert result["isa"].startswith("avx2 fma") == avx2, (build, result["isa"])
-        assert result["flops_per_iteration"] == (96 if avx2 else 48 if X86_64 else result["flops_per_iteration"])
+        assert result["isa"].startswith(isa), (build, result["isa"])
+        assert result["flops_per_iteration"] == (flops or result["flops_per_iteration"])
+
+
+def test_the_bench_measures_the_widest_peak():
+    """measure_peak holds results to the widest build's probe and keeps every build's."""
+    result = peak.measure_peak(0.05)
+    builds = _modules()
+    widest = builds[-1] if len(builds) > 1 else builds[0]
+    assert result["isa"].startswith(widest[2]), (result["isa"], widest)
+    assert result["kernels"] == widest[1].__name__.rsplit(".", 1)[1]
+    assert set(result["isa_peaks"]) == {m[1].__name__.rsplit(".", 1)[1] for m in builds}
+    assert result["kernels_in_use"] == cnn_ext.build_info()["kernels"]
 
 
 @pytest.mark.parametrize("bad,error", [("0.2", TypeError), (True, TypeError), (0.0, ValueError),

@@ -65,7 +65,7 @@ def expected_updates(before, trace):
     softmax as ``w - x * (lr * d_L_d_t)`` (its explicit FMA)."""
     filters, weights, biases = before
     lr = trace.learn_rate
-    fused = _dispatch.NAME == "_kernels_avx2" and "-ffp-contract=fast" in _dispatch.kernels.CFLAGS
+    fused = _dispatch.FAMILY == "fma" and "-ffp-contract=fast" in _dispatch.kernels.CFLAGS
     if not fused:
         return (filters - lr * trace.d_L_d_filters, weights - lr * trace.d_L_d_weights,
                 biases - lr * trace.d_L_d_biases)

@@ -24,22 +24,40 @@ def _avx2_variant(compiler: str) -> str:
     return "not built: the compiler was not asked for, or did not accept, -mavx2 -mfma"
 
 
+def _avx512_variant(compiler: str) -> str:
+    """"built", or why the AVX-512 variant is not part of this installation."""
+    if importlib.util.find_spec("cnn_ext._kernels_avx512") is not None:  # found, not imported
+        return "built"
+    if platform.machine().lower() not in ("x86_64", "amd64"):
+        return f"not built: the AVX-512 variant is for x86-64, this is {platform.machine()}"
+    if compiler == "msvc":
+        return _NO_AVX2_MSVC
+    return ("not built: the compiler was not asked for, or did not accept, "
+            "-mavx512f -mavx512vl -mavx512dq")
+
+
 def build_info() -> dict[str, Any]:
     """A dict describing the build: compiler flags, OpenMP, SIMD level, versions.
 
     ``kernels`` names the build in use (``_kernels``: portable baseline; ``_kernels_avx2``:
-    AVX2 + FMA, chosen at import on CPUs that have them), ``simd`` the instruction sets
-    the compiler was allowed to use for it, and ``avx2_variant`` is ``"built"`` or says why
-    this installation has no AVX2 variant.
+    AVX2 + FMA; ``_kernels_avx512``: AVX-512; the widest the CPU and OS support is chosen
+    at import, ``CNN_EXT_KERNELS`` overrides), ``family`` its numbers (``"fma"``: the
+    avx512 and avx2 builds, bit for bit the same; ``"tutorial"``: the portable build's,
+    the tutorial's sums), ``simd`` the instruction sets the compiler was allowed to use
+    for it, and ``avx2_variant`` / ``avx512_variant`` are ``"built"`` or say why this
+    installation lacks that variant.
     """
-    from ._dispatch import NAME, baseline, kernels
+    from ._dispatch import FAMILY, NAME, baseline, kernels
     from ._version import __version__
 
     return {
         "version": __version__,
         "kernels": NAME,
+        "family": FAMILY,
         "cpu_has_avx2_fma": baseline.cpu_has_avx2_fma(),
+        "cpu_has_avx512": baseline.cpu_has_avx512(),
         "avx2_variant": _avx2_variant(baseline.COMPILER),
+        "avx512_variant": _avx512_variant(baseline.COMPILER),
         "compiler": kernels.COMPILER,
         "cflags": kernels.CFLAGS,
         "openmp": kernels.OPENMP,

@@ -1,32 +1,54 @@
 """Pick the compiled kernels for this CPU, once, at import time.
 
-``kernels`` is ``_kernels_avx2`` on x86-64 CPUs with AVX2 and FMA (when the wheel has
-it), else ``_kernels``, the portable build. ``CNN_EXT_KERNELS=baseline`` (or ``avx2``)
-forces a choice, e.g. to compare the two; asking for ``avx2`` where the CPU lacks it is
-an error rather than a crash.
+``kernels`` is the widest build this installation has and this CPU and OS can run:
+``_kernels_avx512`` (AVX-512 F, VL, DQ with the OS saving the ZMM state), else
+``_kernels_avx2`` (AVX2 and FMA), else ``_kernels``, the portable build. The avx512 and
+avx2 builds give the same numbers bit for bit (the "fma" family); the portable build
+gives the tutorial's sums. ``CNN_EXT_KERNELS=avx512``, ``avx2`` or ``baseline`` forces a
+choice, e.g. to compare them; asking for a build this CPU cannot run, or that this
+installation lacks, is an ImportError rather than a crash.
 """
 from __future__ import annotations
 
+import importlib
 import os
 
 from . import _kernels as baseline
 
+# The builds by name, widest first: (module, can this CPU and OS run it?, what it needs)
+BUILDS = {
+    "avx512": ("_kernels_avx512", baseline.cpu_has_avx512, "AVX-512 F, VL and DQ with OS support"),
+    "avx2": ("_kernels_avx2", baseline.cpu_has_avx2_fma, "AVX2 and FMA"),
+}
+CHOICES = ("auto", *BUILDS, "baseline")
+
 _choice = os.environ.get("CNN_EXT_KERNELS", "auto").strip().lower() or "auto"
-if _choice not in ("auto", "baseline", "avx2"):
-    raise ImportError(f"CNN_EXT_KERNELS must be auto, baseline or avx2, got {_choice!r}")
+if _choice not in CHOICES:
+    raise ImportError(f"CNN_EXT_KERNELS must be one of {', '.join(CHOICES)}, got {_choice!r}")
 
 kernels = baseline
-if _choice in ("auto", "avx2"):
-    if baseline.cpu_has_avx2_fma():
-        try:
-            # The same API: _kernels_avx2.pyi re-exports _kernels.pyi.
-            from . import _kernels_avx2 as kernels  # type: ignore[no-redef]
-        except ImportError:  # a build without the AVX2 variant (not x86-64, or MSVC)
-            if _choice == "avx2":
-                raise
-    elif _choice == "avx2":
-        raise ImportError("CNN_EXT_KERNELS=avx2, but this CPU lacks AVX2/FMA")
+for _name, (_module, _cpu_has, _needs) in BUILDS.items():
+    if _choice not in ("auto", _name):
+        continue
+    if not _cpu_has():
+        if _choice == _name:
+            raise ImportError(f"CNN_EXT_KERNELS={_name}, but this CPU (or OS) lacks {_needs}")
+        continue
+    try:
+        # The same API: _kernels_avx2.pyi and _kernels_avx512.pyi re-export _kernels.pyi.
+        kernels = importlib.import_module(f".{_module}", __package__)
+        break
+    except ImportError as e:  # an installation without this variant (not x86-64, MSVC, old compiler)
+        if _choice == _name:
+            raise ImportError(f"CNN_EXT_KERNELS={_name}, but this installation has no {_module} "
+                              f"build ({e})") from e
 
 NAME = kernels.__name__.rsplit(".", 1)[1]
 
-__all__ = ["kernels", "baseline", "NAME"]
+# The numeric family: the avx512 and avx2 builds run each output's multiply-adds as the
+# same chains of FMAs and agree bit for bit; the portable build (aarch64 included, until
+# it has a NEON path) multiplies and adds separately, as the tutorial does.
+FAMILIES = {"_kernels_avx512": "fma", "_kernels_avx2": "fma", "_kernels": "tutorial"}
+FAMILY = FAMILIES[NAME]
+
+__all__ = ["kernels", "baseline", "NAME", "FAMILY", "FAMILIES", "CHOICES", "BUILDS"]

@@ -12,6 +12,7 @@ from libc.stddef cimport ptrdiff_t
 cdef extern from "cnn_ext/kernels/simd.h" nogil:
     bint CNN_EXT_V4D
     int cnn_ext_cpu_has_avx2_fma()
+    int cnn_ext_cpu_has_avx512()
 
 
 cdef extern from "cnn_ext/kernels/conv.h" nogil:
@@ -27,6 +28,8 @@ cdef extern from "cnn_ext/kernels/conv.h" nogil:
 
 cdef extern from "cnn_ext/kernels/network.h" nogil:
     ptrdiff_t cnn_ext_normalise_v4(const unsigned char* image, ptrdiff_t n, double* x)
+    void cnn_ext_prefetch_bytes(const void* p, ptrdiff_t n)
+    double* cnn_ext_aligned_copy(const double* src, ptrdiff_t n, void** raw)
     void cnn_ext_conv_pool_v4(const double* image, ptrdiff_t h, ptrdiff_t w,
                               const double* t, ptrdiff_t nf, double* pool, void* mask,
                               int nan_free)

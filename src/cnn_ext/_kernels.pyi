@@ -1,4 +1,5 @@
-"""Compiled kernels of cnn_ext (portable build; ``_kernels_avx2`` has the same API).
+"""Compiled kernels of cnn_ext (portable build; ``_kernels_avx2`` and ``_kernels_avx512``
+have the same API).
 
 Arrays are C-contiguous; float64 unless annotated otherwise. The Python wrappers check
 shapes; the layer façades do the friendly validation and conversion first.
@@ -10,6 +11,7 @@ import numpy.typing as npt
 from typing_extensions import disjoint_base
 
 def cpu_has_avx2_fma() -> bool: ...
+def cpu_has_avx512() -> bool: ...
 
 def conv3x3_forward(
     image: npt.NDArray[np.float64],

@@ -8,7 +8,9 @@
 from cnn_ext._kernel_headers cimport (CNN_EXT_OPENMP, cnn_ext_backward10_v4,
                                       cnn_ext_conv_pool_v4, cnn_ext_filter_grad_v4,
                                       cnn_ext_forward10_v4, cnn_ext_normalise_v4,
+                                      cnn_ext_aligned_copy, cnn_ext_prefetch_bytes,
                                       omp_get_max_threads)
+from libc.string cimport memcpy
 
 cdef struct Shapes:
     Py_ssize_t h, w, nf, ch, cw, ph, pw, L, nodes
@@ -221,14 +223,48 @@ def train_steps(const unsigned char[:, :, ::1] images, const long long[::1] labe
             raise IndexError(f"order[{k}] = {idx} is out of range for {n} images")
         if labels[idx] < 0 or labels[idx] >= s.nodes:
             raise ValueError(f"labels[{idx}] = {labels[idx]} is not in 0..{s.nodes - 1}")
+    cdef void* raw = NULL
+    cdef double* w = _aligned_weights(weights, m >= ALIGNED_COPY_MIN, &raw,
+                                      (filters, biases, images, losses))
     if buffers_alloc(&b, &s) != 0:
+        free(raw)
         raise MemoryError()
     with nogil:
         for k in range(m):
             idx = order[k]
+            if k + 1 < m:  # the next image, while this one trains
+                cnn_ext_prefetch_bytes(&images[order[k + 1], 0, 0], s.h * s.w)
             losses[k] = train_step_c(&images[idx, 0, 0], labels[idx], &s, &filters[0, 0, 0],
-                                     &weights[0, 0], &biases[0], learn_rate, &b, &correct[k])
+                                     w, &biases[0], learn_rate, &b, &correct[k])
+        if raw != NULL:  # the private copy's weights back into the caller's array
+            memcpy(&weights[0, 0], w, weights.shape[0] * weights.shape[1] * sizeof(double))
+    free(raw)
     free(b.block)
+
+
+# Chunks and batches of at least this many images work on a 64-byte aligned private copy
+# of a misaligned weights array (copying 108 KB costs about two images' time).
+cdef Py_ssize_t ALIGNED_COPY_MIN = 64
+
+
+cdef double* _aligned_weights(const double[:, ::1] weights, bint worth_it, void** raw,
+                              tuple others) except NULL:
+    # The weights themselves, or, when worth_it and they are not 64-byte aligned, an
+    # aligned copy (in *raw, for the caller to free; the caller copies it back if it
+    # writes). Never when another argument's memory may overlap them: then the kernels must
+    # see each other's writes, as they do on the caller's arrays.
+    cdef const double* p = &weights[0, 0]
+    raw[0] = NULL
+    if not worth_it or (<size_t> p) % 64 == 0:
+        return <double*> p
+    base = weights.base
+    for a in others:
+        if _np.may_share_memory(_np.asarray(a), _np.asarray(base)):
+            return <double*> p
+    cdef double* copy = cnn_ext_aligned_copy(p, weights.shape[0] * weights.shape[1], raw)
+    if copy == NULL:
+        raise MemoryError()
+    return copy
 
 
 cdef int _parameter_arrays(object filters, object weights, object biases, Arr* arrays) except -1:
@@ -386,14 +422,17 @@ def predict_proba(const unsigned char[:, :, ::1] images, const double[:, :, ::1]
         free(per_thread)
         raise MemoryError()
     prepare_filters(&filters[0, 0, 0], &s, transposed, &fl)
+    cdef void* raw = NULL
+    cdef const double* w
     try:
+        w = _aligned_weights(weights, n >= 4 * ALIGNED_COPY_MIN, &raw, ())
         for t in range(threads):
             if buffers_alloc(&per_thread[t], &s) != 0:
                 raise MemoryError()
         with nogil:
             for i in prange(n, num_threads=threads, schedule="static"):
                 t = threadid()
-                forward_c(&images[i, 0, 0], &s, &fl, &weights[0, 0], &biases[0], &per_thread[t], False)
+                forward_c(&images[i, 0, 0], &s, &fl, w, &biases[0], &per_thread[t], False)
                 for k in range(s.nodes):
                     out[i, k] = per_thread[t].probs[k]
     finally:
@@ -401,3 +440,4 @@ def predict_proba(const unsigned char[:, :, ::1] images, const double[:, :, ::1]
             free(per_thread[t].block)
         free(per_thread)
         free(transposed)
+        free(raw)

@@ -23,8 +23,9 @@ cdef double _peak_seconds(long long iterations) except -1.0:
 def fma_peak(seconds=0.2):
     """Measure this core's float64 multiply-add peak with the instructions of this build.
 
-    Runs 12 independent multiply-add chains (AVX2 build: 4-wide FMAs; portable build: 2-wide
-    or scalar multiply then add) without the GIL, in repeats of about ``min(seconds / 10, 4 ms)``,
+    Runs independent multiply-add chains (AVX-512 build: 16 chains of 8-wide FMAs; AVX2
+    build: 12 of 4-wide FMAs; aarch64: 16 of 2-wide NEON FMAs; other portable builds: 12 of
+    2-wide or scalar multiply then add) without the GIL, in repeats of about ``min(seconds / 10, 4 ms)``,
     for about ``seconds`` in all. The best repeat is the peak (other load only slows a repeat).
     Returns a dict: ``gflops`` (best, 1 multiply-add = 2 flops), ``multiply_adds_per_s``,
     ``median_gflops``, ``repeats``, ``seconds``, ``isa`` (what ran) and ``flops_per_iteration``.

@@ -1,8 +1,10 @@
 """The hardware limit: this core's measured float64 peak, and each result's arithmetic floor.
 
-The peak comes from ``fma_peak`` of the kernels in use (:mod:`cnn_ext._dispatch`): the AVX2
-build times 12 independent chains of 4-wide FMAs, the portable build multiply-add chains of
-the width it runs. The floor of a result is the tutorial's multiply-adds per image, counted
+The peak is the core's widest float64 FMA: ``fma_peak`` of the widest kernel build this CPU
+and OS can run (:mod:`cnn_ext._dispatch`), whichever build the results ran on. The AVX-512
+build times 16 independent chains of 8-wide FMAs, the AVX2 build 12 chains of 4-wide FMAs,
+the aarch64 build 16 chains of 2-wide NEON FMAs, other portable builds multiply-add chains
+of the width they run. Every build's probe is measured and kept (``isa_peaks``). The floor of a result is the tutorial's multiply-adds per image, counted
 from the network's actual shapes, at that peak (2 flops per multiply-add; on N threads,
 N times the one-core peak):
 
@@ -13,6 +15,7 @@ N times the one-core peak):
 The max-pool, the softmax's exponentials, the bias and SGD updates are left out: they are
 comparisons and O(inputs) work, not multiply-adds. The fraction of peak is floor / time.
 """
+import importlib
 
 
 def multiply_adds(network, image_shape=(28, 28), training=True):
@@ -44,16 +47,40 @@ def arithmetic(network, image_shape=(28, 28)):
                         f"{num_filters}*{kh * kw}")}
 
 
-def measure_peak(seconds=0.5):
-    """The dispatched kernels' ``fma_peak(seconds)`` dict, plus the module name; None if absent."""
-    from .._dispatch import NAME, kernels
+def runnable_builds():
+    """[(module name, module)] of every kernel build this CPU and OS can run, widest first."""
+    from .._dispatch import BUILDS, baseline
 
-    probe = getattr(kernels, "fma_peak", None)
-    if probe is None:
+    found = []
+    for name, (module, cpu_has, _) in BUILDS.items():
+        if cpu_has():
+            try:
+                found.append((module, importlib.import_module(f"cnn_ext.{module}")))
+            except ImportError:  # not built in this installation
+                pass
+    return found + [("_kernels", baseline)]
+
+
+def measure_peak(seconds=0.5):
+    """The widest build's ``fma_peak(seconds)`` dict, with ``kernels`` (the probe's module),
+    ``kernels_in_use`` (the dispatched one) and ``isa_peaks`` (every build's probe:
+    {module: {"isa", "gflops", "median_gflops"}}); None if no build has a probe."""
+    from .._dispatch import NAME
+
+    isa_peaks, widest = {}, None
+    for module, k in runnable_builds():
+        probe = getattr(k, "fma_peak", None)
+        if probe is None:
+            continue
+        result = dict(probe(seconds))
+        isa_peaks[module] = {key: result[key] for key in ("isa", "gflops", "median_gflops")}
+        if widest is None:
+            widest = dict(result, kernels=module)
+    if widest is None:
         return None
-    result = dict(probe(seconds))
-    result["kernels"] = NAME
-    return result
+    widest["kernels_in_use"] = NAME
+    widest["isa_peaks"] = isa_peaks
+    return widest
 
 
 def threads_of(row, framework_threads=1):

@@ -216,9 +216,16 @@ def peak_line(peak):
     """One line on the measured peak: GFLOP/s, multiply-adds/s, what ran, on which kernels."""
     if not peak:
         return "peak: not measured (the kernels have no fma_peak probe)"
-    return (f"peak: {peak['gflops']:.1f} GFLOP/s float64 on one core = "
+    line = (f"peak: {peak['gflops']:.1f} GFLOP/s float64 on one core = "
             f"{peak['multiply_adds_per_s'] / 1e9:.1f} G multiply-adds/s (best of {peak['repeats']} "
             f"repeats, median {peak['median_gflops']:.1f}; {peak['isa']}, {peak['kernels']})")
+    others = [f"{p['isa'].split(',')[0]} {p['gflops']:.1f}" for module, p in peak.get("isa_peaks", {}).items()
+              if module != peak["kernels"]]
+    if peak.get("kernels_in_use") and peak["kernels_in_use"] != peak["kernels"]:
+        line += f"; the results ran on {peak['kernels_in_use']}"
+    if others:
+        line += "; other probes: " + ", ".join(others) + " GFLOP/s"
+    return line
 
 
 def peak_summary(rows, peak, madds):
@@ -227,7 +234,8 @@ def peak_summary(rows, peak, madds):
         return []
     lines = [f"arithmetic floor: {madds['training']:,} multiply-adds per training step, "
              f"{madds['inference']:,} per inference ({madds['counted']}); floor = 2 flops per "
-             f"multiply-add at {peak['gflops']:.1f} GFLOP/s per thread"]
+             f"multiply-add at {peak['gflops']:.1f} GFLOP/s per thread, the "
+             f"{peak['isa'].split(',')[0]} peak"]
     for row in rows:
         if row["section"] in ("train step", "epoch", "inference") and row["implementation"].startswith(
                 "cnn_ext") and row.get("fraction_of_peak") is not None:

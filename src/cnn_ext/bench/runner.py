@@ -107,6 +107,14 @@ def best_peak(measurements):
         return None
     best = dict(max(found, key=lambda m: m["gflops"]))
     best["measurements_gflops"] = [round(m["gflops"], 3) for m in found]
+    # every build's probe: the best of the measurements of each
+    isa_peaks = {}
+    for m in found:
+        for module, p in m.get("isa_peaks", {}).items():
+            if module not in isa_peaks or p["gflops"] > isa_peaks[module]["gflops"]:
+                isa_peaks[module] = dict(p)
+    if isa_peaks:
+        best["isa_peaks"] = isa_peaks
     return best
 
 

@@ -24,6 +24,12 @@ static inline const char* cnn_ext_simd(void) {
 #if defined(__AVX512F__)
         " avx512f"
 #endif
+#if defined(__AVX512VL__)
+        " avx512vl"
+#endif
+#if defined(__AVX512DQ__)
+        " avx512dq"
+#endif
 #if defined(__AVX2__)
         " avx2"
 #endif

@@ -23,23 +23,25 @@
    window and each position still sees its taps in order 0..8, each tap its positions
    in order (0,0), (0,1), (1,0), (1,1). */
 #if CNN_EXT_V4D
-#define CNN_EXT_PATCH(OP, x, w) do { cnn_ext_v4d v; \
-    v = cnn_ext_bcast(x);                 OP(0, 0); \
-    v = cnn_ext_bcast(x + 1);             OP(0, 1); OP(1, 0); \
-    v = cnn_ext_bcast(x + 2);             OP(0, 2); OP(1, 1); \
-    v = cnn_ext_bcast(x + 3);             OP(1, 2); \
-    v = cnn_ext_bcast(x + w);             OP(0, 3); OP(2, 0); \
-    v = cnn_ext_bcast(x + w + 1);         OP(0, 4); OP(1, 3); OP(2, 1); OP(3, 0); \
-    v = cnn_ext_bcast(x + w + 2);         OP(0, 5); OP(1, 4); OP(2, 2); OP(3, 1); \
-    v = cnn_ext_bcast(x + w + 3);         OP(1, 5); OP(3, 2); \
-    v = cnn_ext_bcast(x + 2 * w);         OP(0, 6); OP(2, 3); \
-    v = cnn_ext_bcast(x + 2 * w + 1);     OP(0, 7); OP(1, 6); OP(2, 4); OP(3, 3); \
-    v = cnn_ext_bcast(x + 2 * w + 2);     OP(0, 8); OP(1, 7); OP(2, 5); OP(3, 4); \
-    v = cnn_ext_bcast(x + 2 * w + 3);     OP(1, 8); OP(3, 5); \
-    v = cnn_ext_bcast(x + 3 * w);         OP(2, 6); \
-    v = cnn_ext_bcast(x + 3 * w + 1);     OP(2, 7); OP(3, 6); \
-    v = cnn_ext_bcast(x + 3 * w + 2);     OP(2, 8); OP(3, 7); \
-    v = cnn_ext_bcast(x + 3 * w + 3);     OP(3, 8); \
+#define CNN_EXT_PATCH(OP, x, w) CNN_EXT_PATCH_T(OP, x, w, cnn_ext_v4d, cnn_ext_bcast)
+/* the same walk for a vector type T whose broadcast is BCAST (8-wide in the AVX-512 build) */
+#define CNN_EXT_PATCH_T(OP, x, w, T, BCAST) do { T v; \
+    v = BCAST(x);                 OP(0, 0); \
+    v = BCAST(x + 1);             OP(0, 1); OP(1, 0); \
+    v = BCAST(x + 2);             OP(0, 2); OP(1, 1); \
+    v = BCAST(x + 3);             OP(1, 2); \
+    v = BCAST(x + w);             OP(0, 3); OP(2, 0); \
+    v = BCAST(x + w + 1);         OP(0, 4); OP(1, 3); OP(2, 1); OP(3, 0); \
+    v = BCAST(x + w + 2);         OP(0, 5); OP(1, 4); OP(2, 2); OP(3, 1); \
+    v = BCAST(x + w + 3);         OP(1, 5); OP(3, 2); \
+    v = BCAST(x + 2 * w);         OP(0, 6); OP(2, 3); \
+    v = BCAST(x + 2 * w + 1);     OP(0, 7); OP(1, 6); OP(2, 4); OP(3, 3); \
+    v = BCAST(x + 2 * w + 2);     OP(0, 8); OP(1, 7); OP(2, 5); OP(3, 4); \
+    v = BCAST(x + 2 * w + 3);     OP(1, 8); OP(3, 5); \
+    v = BCAST(x + 3 * w);         OP(2, 6); \
+    v = BCAST(x + 3 * w + 1);     OP(2, 7); OP(3, 6); \
+    v = BCAST(x + 3 * w + 2);     OP(2, 8); OP(3, 7); \
+    v = BCAST(x + 3 * w + 3);     OP(3, 8); \
     } while (0)
 
 /* One pooling window of one block of four filters: the window's four conv outputs
@@ -102,6 +104,58 @@ void cnn_ext_store_grad4(const cnn_ext_v4d acc[9], ptrdiff_t f, double* d_L_d_fi
             d_L_d_filters[9 * (f + q) + k] = acc[k][q];
 }
 
+#if CNN_EXT_V8D
+/* The window helpers above for a block of eight filters (the AVX-512 build): lane q is
+   filter f + q, and each lane's operations are those of the 4-wide helpers, in the same
+   order, so the numbers are the same bit for bit. */
+static inline __attribute__((always_inline))
+void cnn_ext_conv_window8(const double* x, ptrdiff_t w, const cnn_ext_v8d F[9],
+                          cnn_ext_v8d acc[4]) {
+    for (int p = 0; p < 4; p++)
+        acc[p] = (cnn_ext_v8d){0, 0, 0, 0, 0, 0, 0, 0};
+#define CNN_EXT_CONV_OP(p, k) acc[p] = cnn_ext_fma8(v, F[k], acc[p])
+    CNN_EXT_PATCH_T(CNN_EXT_CONV_OP, x, w, cnn_ext_v8d, cnn_ext_bcast8);
+#undef CNN_EXT_CONV_OP
+}
+
+static inline __attribute__((always_inline))
+cnn_ext_v8d cnn_ext_window_max8(const cnn_ext_v8d acc[4], const int nan_free) {
+    if (nan_free) {
+        __m512d r = _mm512_max_pd((__m512d)acc[1], (__m512d)acc[0]);
+        r = _mm512_max_pd((__m512d)acc[2], r);
+        return (cnn_ext_v8d)_mm512_max_pd((__m512d)acc[3], r);
+    }
+    return cnn_ext_max_nan8(cnn_ext_max_nan8(cnn_ext_max_nan8(acc[0], acc[1]), acc[2]), acc[3]);
+}
+
+static inline __attribute__((always_inline))
+void cnn_ext_window_mask8(const cnn_ext_v8d acc[4], cnn_ext_v8d m, long long* q, ptrdiff_t nf) {
+    for (int p = 0; p < 4; p++)
+        *(cnn_ext_v8i*)(q + p * nf) = (cnn_ext_v8i)(acc[p] == m);
+}
+
+static inline __attribute__((always_inline))
+void cnn_ext_window_grads8(cnn_ext_v8d g, const long long* q, ptrdiff_t nf, cnn_ext_v8d d[4]) {
+    for (int p = 0; p < 4; p++)
+        d[p] = (cnn_ext_v8d)((cnn_ext_v8i)g & *(const cnn_ext_v8i*)(q + p * nf));
+}
+
+static inline __attribute__((always_inline))
+void cnn_ext_grad_window8(const double* x, ptrdiff_t w, const cnn_ext_v8d d[4],
+                          cnn_ext_v8d acc[9]) {
+#define CNN_EXT_GRAD_OP(p, k) acc[k] = cnn_ext_fma8(v, d[p], acc[k])
+    CNN_EXT_PATCH_T(CNN_EXT_GRAD_OP, x, w, cnn_ext_v8d, cnn_ext_bcast8);
+#undef CNN_EXT_GRAD_OP
+}
+
+static inline __attribute__((always_inline))
+void cnn_ext_store_grad8(const cnn_ext_v8d acc[9], ptrdiff_t f, double* d_L_d_filters) {
+    for (int k = 0; k < 9; k++)
+        for (int q = 0; q < 8; q++)
+            d_L_d_filters[9 * (f + q) + k] = acc[k][q];
+}
+#endif
+
 /* Conv3x3 over the pooling windows of its output, with any of three results:
    conv_out (h-2, w-2, nf), the convolution itself (only the positions inside complete
    windows: an odd last row or column is left to the caller); pool ((h-2)/2, (w-2)/2, nf),
@@ -118,7 +172,36 @@ void cnn_ext_conv_windows_v4(const double* image, ptrdiff_t h, ptrdiff_t w,
        store_pool and nan_free (cnn_ext_window_max4): each gets a copy without the
        outputs and checks it does not use. */
     ptrdiff_t cw = w - 2, ph = (h - 2) / 2, pw = (w - 2) / 2;
-    for (ptrdiff_t f = 0; f < nf; f += 4) {
+    ptrdiff_t f = 0;
+#if CNN_EXT_V8D
+    for (; f + 8 <= nf; f += 8) {
+        cnn_ext_v8d F[9];
+        for (int k = 0; k < 9; k++)
+            F[k] = *(const cnn_ext_v8d*)(t + k * nf + f);
+        for (ptrdiff_t pi = 0; pi < ph; pi++) {
+            for (ptrdiff_t pj = 0; pj < pw; pj++) {
+                const double* x = image + 2 * pi * w + 2 * pj;
+                cnn_ext_v8d acc[4];
+                cnn_ext_conv_window8(x, w, F, acc);
+                if (store_conv) {
+                    double* o = conv_out + ((2 * pi) * cw + 2 * pj) * nf + f;
+                    *(cnn_ext_v8d*)o = acc[0];
+                    *(cnn_ext_v8d*)(o + nf) = acc[1];
+                    *(cnn_ext_v8d*)(o + cw * nf) = acc[2];
+                    *(cnn_ext_v8d*)(o + cw * nf + nf) = acc[3];
+                }
+                if (store_pool) {
+                    cnn_ext_v8d m = cnn_ext_window_max8(acc, nan_free);
+                    ptrdiff_t win = pi * pw + pj;
+                    *(cnn_ext_v8d*)(pool + win * nf + f) = m;
+                    if (mask)
+                        cnn_ext_window_mask8(acc, m, (long long*)mask + win * 4 * nf + f, nf);
+                }
+            }
+        }
+    }
+#endif
+    for (; f < nf; f += 4) {
         cnn_ext_v4d F[9];
         for (int k = 0; k < 9; k++)
             F[k] = *(const cnn_ext_v4d*)(t + k * nf + f);
@@ -178,7 +261,26 @@ static inline void cnn_ext_filter_grad_v4(const double* image, ptrdiff_t h, ptrd
                                           const double* g, const void* mask, ptrdiff_t nf,
                                           double* d_L_d_filters) {
     ptrdiff_t ch = h - 2, cw = w - 2, ph = ch / 2, pw = cw / 2;
-    for (ptrdiff_t f = 0; f < nf; f += 4) {
+    ptrdiff_t f = 0;
+#if CNN_EXT_V8D
+    /* the masked case (the network's) eight filters at a time; the rest below */
+    for (; mask && f + 8 <= nf; f += 8) {
+        cnn_ext_v8d acc[9];
+        for (int k = 0; k < 9; k++)
+            acc[k] = (cnn_ext_v8d){0, 0, 0, 0, 0, 0, 0, 0};
+        for (ptrdiff_t pi = 0; pi < ph; pi++) {
+            for (ptrdiff_t pj = 0; pj < pw; pj++) {
+                ptrdiff_t win = pi * pw + pj;
+                cnn_ext_v8d d[4];
+                cnn_ext_window_grads8(*(const cnn_ext_v8d*)(g + win * nf + f),
+                                      (const long long*)mask + win * 4 * nf + f, nf, d);
+                cnn_ext_grad_window8(image + 2 * pi * w + 2 * pj, w, d, acc);
+            }
+        }
+        cnn_ext_store_grad8(acc, f, d_L_d_filters);
+    }
+#endif
+    for (; f < nf; f += 4) {
         cnn_ext_v4d acc[9];
         for (int k = 0; k < 9; k++)
             acc[k] = (cnn_ext_v4d){0, 0, 0, 0};

@@ -11,6 +11,7 @@
 #define CNN_EXT_NETWORK_H
 
 #include <stddef.h>
+#include <stdlib.h>
 #include <string.h>
 
 #include "conv.h"
@@ -64,8 +65,33 @@ void cnn_ext_forward10_impl(const double* restrict image, ptrdiff_t h, ptrdiff_t
     cnn_ext_v4d a[10];
     for (int v = 0; v < 10; v++)
         a[v] = (cnn_ext_v4d){0, 0, 0, 0};
+#if CNN_EXT_V8D
+    cnn_ext_v8d A[5];  /* the AVX-512 build's dense accumulators (cnn_ext_dense10_quad8) */
+    for (int j = 0; j < 5; j++)
+        A[j] = (cnn_ext_v8d){0, 0, 0, 0, 0, 0, 0, 0};
+#endif
     for (ptrdiff_t pi = 0; pi < ph; pi++) {
-        for (ptrdiff_t f = 0; f < nf; f += 4) {
+        ptrdiff_t f = 0;
+#if CNN_EXT_V8D
+        for (; f + 8 <= nf; f += 8) {  /* eight filters, two quads of the dense layer */
+            cnn_ext_v8d F[9];
+            for (int k = 0; k < 9; k++)
+                F[k] = *(const cnn_ext_v8d*)(t + k * nf + f);
+            for (ptrdiff_t pj = 0; pj < pw; pj++) {
+                cnn_ext_v8d acc[4];
+                cnn_ext_conv_window8(image + 2 * pi * w + 2 * pj, w, F, acc);
+                cnn_ext_v8d m = cnn_ext_window_max8(acc, nan_free);
+                ptrdiff_t win = pi * pw + pj;
+                *(cnn_ext_v8d*)(pool + win * nf + f) = m;
+                if (mask)
+                    cnn_ext_window_mask8(acc, m, (long long*)mask + win * 4 * nf + f, nf);
+                const char* quads = (const char*)(weights + 10 * (win * nf + f));
+                for (int e = 0; e < 10; e++)
+                    __builtin_prefetch(quads + 64 * e, 0, 3);
+            }
+        }
+#endif
+        for (; f < nf; f += 4) {
             cnn_ext_v4d F[9];
             for (int k = 0; k < 9; k++)
                 F[k] = *(const cnn_ext_v4d*)(t + k * nf + f);
@@ -83,9 +109,17 @@ void cnn_ext_forward10_impl(const double* restrict image, ptrdiff_t h, ptrdiff_t
                     __builtin_prefetch(quad + 64 * e, 0, 3);
             }
         }
-        for (ptrdiff_t k = pi * row; k < (pi + 1) * row; k += 4)
+        for (ptrdiff_t k = pi * row; k < (pi + 1) * row; k += 4) {
+#if CNN_EXT_V8D
+            cnn_ext_dense10_quad8(pool + k, weights + 10 * k, A);
+#else
             cnn_ext_dense10_quad(pool + k, weights + 10 * k, a);
+#endif
+        }
     }
+#if CNN_EXT_V8D
+    cnn_ext_dense10_split8(A, a);
+#endif
     cnn_ext_dense10_fold(a, totals);
 }
 
@@ -116,7 +150,28 @@ static inline void cnn_ext_backward10_v4(const double* restrict image, ptrdiff_t
     ptrdiff_t ph = (h - 2) / 2, pw = (w - 2) / 2;
     cnn_ext_v4d T[5], lrT[5];
     cnn_ext_dense10_tvectors(d_L_d_t, learn_rate, T, lrT);
-    for (ptrdiff_t f = 0; f < nf; f += 4) {
+    ptrdiff_t f = 0;
+#if CNN_EXT_V8D
+    for (; f + 8 <= nf; f += 8) {  /* eight filters: two quads of the dense layer per window */
+        cnn_ext_v8d acc[9];
+        for (int k = 0; k < 9; k++)
+            acc[k] = (cnn_ext_v8d){0, 0, 0, 0, 0, 0, 0, 0};
+        for (ptrdiff_t pi = 0; pi < ph; pi++) {
+            for (ptrdiff_t pj = 0; pj < pw; pj++) {
+                ptrdiff_t win = pi * pw + pj, r = win * nf + f;
+                cnn_ext_v4d g0 = cnn_ext_dense10_quad_backprop(pool + r, weights + 10 * r, T, lrT);
+                cnn_ext_v4d g1 = cnn_ext_dense10_quad_backprop(pool + r + 4, weights + 10 * (r + 4),
+                                                               T, lrT);
+                cnn_ext_v8d d[4];
+                cnn_ext_window_grads8(cnn_ext_join8(g0, g1),
+                                      (const long long*)mask + win * 4 * nf + f, nf, d);
+                cnn_ext_grad_window8(image + 2 * pi * w + 2 * pj, w, d, acc);
+            }
+        }
+        cnn_ext_store_grad8(acc, f, d_L_d_filters);
+    }
+#endif
+    for (; f < nf; f += 4) {
         cnn_ext_v4d acc[9];
         for (int k = 0; k < 9; k++)
             acc[k] = (cnn_ext_v4d){0, 0, 0, 0};
@@ -147,5 +202,28 @@ static inline void cnn_ext_backward10_v4(const double* image, ptrdiff_t h, ptrdi
                                          double* weights, const double* d_L_d_t,
                                          double learn_rate, double* d_L_d_filters) {}
 #endif
+
+/* Every build: asks the cache for the n bytes at p (the next image of a training chunk,
+   whose order is known), so that a shuffled epoch's images come from the cache, not from
+   memory. Only a hint: no number changes. */
+static inline void cnn_ext_prefetch_bytes(const void* p, ptrdiff_t n) {
+#if defined(__GNUC__) || defined(__clang__)
+    for (ptrdiff_t k = 0; k < n; k += 64)
+        __builtin_prefetch((const char*)p + k, 0, 3);
+#endif
+}
+
+/* Every build: a 64-byte aligned copy of n doubles at src, inside the block *raw (to be
+   freed with free()), or NULL when out of memory. The vector kernels read the dense
+   layer's weights in 32- and 64-byte vectors; NumPy places an array 16 bytes past a
+   64-byte boundary as often as on one, and then a vector in two reads crosses a line. */
+static inline double* cnn_ext_aligned_copy(const double* src, ptrdiff_t n, void** raw) {
+    *raw = malloc((size_t)n * sizeof(double) + 64);
+    if (*raw == NULL)
+        return NULL;
+    double* p = (double*)(((size_t)*raw + 63) & ~(size_t)63);
+    memcpy(p, src, (size_t)n * sizeof(double));
+    return p;
+}
 
 #endif /* CNN_EXT_NETWORK_H */

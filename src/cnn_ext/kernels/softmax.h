@@ -30,6 +30,32 @@ void cnn_ext_dense10_quad(const double* x, const double* w, cnn_ext_v4d a[10]) {
     for (int v = 0; v < 10; v++)
         a[v] = cnn_ext_fma(X[v], CNN_EXT_LOAD4(w + 4 * v), a[v]);
 }
+#if CNN_EXT_V8D
+/* The AVX-512 build's quad: the same 40 weights as five 8-wide vectors, A[j] holding the
+   lanes of a[2j] and a[2j + 1], so each weight meets the same x in the same accumulator
+   lane as in cnn_ext_dense10_quad: the same sums, bit for bit, in half the instructions.
+   Element e of the quad is row e / 10: the x vectors are x[0..3] permuted. */
+static inline __attribute__((always_inline))
+void cnn_ext_dense10_quad8(const double* x, const double* w, cnn_ext_v8d A[5]) {
+    const __m512d xs = _mm512_castpd256_pd512(_mm256_loadu_pd(x));
+    const __m512i i1 = _mm512_set_epi64(1, 1, 1, 1, 1, 1, 0, 0);
+    const __m512i i2 = _mm512_set_epi64(2, 2, 2, 2, 1, 1, 1, 1);
+    const __m512i i3 = _mm512_set_epi64(3, 3, 2, 2, 2, 2, 2, 2);
+    cnn_ext_v8d X[5] = {cnn_ext_bcast8(x), (cnn_ext_v8d)_mm512_permutexvar_pd(i1, xs),
+                        (cnn_ext_v8d)_mm512_permutexvar_pd(i2, xs),
+                        (cnn_ext_v8d)_mm512_permutexvar_pd(i3, xs), cnn_ext_bcast8(x + 3)};
+    for (int j = 0; j < 5; j++)
+        A[j] = cnn_ext_fma8(X[j], *(const cnn_ext_v8d*)(w + 8 * j), A[j]);
+}
+/* A[5] back to the ten 4-wide accumulators of cnn_ext_dense10_quad */
+static inline __attribute__((always_inline))
+void cnn_ext_dense10_split8(const cnn_ext_v8d A[5], cnn_ext_v4d a[10]) {
+    for (int j = 0; j < 5; j++) {
+        a[2 * j] = (cnn_ext_v4d)_mm512_castpd512_pd256((__m512d)A[j]);
+        a[2 * j + 1] = (cnn_ext_v4d)_mm512_extractf64x4_pd((__m512d)A[j], 1);
+    }
+}
+#endif
 /* The ten totals from the accumulators, added as (rows 0 + 2) + (rows 1 + 3). */
 static inline __attribute__((always_inline))
 void cnn_ext_dense10_fold(const cnn_ext_v4d a[10], double* totals) {
@@ -47,11 +73,20 @@ void cnn_ext_dense10_fold(const cnn_ext_v4d a[10], double* totals) {
 static inline void cnn_ext_dense10_forward(const double* x, ptrdiff_t L,
                                            const double* weights, double* totals) {
     cnn_ext_v4d a[10];
+    ptrdiff_t k = 0;
+#if CNN_EXT_V8D
+    cnn_ext_v8d A[5];
+    for (int j = 0; j < 5; j++)
+        A[j] = (cnn_ext_v8d){0, 0, 0, 0, 0, 0, 0, 0};
+    for (; k + 4 <= L; k += 4)
+        cnn_ext_dense10_quad8(x + k, weights + 10 * k, A);
+    cnn_ext_dense10_split8(A, a);
+#else
     for (int v = 0; v < 10; v++)
         a[v] = (cnn_ext_v4d){0, 0, 0, 0};
-    ptrdiff_t k = 0;
     for (; k + 4 <= L; k += 4)
         cnn_ext_dense10_quad(x + k, weights + 10 * k, a);
+#endif
     cnn_ext_dense10_fold(a, totals);
     for (; k < L; k++)
         for (int n = 0; n < 10; n++)
@@ -89,17 +124,21 @@ cnn_ext_v4d cnn_ext_dense10_quad_backprop(const double* x, double* w, const cnn_
     __m256d P = (__m256d)cnn_ext_fma(W1, T[Tb], W0 * T[Ta]); \
     *(cnn_ext_v4d*)(w + 4 * (va)) = cnn_ext_fnma(Xa, lrT[Ta], W0); \
     *(cnn_ext_v4d*)(w + 4 * (vb)) = cnn_ext_fnma(Xb, lrT[Tb], W1);
-    CNN_EXT_PAIR(A, 0, 1, 0, 1, x0, x0)
-    CNN_EXT_PAIR(B, 3, 4, 3, 4, x1, x1)
-    CNN_EXT_PAIR(C, 5, 6, 0, 1, x2, x2)
-    CNN_EXT_PAIR(D, 8, 9, 3, 4, x3, x3)
-#undef CNN_EXT_PAIR
-    /* leftover lanes: W2 * T2 holds rows 0 and 1, W7 * T2 rows 2 and 3 */
+    /* leftover lanes first, while all four x are live: W2 * T2 holds rows 0 and 1, W7 * T2
+       rows 2 and 3 */
     W0 = CNN_EXT_LOAD4(w + 8); W1 = CNN_EXT_LOAD4(w + 28);
     __m256d rest = _mm256_hadd_pd((__m256d)(W0 * T[2]), (__m256d)(W1 * T[2]));
     *(cnn_ext_v4d*)(w + 8) = cnn_ext_fnma(cnn_ext_pair(x0, x1), lrT[2], W0);
     *(cnn_ext_v4d*)(w + 28) = cnn_ext_fnma(cnn_ext_pair(x2, x3), lrT[2], W1);
-    __m256d AB = _mm256_hadd_pd(A, B), CD = _mm256_hadd_pd(C, D);
+    /* then the pairs, each two folded at once (the same hadds as before, earlier): fewer
+       live vectors, fewer spills with 16 registers */
+    CNN_EXT_PAIR(A, 0, 1, 0, 1, x0, x0)
+    CNN_EXT_PAIR(B, 3, 4, 3, 4, x1, x1)
+    __m256d AB = _mm256_hadd_pd(A, B);
+    CNN_EXT_PAIR(C, 5, 6, 0, 1, x2, x2)
+    CNN_EXT_PAIR(D, 8, 9, 3, 4, x3, x3)
+    __m256d CD = _mm256_hadd_pd(C, D);
+#undef CNN_EXT_PAIR
     __m256d full = _mm256_add_pd(_mm256_permute2f128_pd(AB, CD, 0x20),
                                  _mm256_permute2f128_pd(AB, CD, 0x31));
     rest = _mm256_permute4x64_pd(rest, 0xD8);  /* rows 0, 2, 1, 3 -> 0, 1, 2, 3 */

@@ -1,0 +1,305 @@
+"""Every kernel build this CPU can run, against each other: the "fma" family (the AVX2 and
+AVX-512 builds) must give the same numbers bit for bit, in every public result.
+
+The AVX-512 build takes eight filters per block where the AVX2 build takes four, and its
+compiler has 32 vector registers; each output must still see the AVX2 build's operations in
+the AVX2 build's order. Compared here: the layer kernels one by one, on real MNIST digits
+(whose blank regions make max-pool ties), on NaN, infinities and huge values, on odd image
+shapes and filter counts 1..13; the fused TrainState steps and predict_proba; and, with
+each build forced by CNN_EXT_KERNELS in a subprocess, Network.fit, train_step,
+predict_proba and trace.
+
+On a CPU with AVX-512, the project's CI (CNN_EXT_CI=1) fails when the AVX-512 build is
+missing rather than skipping: it is what such CPUs must run.
+"""
+import importlib
+import json
+import os
+import platform
+import subprocess
+import sys
+import zlib
+
+import numpy as np
+import pytest
+
+import cnn_ext
+from cnn_ext import _dispatch, _kernels
+
+X86_64 = platform.machine().lower() in ("x86_64", "amd64")
+FILTERS = list(range(1, 14))  # blocks of 8 and 4 and remainders
+SHAPES = [(28, 28), (28, 29), (5, 7), (6, 6), (9, 12), (13, 11)]
+
+
+def _load(name, cpu_has):
+    """(module, None) or (None, why it cannot run here)."""
+    if not X86_64:
+        return None, f"{name} is an x86-64 build, this is {platform.machine()}"
+    if not cpu_has():
+        return None, f"this CPU (or OS) cannot run {name}"
+    try:
+        return importlib.import_module(f"cnn_ext.{name}"), None
+    except ImportError as e:
+        return None, f"{name} is not built in this installation ({e})"
+
+
+AVX2, AVX2_WHY = _load("_kernels_avx2", _kernels.cpu_has_avx2_fma)
+AVX512, AVX512_WHY = _load("_kernels_avx512", _kernels.cpu_has_avx512)
+
+
+def _avx512_required():
+    """On a CPU with AVX-512, a GCC/clang build on x86-64 must have the AVX-512 variant."""
+    return X86_64 and _kernels.cpu_has_avx512() and _kernels.COMPILER != "msvc"
+
+
+def _need_pair():
+    """(reference, other): the AVX2 build and the AVX-512 build, or skip/fail with the reason."""
+    if AVX2 is not None and AVX512 is not None:
+        return AVX2, AVX512
+    reason = AVX2_WHY if AVX2 is None else AVX512_WHY
+    if os.environ.get("CNN_EXT_CI") and _avx512_required():
+        pytest.fail(f"{reason}: the project's CI builds and tests it on this AVX-512 CPU")
+    reason = f"only one build of the fma family can run here: {reason}"
+    print(reason)
+    pytest.skip(reason)
+
+
+def bits(a):
+    return np.ascontiguousarray(a, dtype=np.float64).view(np.uint64)
+
+
+def assert_bits(a, b, what):
+    """Bit for bit, except that a NaN's sign and payload are not compared (the NaN must be
+    at the same place): where two NaNs meet in one operation, x86 returns the first source
+    operand, and for commutative operations the compiler picks that order per build (with
+    32 registers it picks differently). Every number, infinity and signed zero must match."""
+    a, b = np.asarray(a), np.asarray(b)
+    assert a.shape == b.shape, (what, a.shape, b.shape)
+    nan_a, nan_b = np.isnan(a), np.isnan(b)
+    same = (bits(a) == bits(b)) | (nan_a & nan_b)
+    assert same.all(), f"{what}: {np.count_nonzero(~same)} of {a.size} values differ, first at " \
+                       f"{np.unravel_index(np.argmin(same), a.shape)}"
+
+
+def test_the_avx512_build_runs_where_the_cpu_has_it():
+    info = cnn_ext.build_info()
+    print({k: info[k] for k in ("kernels", "family", "cpu_has_avx512", "avx512_variant")})
+    assert info["family"] == _dispatch.FAMILIES[info["kernels"]]
+    if not _avx512_required():
+        reason = "this CPU has no AVX-512 (or the build is not GCC/clang on x86-64)"
+        print(reason)
+        pytest.skip(reason)
+    if AVX512 is None:
+        if os.environ.get("CNN_EXT_CI"):
+            pytest.fail(AVX512_WHY)
+        print(AVX512_WHY)
+        pytest.skip(AVX512_WHY)
+    assert "avx512f" in AVX512.SIMD and "-march=native" not in AVX512.CFLAGS
+    assert info["avx512_variant"] == "built"
+    forced = os.environ.get("CNN_EXT_KERNELS", "auto").strip().lower() or "auto"
+    if forced in ("auto", "avx512"):
+        assert info["kernels"] == "_kernels_avx512" and info["family"] == "fma"
+
+
+def _digits(mnist, h, w, n, rng):
+    """n normalised MNIST digits cut or padded to (h, w): real images, blank borders, ties."""
+    x = mnist[0][0][rng.choice(len(mnist[0][0]), n, replace=False)]
+    out = np.zeros((n, h, w), np.uint8)
+    out[:, :min(h, 28), :min(w, 28)] = x[:, :min(h, 28), :min(w, 28)]
+    return out / 255.0 - 0.5
+
+
+def _filters(nf, rng, special=None):
+    f = rng.standard_normal((nf, 3, 3)) / 9
+    if special is not None:
+        f[rng.integers(nf), rng.integers(3), rng.integers(3)] = special
+    return f
+
+
+@pytest.mark.parametrize("special", [None, 2e300, np.inf, -np.inf, np.nan, 1e300])
+@pytest.mark.parametrize("shape", SHAPES)
+def test_layer_kernels_bit_for_bit(mnist, shape, special):
+    ref, other = _need_pair()
+    rng = np.random.default_rng(zlib.crc32(repr((shape, special)).encode()))
+    h, w = shape
+    for nf in FILTERS:
+        image = _digits(mnist, h, w, 1, rng)[0]
+        filters = _filters(nf, rng, special)
+        outs = [k.conv3x3_forward(image, filters) for k in (ref, other)]
+        assert_bits(*outs, f"conv3x3_forward {shape} nf={nf}")
+        pools = [k.maxpool2_forward(o) for k, o in zip((ref, other), outs)]
+        assert_bits(*pools, f"maxpool2_forward {shape} nf={nf}")
+        L = pools[0].size
+        weights = rng.standard_normal((L, 10)) / L
+        biases = rng.standard_normal(10) * 0.1
+        if special is not None:
+            weights[rng.integers(L), rng.integers(10)] = special
+        fwd = [k.softmax_forward(p.ravel(), weights, biases) for k, p in zip((ref, other), pools)]
+        for name, a, b in zip(("totals", "probs"), *fwd):
+            assert_bits(a, b, f"softmax_forward {name} {shape} nf={nf}")
+        grad = np.zeros(10)
+        grad[rng.integers(10)] = -1 / max(fwd[0][1].max(), 1e-3)
+        results = []
+        for k, (totals, _), p, o in zip((ref, other), fwd, pools, outs):
+            wk, bk, fk = weights.copy(), biases.copy(), filters.copy()
+            d_pool = k.softmax_backprop(p.ravel(), wk, bk, totals, grad, 0.005)
+            d_conv = k.maxpool2_backprop(o, d_pool.reshape(p.shape))
+            k.conv3x3_backprop(image, d_conv, fk, 0.005)
+            results.append((d_pool, wk, bk, d_conv, fk))
+        for name, a, b in zip(("d_pool", "weights", "biases", "d_conv", "filters"), *results):
+            assert_bits(a, b, f"backprop {name} {shape} nf={nf}")
+
+
+def _train_and_predict(k, images, labels, test, nf, special, rng_seed):
+    rng = np.random.default_rng(rng_seed)
+    h, w = images.shape[1:]
+    L = ((h - 2) // 2) * ((w - 2) // 2) * nf
+    filters = _filters(nf, rng, special)
+    weights, biases = rng.standard_normal((L, 10)) / L, np.zeros(10)
+    state = k.TrainState(filters, weights, biases, 0.005, h, w)
+    steps = [state.step(images[i], int(labels[i])) for i in range(len(images) // 2)]
+    order = np.arange(len(images) // 2, len(images), dtype=np.int64)[::-1].copy()
+    losses, correct = np.empty(len(order)), np.empty(len(order), np.uint8)
+    k.train_steps(images, labels.astype(np.int64), order, filters, weights, biases, 0.005,
+                  losses, correct)
+    probs = np.empty((len(test), 10))
+    k.predict_proba(test, filters, weights, biases, probs, 2)
+    return [np.array([s[0] for s in steps]), np.array([s[1] for s in steps], float), losses,
+            correct.astype(float), filters, weights, biases, probs]
+
+
+# MNIST's shape with filter counts of one and two 8-blocks, 4-blocks and remainders; the odd
+# shapes with a few of them (a short run)
+FUSED_CASES = ([((28, 28), nf) for nf in (8, 4, 12, 16, 13, 1)]
+               + [(shape, nf) for shape in ((28, 29), (5, 7)) for nf in (8, 4, 12, 13)])
+
+
+@pytest.mark.parametrize("special", [None, 2e300, np.inf, np.nan])
+@pytest.mark.parametrize("shape, nf", FUSED_CASES)
+def test_fused_steps_and_inference_bit_for_bit(mnist, shape, nf, special):
+    ref, other = _need_pair()
+    rng = np.random.default_rng(7)
+    h, w = shape
+    n = 300 if shape == (28, 28) else 60
+    idx = rng.choice(len(mnist[0][0]), n, replace=False)
+    images = np.zeros((n, h, w), np.uint8)
+    images[:, :min(h, 28), :min(w, 28)] = mnist[0][0][idx][:, :min(h, 28), :min(w, 28)]
+    labels = mnist[0][1][idx]
+    test = np.zeros((100, h, w), np.uint8)
+    test[:, :min(h, 28), :min(w, 28)] = mnist[1][0][:100, :min(h, 28), :min(w, 28)]
+    names = ("step losses", "step hits", "losses", "hits", "filters", "weights", "biases", "probs")
+    a = _train_and_predict(ref, images, labels, test, nf, special, 11)
+    b = _train_and_predict(other, images, labels, test, nf, special, 11)
+    for name, x, y in zip(names, a, b):
+        assert_bits(x, y, f"{name} {shape} nf={nf} special={special}")
+
+
+# One process per build: Network's public results, hashed.
+NETWORK_SCRIPT = r"""
+import hashlib, json, numpy as np, cnn_ext
+from cnn_ext.datasets import mnist
+(x, y), (xt, yt) = mnist.load_data()
+digest = {}
+def put(name, *arrays):
+    h = hashlib.sha256()
+    for a in arrays:
+        h.update(np.ascontiguousarray(a).tobytes())
+    digest[name] = h.hexdigest()
+net = cnn_ext.Network(seed=0)
+history = net.fit(x[:2000], y[:2000], seed=3)
+put("fit", net.conv.filters, net.softmax.weights, net.softmax.biases)
+steps = [net.train_step(x[2000 + i], y[2000 + i]) for i in range(300)]
+put("train_step", np.array(steps, float), net.conv.filters, net.softmax.weights, net.softmax.biases)
+put("predict_proba", net.predict_proba(xt[:2000]), net.predict_proba(xt[:500], num_threads=1))
+traces = [net.trace(xt[i], yt[i]) for i in range(5)]
+put("trace", *[getattr(t, f) for t in traces for f in ("input", "conv", "pool", "pool_mask", "totals",
+    "probs", "d_L_d_filters", "d_L_d_weights", "d_L_d_biases", "d_L_d_conv")])
+odd = cnn_ext.Network(num_filters=12, image_shape=(28, 29), seed=1)
+odd_images = np.zeros((300, 28, 29), np.uint8)
+odd_images[:, :, :28] = x[:300]
+odd.fit(odd_images, y[:300], seed=0)
+put("fit 12 filters 28x29", odd.conv.filters, odd.softmax.weights, odd.predict_proba(odd_images[:50]))
+info = cnn_ext.build_info()
+print(json.dumps({"kernels": info["kernels"], "family": info["family"], "digest": digest}))
+"""
+
+
+def _network_digests(choice):
+    env = dict(os.environ, CNN_EXT_KERNELS=choice)
+    run = subprocess.run([sys.executable, "-c", NETWORK_SCRIPT], env=env, capture_output=True,
+                         text=True, timeout=600)
+    assert run.returncode == 0, run.stderr
+    return json.loads(run.stdout.strip().splitlines()[-1])
+
+
+def test_network_results_are_one_set_of_numbers_across_the_fma_family():
+    """fit, train_step, predict_proba and trace with each build forced: every build of the
+    "fma" family this CPU runs gives the same hashes; the portable build is the "tutorial"
+    family."""
+    _need_pair()
+    results = {c: _network_digests(c) for c in ("avx2", "avx512", "baseline")}
+    print(json.dumps(results, indent=1))
+    assert results["avx512"]["kernels"] == "_kernels_avx512" and results["avx512"]["family"] == "fma"
+    assert results["avx2"]["kernels"] == "_kernels_avx2" and results["avx2"]["family"] == "fma"
+    assert results["baseline"]["kernels"] == "_kernels" and results["baseline"]["family"] == "tutorial"
+    assert results["avx512"]["digest"] == results["avx2"]["digest"]
+    # the families differ (separate multiply and add against FMA): the comparison has teeth
+    assert results["baseline"]["digest"]["fit"] != results["avx2"]["digest"]["fit"]
+
+
+@pytest.mark.parametrize("choice, message", [
+    ("sse9", "CNN_EXT_KERNELS must be one of auto, avx512, avx2, baseline, got 'sse9'"),
+])
+def test_an_unknown_kernel_choice_is_a_clear_error(choice, message):
+    env = dict(os.environ, CNN_EXT_KERNELS=choice)
+    run = subprocess.run([sys.executable, "-c", "import cnn_ext"], env=env, capture_output=True, text=True)
+    assert run.returncode != 0 and message in run.stderr, run.stderr
+
+
+def test_an_unavailable_build_is_a_clear_error():
+    """Forcing a build this CPU cannot run (or this installation lacks) names it."""
+    missing = [c for c, m in (("avx512", AVX512), ("avx2", AVX2)) if m is None]
+    if not missing:
+        reason = "every build runs on this CPU: no unavailable choice to test"
+        print(reason)
+        pytest.skip(reason)
+    env = dict(os.environ, CNN_EXT_KERNELS=missing[0])
+    run = subprocess.run([sys.executable, "-c", "import cnn_ext"], env=env, capture_output=True, text=True)
+    assert run.returncode != 0 and f"CNN_EXT_KERNELS={missing[0]}, but" in run.stderr, run.stderr
+
+
+def _placed(a, offset):
+    """A copy of a whose data starts ``offset`` bytes past a 64-byte boundary."""
+    buf = np.empty(a.size + 16)
+    start = ((-buf.ctypes.data) % 64 + offset) // 8
+    view = buf[start:start + a.size].reshape(a.shape)
+    view[...] = a
+    assert view.ctypes.data % 64 == offset
+    return view
+
+
+@pytest.mark.parametrize("offset", [0, 8, 16, 32, 48])
+def test_train_steps_and_predict_proba_wherever_the_weights_sit(mnist, offset):
+    """fit's chunks and batch inference work on a 64-byte aligned private copy of misaligned
+    weights: the numbers are those of TrainState.step on the caller's array, and the
+    caller's array holds the result."""
+    (x, y), (xt, _) = mnist
+    k = _dispatch.kernels
+    net = cnn_ext.Network(seed=2)
+    f0, w0, b0 = [np.array(p) for p in net._parameters()]
+    n = 200  # above the copy's threshold
+    order = np.arange(n, dtype=np.int64)[::-1].copy()
+    f, w, b = f0.copy(), _placed(w0, offset), b0.copy()
+    losses, correct = np.empty(n), np.empty(n, np.uint8)
+    k.train_steps(np.ascontiguousarray(x[:n]), y[:n].astype(np.int64), order, f, w, b, 0.005,
+                  losses, correct)
+    sf, sw, sb = f0.copy(), w0.copy(), b0.copy()
+    state = k.TrainState(sf, sw, sb, 0.005, 28, 28)
+    steps = [state.step(x[i], int(y[i])) for i in order]
+    assert_bits(losses, [s[0] for s in steps], "losses")
+    for name, got, want in (("filters", f, sf), ("weights", w, sw), ("biases", b, sb)):
+        assert_bits(got, want, name)
+    probs, expected = np.empty((300, 10)), np.empty((300, 10))
+    k.predict_proba(xt[:300], f, w, b, probs, 1)
+    k.predict_proba(xt[:300], sf, np.ascontiguousarray(sw), sb, expected, 1)
+    assert_bits(probs, expected, "probabilities")
