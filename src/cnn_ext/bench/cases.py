@@ -258,19 +258,21 @@ def train_case(data, cfg, frameworks):
         cursor["i"] += count
         return images[start:start + count], labels[start:start + count]
 
-    for name, module in ((REF, cnn_ext_reference), (NUMPY, vectorized), (LAYERS, cnn_ext)):
-        layers = layer_set(module, seed)
-        count = n_ref if name == REF else n
-
-        def run(layers=layers, count=count):
+    def stepper(step, layers, count):
+        """A timed run of ``step`` (tutorial_step or original_step) over the next images."""
+        def run():
             ims, lbs = next_images(count)
             lbs = lbs.tolist()
             start = perf_counter()
             for i in range(count):
-                tutorial_step(layers, ims[i], lbs[i])
+                step(layers, ims[i], lbs[i])
             return perf_counter() - start
+        return run
 
-        case.add(name, run, count, rel_error=errors[name])
+    for name, module in ((REF, cnn_ext_reference), (NUMPY, vectorized), (LAYERS, cnn_ext)):
+        count = n_ref if name == REF else n
+        case.add(name, stepper(tutorial_step, layer_set(module, seed), count), count,
+                 rel_error=errors[name])
 
     fused = cnn_ext.Network(seed=seed, learn_rate=LEARN_RATE)
 
@@ -297,18 +299,9 @@ def train_case(data, cfg, frameworks):
         original_layers[name] = [np.array(p) for p in layer_params(layers)]
     original_error = rel_error(original_layers[ORIGINAL], original_layers[ORIGINAL_REF])
     for name, module in ((ORIGINAL_REF, original_reference), (ORIGINAL, cnn_from_scratch)):
-        layers = original_layer_set(module, seed)
         count = n_ref if name == ORIGINAL_REF else n
-
-        def run_original(layers=layers, count=count):
-            ims, lbs = next_images(count)
-            lbs = lbs.tolist()
-            start = perf_counter()
-            for i in range(count):
-                original_step(layers, ims[i], lbs[i])
-            return perf_counter() - start
-
-        case.add(name, run_original, count, rel_error=0.0 if name == ORIGINAL_REF else original_error)
+        case.add(name, stepper(original_step, original_layer_set(module, seed), count), count,
+                 rel_error=0.0 if name == ORIGINAL_REF else original_error)
 
     for fw_name, factory in frameworks:
         add_framework_train_rows(case, fw_name, factory, data, cfg, notes)
