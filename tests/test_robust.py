@@ -23,6 +23,10 @@ try:
     from cnn_ext import _kernels_avx2
 except ImportError:  # not built on this platform
     _kernels_avx2 = None
+try:
+    from cnn_ext import _kernels_avx512
+except ImportError:  # not built on this platform
+    _kernels_avx512 = None
 
 
 def cli(*args, cwd, timeout=120, preexec_fn=None):
@@ -189,13 +193,17 @@ def test_bench_checks_its_arguments_before_the_benchmark(tmp_path, args, why):
 
 BUILDS = [pytest.param(_kernels, id="baseline"),
           pytest.param(_kernels_avx2, id="avx2", marks=pytest.mark.skipif(
-              _kernels_avx2 is None, reason="the AVX2 build is not built on this platform"))]
+              _kernels_avx2 is None, reason="the AVX2 build is not built on this platform")),
+          pytest.param(_kernels_avx512, id="avx512", marks=pytest.mark.skipif(
+              _kernels_avx512 is None, reason="the AVX-512 build is not built on this platform"))]
 
 
 @pytest.mark.parametrize("k", BUILDS)
 def test_kernel_outputs_overlapping_inputs_are_refused(k):
     if k is _kernels_avx2 and not _kernels.cpu_has_avx2_fma():
         pytest.skip("this CPU has no AVX2/FMA: the AVX2 build cannot run here")
+    if k is _kernels_avx512 and not _kernels.cpu_has_avx512():
+        pytest.skip("this CPU has no AVX-512 (F, VL, DQ): the AVX-512 build cannot run here")
     x, w, b = np.array([1.0, 2.0]), np.ones((2, 3)), np.array([4.0, 5.0, 6.0])
     with pytest.raises(ValueError, match="totals must not share memory with biases"):
         k.softmax_forward(x, w, b, totals=b)

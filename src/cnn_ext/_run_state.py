@@ -26,6 +26,10 @@ FORMAT = "cnn_ext-run/1"
 _MAX_RECORD_BYTES = 64 * 1024
 _MAX_MODEL_BYTES = 64 * 1024 * 1024  # saver.MAX_MODEL_BYTES
 _INT_KEYS = ("seed", "epoch", "step", "epochs", "train_images")
+# Resuming redraws the shuffle of every epoch already trained (about 1 ms each for MNIST):
+# a record claiming more epochs than this is not one cnn-ext wrote for a real run, and
+# would otherwise make --resume spend minutes before its first step.
+MAX_RECORD_EPOCHS = 10_000
 
 
 def record_filename(model_file: str) -> str:
@@ -65,10 +69,12 @@ def load_run(model_file: str) -> tuple[dict[str, Any] | None, str]:
     if not isinstance(record, dict) or record.get("format") != FORMAT \
             or not all(isinstance(record.get(key), numbers.Integral) and not isinstance(record.get(key), bool)
                        and record[key] >= 0 for key in _INT_KEYS) \
-            or not isinstance(record.get("learn_rate"), (int, float)) \
+            or not isinstance(record.get("learn_rate"), (int, float)) or isinstance(record["learn_rate"], bool) \
             or not (math.isfinite(record["learn_rate"]) and record["learn_rate"] > 0) \
             or record["train_images"] < 1 or record["step"] >= record["train_images"] \
-            or record["seed"] > 2**32 - 1:
+            or record["seed"] > 2**32 - 1 \
+            or not record["epoch"] <= record["epochs"] <= MAX_RECORD_EPOCHS \
+            or (record["epoch"] == record["epochs"] and record["step"]):
         return None, f"its training record {name} is damaged"
     try:
         digest = _digest(model_file)

@@ -363,12 +363,14 @@ class _RestrictedUnpickler(pickle._Unpickler):
         state, inst = self.stack[-1], self.stack[-2]  # type: ignore[attr-defined]
         if type(inst) is PickledLayer:
             # A layer's attributes, set once, as plain data: nothing of the class runs.
-            if inst.state is not None or not isinstance(state, dict) \
-                    or not all(isinstance(k, str) for k in state):
+            # A copy: the file's own dict stays in the memo, where later opcodes could still
+            # add to it; the record keeps what was checked here.
+            copied = dict(state) if isinstance(state, dict) else None
+            if inst.state is not None or copied is None or not all(isinstance(k, str) for k in copied):
                 raise RefusedPickle(f"refused state for a {inst.name} object: expected one dict "
                                     f"of its attributes")
             self.stack.pop()  # type: ignore[attr-defined]
-            inst.state = state
+            inst.state = copied
             return
         if isinstance(inst, np.dtype):
             # Only the state NumPy writes for this dtype in the stated byte order: no flags,
