@@ -67,6 +67,19 @@ def _figure(figsize: tuple[float, float], **kwargs: Any) -> Figure:
     return Figure(figsize=figsize, **kwargs)
 
 
+def _signed_bars(ax: Axes, values: npt.NDArray[np.float64], title: str) -> None:
+    """One bar per class, red above zero and blue below, on a zero line: a gradient over
+    the softmax's nodes."""
+    colours = ["#b2182b" if v > 0 else "#2166ac" for v in values]
+    ax.bar(range(len(values)), values, color=colours, width=0.75)
+    ax.axhline(0, color="#777777", linewidth=0.6)
+    ax.set_xticks(range(len(values)))
+    ax.tick_params(labelsize=7)
+    ax.set_title(title, fontsize=9)
+    for side in ("top", "right"):
+        ax.spines[side].set_visible(False)
+
+
 def _symmetric(*arrays: npt.ArrayLike) -> float:
     """The largest finite absolute value over ``arrays`` (1 if there is none): the half-range
     of a diverging scale centred on 0."""
@@ -311,15 +324,8 @@ def _draw_gradients(fig: Figure | SubFigure, trace: Trace) -> None:
     ax_out, ax_b, ax_w = top.subplots(1, 3, gridspec_kw={"width_ratios": [1, 1, 2.6]})
     for ax, values, title in ((ax_out, trace.d_L_d_out, "d_L_d_out = -1/p at the label"),
                               (ax_b, trace.d_L_d_biases, "d_L_d_biases (= d_L_d_totals)")):
-        colours = ["#b2182b" if v > 0 else "#2166ac" for v in values]
-        ax.bar(range(nodes), values, color=colours, width=0.75)
-        ax.axhline(0, color="#777777", linewidth=0.6)
-        ax.set_xticks(range(nodes))
-        ax.tick_params(labelsize=7)
-        ax.set_title(title, fontsize=9)
+        _signed_bars(ax, values, title)
         ax.set_xlabel("digit", fontsize=8)
-        for side in ("top", "right"):
-            ax.spines[side].set_visible(False)
     vmax = _symmetric(trace.d_L_d_weights)
     image = ax_w.imshow(trace.d_L_d_weights.T, cmap=DIVERGING, vmin=-vmax, vmax=vmax, aspect="auto",
                         interpolation="nearest")
@@ -527,14 +533,7 @@ def _explain_gradients(rows: Sequence[SubFigure], trace: Trace, shown: list[int]
     ax_out, ax_b, ax_w = top.subplots(1, 3, gridspec_kw={"width_ratios": [1, 1, 2.6]})
     for ax, values, caption in ((ax_out, trace.d_L_d_out, "d_L_d_out: -1/p at the label, 0 elsewhere"),
                                 (ax_b, trace.d_L_d_biases, "d_L_d_totals (= d_L_d_biases)")):
-        colours = ["#b2182b" if v > 0 else "#2166ac" for v in values]
-        ax.bar(range(nodes), values, color=colours, width=0.75)
-        ax.axhline(0, color="#777777", linewidth=0.6)
-        ax.set_xticks(range(nodes))
-        ax.tick_params(labelsize=7)
-        ax.set_title(caption, fontsize=9)
-        for side in ("top", "right"):
-            ax.spines[side].set_visible(False)
+        _signed_bars(ax, values, caption)
     vmax = _symmetric(trace.d_L_d_weights)
     image = ax_w.imshow(trace.d_L_d_weights.T, cmap=DIVERGING, vmin=-vmax, vmax=vmax, aspect="auto",
                         interpolation="nearest")
