@@ -1,8 +1,10 @@
 """Build the Cython kernels of cnn_ext.
 
 Flags are portable on purpose: no -march=native and no -ffast-math. Floating-point
-contraction (FMA) is off in the portable build, so a sum is computed the same way wherever
-it appears; the AVX2 variant turns it on (see KERNELS below).
+contraction is off in every build (-ffp-contract=off), so a sum is computed the same way
+wherever it appears and the compiler fuses no multiply-add by itself; the vector builds
+(AVX2, AVX-512, NEON) write their FMAs out (kernels/simd.h), so their numbers do not depend
+on which compiler built them.
 Identical 3x3 regions must give bit-identical convolution sums, because the tutorial's
 max-pool tie rule depends on exact equality.
 
@@ -135,15 +137,15 @@ __m256d cnn_ext_probe(__m256d a, __m256d b, __m256d c) { return _mm256_fmadd_pd(
 """
 AVX2_FLAGS = ["-mavx2", "-mfma"]
 
-# The kernels, built twice on x86-64: the portable baseline, and a variant for CPUs with
-# AVX2 and FMA that cnn_ext._dispatch picks at run time. In that variant the compiler
-# may fuse a*b+c into one FMA: every output position still runs the same instructions, so
-# identical regions still give identical sums, but its results can differ from the
-# baseline's in the last bit.
-ALL_KERNELS = ("_kernels", "_kernels_avx2", "_kernels_avx512")
+# The kernels, built more than once: the portable baseline everywhere, and on x86-64 a
+# variant for CPUs with AVX2 and FMA that cnn_ext._dispatch picks at run time. That variant
+# multiplies and adds in FMAs (one rounding; the "fma" family's numbers): every output
+# position still runs the same instructions, so identical regions still give identical
+# sums, but its results can differ from the baseline's in the last bit.
+ALL_KERNELS = ("_kernels", "_kernels_avx2", "_kernels_avx512", "_kernels_neon")
 KERNELS = {"_kernels": []}
 if not MSVC and compiles(AVX2_PROBE, AVX2_FLAGS):
-    KERNELS["_kernels_avx2"] = AVX2_FLAGS + ["-ffp-contract=" + os.environ.get("CNN_EXT_AVX2_CONTRACT", "fast")]
+    KERNELS["_kernels_avx2"] = AVX2_FLAGS
 else:
     print("cnn_ext: the target compiler does not build AVX2 + FMA code; only the portable "
           "kernels are built", file=sys.stderr)
@@ -161,10 +163,24 @@ __m256d cnn_ext_probe_vl(__m256d a, __m256d b) { return _mm256_range_pd(a, b, 1)
 """
 AVX512_FLAGS = AVX2_FLAGS + ["-mavx512f", "-mavx512vl", "-mavx512dq"]
 if "_kernels_avx2" in KERNELS and compiles(AVX512_PROBE, AVX512_FLAGS):
-    KERNELS["_kernels_avx512"] = AVX512_FLAGS + KERNELS["_kernels_avx2"][len(AVX2_FLAGS):]
+    KERNELS["_kernels_avx512"] = AVX512_FLAGS
 elif "_kernels_avx2" in KERNELS:
     print("cnn_ext: the target compiler does not build AVX-512 code; the AVX2 kernels serve "
           "CPUs with AVX-512 too", file=sys.stderr)
+
+# The NEON variant for arm64 (aarch64) targets: the AVX2 build's kernels written over pairs
+# of 2-wide NEON registers (kernels/simd.h, CNN_EXT_NEON), with the same explicit FMAs, so
+# its numbers are the AVX2 build's bit for bit. NEON is part of every aarch64 CPU: no flag, and
+# cnn_ext._dispatch picks it on any arm64 machine. The portable build stays beside it.
+NEON_PROBE = """
+#include <arm_neon.h>
+#if !defined(__aarch64__)
+#error "not an aarch64 target"
+#endif
+float64x2_t cnn_ext_probe(float64x2_t a, float64x2_t b, float64x2_t c) { return vfmaq_f64(c, a, b); }
+"""
+if not MSVC and "_kernels_avx2" not in KERNELS and compiles(NEON_PROBE, []):
+    KERNELS["_kernels_neon"] = ["-DCNN_EXT_NEON=1"]
 
 OPENMP_PROBE = """
 #include <omp.h>
@@ -206,7 +222,7 @@ HEADERS = sorted(glob.glob("src/cnn_ext/kernels/*.h"))
 
 
 def extension(name, isa_flags):
-    cflags, ldflags = [f for f in compile_args if not f.startswith("-ffp-contract") or not isa_flags], []
+    cflags, ldflags = list(compile_args), []
     cflags += isa_flags
     if omp is not None:
         cflags += omp[0]

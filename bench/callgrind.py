@@ -4,6 +4,7 @@
     python bench/callgrind.py --kernels baseline # one build
     python bench/callgrind.py --json counts.json # also save the numbers
     python bench/callgrind.py --hashes-only      # no valgrind: only the result hashes
+    python bench/callgrind.py --hashes-only --kernels neon --check   # arm64: the AVX2 numbers?
 
 For each kernel build (``CNN_EXT_KERNELS=baseline`` and ``avx2``; ``avx512`` gets hashes
 only, valgrind does not run AVX-512 code) it counts the
@@ -26,14 +27,18 @@ The counts are exact and repeatable on one machine, compiler and library set; th
 depend on the machine's load.
 
 The hashes (sha256 of the parameters after 1000 ``train_step`` calls, of the layer-by-layer
-parameters after 1000 steps, and of ``predict_proba`` on 1000 test images) prove that two
-versions of the kernels give bit-identical results. Uses the installed cnn_ext and the MNIST
+parameters after 1000 steps, of ``fit`` on 2000 images and of ``predict_proba`` on 1000 test
+images) prove that two versions of the kernels give bit-identical results. ``--check``
+compares those of every "fma" build run (avx2, avx512, neon) with the AVX2 hashes stored in
+bench/callgrind.json, and fails when one differs: that is how an arm64 machine shows it
+computes the x86-64 AVX2 build's numbers. Uses the installed cnn_ext and the MNIST
 copy embedded in the package.
 """
 import argparse
 import hashlib
 import json
 import os
+import platform
 import re
 import shutil
 import subprocess
@@ -175,6 +180,23 @@ def build_boundary_module(tmp):
     return str(mdir)
 
 
+STORED = HERE / "callgrind.json"
+FMA = ("avx2", "avx512", "neon")  # the builds that must give the AVX2 build's numbers
+
+
+def check_hashes(found):
+    """The differences between each fma build's hashes in ``found`` and the stored AVX2 ones."""
+    stored = json.loads(STORED.read_text())["hashes"]["avx2"]
+    differ = []
+    for build, got in found.items():
+        if build not in FMA:
+            continue
+        for key, value in stored.items():
+            if key != "kernels" and got.get(key) != value:
+                differ.append(f"{build} {key}: {got.get(key)} (stored {value})")
+    return differ
+
+
 def hashes(build):
     """sha256 of the results, computed in a child with CNN_EXT_KERNELS=build."""
     code = r'''
@@ -196,6 +218,9 @@ for k in range(1000):
 params = (net.conv.filters, net.softmax.weights, net.softmax.biases)
 out = {"kernels": cnn_ext.build_info()["kernels"], "train_step_1000": h(*params),
        "predict_proba_1000": h(net.predict_proba(t[:1000], num_threads=1))}
+fitted = cnn_ext.Network(seed=0)
+fitted.fit(x[:2000], y[:2000], seed=3)
+out["fit_2000"] = h(fitted.conv.filters, fitted.softmax.weights, fitted.softmax.biases)
 ref = cnn_ext.Network(seed=0)
 for k in range(1000):
     facade_step(ref, x[k], int(y[k]))
@@ -214,19 +239,29 @@ def main():
         child(scenario, int(calls), data_path, module_dir)
         return 0
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    parser.add_argument("--kernels", choices=["baseline", "avx2", "avx512", "both", "all"], default="both",
-                        help="both: baseline and avx2; all: also avx512 (hashes only: valgrind "
-                             "does not run AVX-512 code)")
+    parser.add_argument("--kernels", choices=["baseline", "avx2", "avx512", "neon", "both", "all"],
+                        default="both",
+                        help="both: baseline and avx2 (x86-64) or neon (arm64); all: also avx512 "
+                             "(hashes only: valgrind does not run AVX-512 code)")
     parser.add_argument("--scenarios", default=",".join(SCENARIOS),
                         help="comma-separated subset of " + ", ".join(SCENARIOS))
     parser.add_argument("--json", help="write the results to this file")
     parser.add_argument("--hashes-only", action="store_true", help="skip valgrind")
+    parser.add_argument("--check", action="store_true",
+                        help="fail unless every fma build's hashes are the AVX2 ones in " + STORED.name)
     args = parser.parse_args()
-    builds = {"both": ["baseline", "avx2"], "all": ["baseline", "avx2", "avx512"]}.get(
+    arm64 = platform.machine().lower() in ("aarch64", "arm64")
+    fma = ["neon"] if arm64 else ["avx2"]
+    builds = {"both": ["baseline", *fma], "all": ["baseline", *fma] + ([] if arm64 else ["avx512"])}.get(
         args.kernels, [args.kernels])
     result = {"hashes": {b: hashes(b) for b in builds}, "instructions": {}}
     for b in builds:
         print(f"{b}: " + json.dumps(result["hashes"][b]))
+    if args.check:
+        differ = check_hashes(result["hashes"])
+        if differ:
+            sys.exit("not the AVX2 build's numbers: " + "; ".join(differ))
+        print(f"{', '.join(b for b in builds if b in FMA)}: the AVX2 hashes of {STORED.name}")
     if "avx512" in builds and not args.hashes_only:
         print("avx512: no instruction counts (valgrind does not run AVX-512 code)")
         builds.remove("avx512")

@@ -13,18 +13,31 @@ On a CPU with AVX-512, the project's CI (CNN_EXT_CI=1) fails when the AVX-512 bu
 missing rather than skipping: it is what such CPUs must run.
 """
 import importlib
+import importlib.util
 import json
 import os
 import platform
 import subprocess
 import sys
 import zlib
+from pathlib import Path
 
 import numpy as np
 import pytest
 
 import cnn_ext
 from cnn_ext import _dispatch, _kernels
+
+
+def _load_file(name, path):
+    """A helper script of the checkout as a module (the tests import in importlib mode)."""
+    spec = importlib.util.spec_from_file_location(name, path)
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module
+
+
+fma_fingerprints = _load_file("fma_fingerprints", Path(__file__).with_name("fma_fingerprints.py"))
 
 X86_64 = platform.machine().lower() in ("x86_64", "amd64")
 FILTERS = list(range(1, 14))  # blocks of 8 and 4 and remainders
@@ -45,6 +58,14 @@ def _load(name, cpu_has):
 
 AVX2, AVX2_WHY = _load("_kernels_avx2", _kernels.cpu_has_avx2_fma)
 AVX512, AVX512_WHY = _load("_kernels_avx512", _kernels.cpu_has_avx512)
+ARM64 = platform.machine().lower() in ("aarch64", "arm64")
+try:
+    NEON = importlib.import_module("cnn_ext._kernels_neon") if ARM64 else None
+except ImportError:
+    NEON = None
+# The "fma" builds this machine runs (the portable build is the "tutorial" family)
+FMA_BUILDS = [(name, k) for name, k in (("avx2", AVX2), ("avx512", AVX512), ("neon", NEON))
+              if k is not None]
 
 
 def _avx512_required():
@@ -99,6 +120,61 @@ def test_the_avx512_build_runs_where_the_cpu_has_it():
     forced = os.environ.get("CNN_EXT_KERNELS", "auto").strip().lower() or "auto"
     if forced in ("auto", "avx512"):
         assert info["kernels"] == "_kernels_avx512" and info["family"] == "fma"
+
+
+def test_this_machine_runs_its_fma_builds():
+    """Where GCC or clang built the package: an x86-64 CPU with AVX2 runs the AVX2 build
+    (and an AVX-512 CPU the AVX-512 one), an arm64 CPU the NEON build. A missing one is a
+    failure, not a skip: it is what such machines must run."""
+    info = cnn_ext.build_info()
+    print({k: info[k] for k in ("kernels", "family", "avx2_variant", "avx512_variant", "neon_variant")})
+    if _kernels.COMPILER == "msvc":
+        reason = "an MSVC build runs the portable kernels only (see build_info()['avx2_variant'])"
+        print(reason)
+        pytest.skip(reason)
+    expected = set()
+    if X86_64 and _kernels.cpu_has_avx2_fma():
+        expected.add("avx2")
+    if _avx512_required():
+        expected.add("avx512")
+    if ARM64:
+        expected.add("neon")
+    assert {name for name, _ in FMA_BUILDS} == expected, (AVX2_WHY, AVX512_WHY, info["neon_variant"])
+    forced = os.environ.get("CNN_EXT_KERNELS", "auto").strip().lower() or "auto"
+    if ARM64 and forced in ("auto", "neon"):
+        assert info["kernels"] == "_kernels_neon" and info["family"] == "fma" and "neon" in NEON.SIMD
+
+
+@pytest.mark.parametrize("name, build", FMA_BUILDS, ids=[name for name, _ in FMA_BUILDS])
+def test_fma_build_gives_the_stored_numbers(mnist, name, build):
+    """Every "fma" build gives the numbers stored from the x86-64 AVX2 build
+    (tests/data/fma_fingerprints.json): all layer kernels, fused steps and inference, on
+    real digits, odd shapes, 1..13 filters and huge, infinite and NaN values. This is what
+    makes an arm64 run comparable to an x86-64 one, and it catches a change in any build's
+    numbers, which comparing two builds of one source on one machine cannot."""
+    stored = json.loads(fma_fingerprints.STORED.read_text())
+    found = fma_fingerprints.fingerprints(build, mnist)
+    assert set(found) == set(stored)
+    differ = sorted(case for case in stored if found[case] != stored[case])
+    print(f"{name}: {len(stored) - len(differ)} of {len(stored)} cases give the stored numbers")
+    assert not differ, f"{name} differs from the stored AVX2 numbers in {len(differ)} cases: {differ[:8]}"
+
+
+def _bench_callgrind():
+    """bench/callgrind.py of the source checkout, as a module (its hashes and their check)."""
+    return _load_file("bench_callgrind", Path(__file__).resolve().parents[1] / "bench" / "callgrind.py")
+
+
+@pytest.mark.parametrize("name", [name for name, _ in FMA_BUILDS])
+def test_network_hashes_are_the_stored_avx2_ones(name):
+    """Network.train_step x 1000, fit on 2000 images, predict_proba on 1000 and the
+    layer-by-layer step x 1000, with the build forced in a child process: the hashes that
+    bench/callgrind.py stores for the AVX2 build (``--check`` does the same by hand)."""
+    callgrind = _bench_callgrind()
+    found = callgrind.hashes(name)
+    print(name, found)
+    assert found["kernels"] == f"_kernels_{name}"
+    assert callgrind.check_hashes({name: found}) == []
 
 
 def _digits(mnist, h, w, n, rng):
@@ -248,7 +324,7 @@ def test_network_results_are_one_set_of_numbers_across_the_fma_family():
 
 
 @pytest.mark.parametrize("choice, message", [
-    ("sse9", "CNN_EXT_KERNELS must be one of auto, avx512, avx2, baseline, got 'sse9'"),
+    ("sse9", "CNN_EXT_KERNELS must be one of auto, avx512, avx2, neon, baseline, got 'sse9'"),
 ])
 def test_an_unknown_kernel_choice_is_a_clear_error(choice, message):
     env = dict(os.environ, CNN_EXT_KERNELS=choice)
@@ -258,7 +334,7 @@ def test_an_unknown_kernel_choice_is_a_clear_error(choice, message):
 
 def test_an_unavailable_build_is_a_clear_error():
     """Forcing a build this CPU cannot run (or this installation lacks) names it."""
-    missing = [c for c, m in (("avx512", AVX512), ("avx2", AVX2)) if m is None]
+    missing = [c for c, m in (("avx512", AVX512), ("avx2", AVX2), ("neon", NEON)) if m is None]
     if not missing:
         reason = "every build runs on this CPU: no unavailable choice to test"
         print(reason)

@@ -156,7 +156,7 @@ def test_build_info():
     info = cnn_ext.build_info()
     print(info)
     assert isinstance(info["openmp"], bool) and info["max_threads"] >= 1
-    assert info["kernels"] in ("_kernels", "_kernels_avx2", "_kernels_avx512")
+    assert info["kernels"] in ("_kernels", "_kernels_avx2", "_kernels_avx512", "_kernels_neon")
     if info["compiler"] != "msvc":
         assert "-ffast-math" not in info["cflags"] and "-march=native" not in info["cflags"]
         if info["kernels"] == "_kernels":
@@ -166,6 +166,8 @@ def test_build_info():
         assert info["kernels"] == "_kernels"
     elif forced == "avx2":
         assert info["kernels"] == "_kernels_avx2"
+    elif info["machine"].lower() in ("aarch64", "arm64") and info["neon_variant"] == "built":
+        assert info["kernels"] == "_kernels_neon" and "neon" in info["simd"] and info["family"] == "fma"
     elif info["cpu_has_avx512"] and info["avx512_variant"] == "built":
         assert info["kernels"] == "_kernels_avx512" and "avx512f" in info["simd"]
     elif info["cpu_has_avx2_fma"] and info["machine"] in ("x86_64", "AMD64") and info["compiler"] != "msvc":
@@ -241,7 +243,7 @@ def test_both_kernel_builds_agree(mnist):
 
 def test_bad_kernel_choice_is_a_clear_error():
     run = _run_with_kernels("sse9", "import cnn_ext")
-    assert run.returncode != 0 and "CNN_EXT_KERNELS must be one of auto, avx512, avx2, baseline, got 'sse9'" in run.stderr
+    assert run.returncode != 0 and "CNN_EXT_KERNELS must be one of auto, avx512, avx2, neon, baseline, got 'sse9'" in run.stderr
 
 
 def test_train_step_follows_replaced_parameters_and_learn_rate(mnist):

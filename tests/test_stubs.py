@@ -3,7 +3,7 @@ data), and the stub names exactly the module's public API, with the right parame
 
 The compiled modules are found on disk (extension-module files in the installed
 package), so the test follows the build's layout. A variant built for an instruction set
-this CPU lacks (``*_avx2``, ``*_avx512``) is never imported: its stub is checked against the portable
+this CPU lacks (``*_avx2``, ``*_avx512``, ``*_neon``) is never imported: its stub is checked against the portable
 module's API, which it shares. If mypy is installed, ``mypy.stubtest`` and
 ``mypy --strict`` run on the stubs too.
 """
@@ -81,7 +81,8 @@ def stub_api(path):
 def runtime_module(name):
     """The module to compare with: itself, or for an ISA variant this CPU cannot run,
     the portable module it is built from."""
-    for suffix, check in (("_avx2", "cpu_has_avx2_fma"), ("_avx512", "cpu_has_avx512")):
+    for suffix, check in (("_avx2", "cpu_has_avx2_fma"), ("_avx512", "cpu_has_avx512"),
+                          ("_neon", "cpu_has_neon")):
         if name.endswith(suffix):
             baseline = importlib.import_module(name[: -len(suffix)])
             if not getattr(baseline, check, lambda: False)():

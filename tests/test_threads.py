@@ -2,7 +2,6 @@
 bit for bit the results of the same work done sequentially, and the compiled kernels
 release the GIL (another thread keeps running while one trains)."""
 import importlib
-import platform
 import sys
 import threading
 import time
@@ -129,15 +128,15 @@ def test_training_releases_the_gil(mnist):
 
 
 def _builds():
-    """Every kernel build this CPU runs: the portable one, and the x86-64 ones it allows."""
+    """Every kernel build this CPU runs: the portable one, and the vector ones it allows."""
     found = [("baseline", _kernels)]
-    if platform.machine().lower() in ("x86_64", "amd64"):
-        for name, cpu_has in (("avx2", _kernels.cpu_has_avx2_fma), ("avx512", _kernels.cpu_has_avx512)):
-            if cpu_has():
-                try:
-                    found.append((name, importlib.import_module(f"cnn_ext._kernels_{name}")))
-                except ImportError:
-                    pass  # a build without it: test_kernel_builds says whether that is allowed
+    for name, cpu_has in (("avx2", _kernels.cpu_has_avx2_fma), ("avx512", _kernels.cpu_has_avx512),
+                          ("neon", _kernels.cpu_has_neon)):
+        if cpu_has():
+            try:
+                found.append((name, importlib.import_module(f"cnn_ext._kernels_{name}")))
+            except ImportError:
+                pass  # a build without it: test_kernel_builds says whether that is allowed
     return found
 
 

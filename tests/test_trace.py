@@ -61,11 +61,11 @@ def exact_fms(p, a, b):
 def expected_updates(before, trace):
     """The updated (filters, weights, biases) from the trace's gradients, rounded as this
     build's kernels round them: the portable kernels as NumPy does, ``p - lr * g``; the AVX2
-    build (compiled with -ffp-contract=fast) in one rounding per parameter, the 10-node
-    softmax as ``w - x * (lr * d_L_d_t)`` (its explicit FMA)."""
+    build (the "fma" family: every multiply-add one FMA) in one rounding per parameter, the
+    10-node softmax as ``w - x * (lr * d_L_d_t)`` (its vector kernel's FMA)."""
     filters, weights, biases = before
     lr = trace.learn_rate
-    fused = _dispatch.FAMILY == "fma" and "-ffp-contract=fast" in _dispatch.kernels.CFLAGS
+    fused = _dispatch.FAMILY == "fma"
     if not fused:
         return (filters - lr * trace.d_L_d_filters, weights - lr * trace.d_L_d_weights,
                 biases - lr * trace.d_L_d_biases)

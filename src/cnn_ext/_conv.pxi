@@ -1,7 +1,7 @@
 # Kernels of Conv3x3 (valid 3x3 convolution, stride 1), included by _kernels_common.pxi.
 # Arrays are C-contiguous float64: image (h, w), filters (nf, 3, 3), out (h-2, w-2, nf).
-# The AVX2 build's vector kernels are in kernels/conv.h.
-from cnn_ext._kernel_headers cimport (CNN_EXT_V4D, cnn_ext_conv_forward_v4,
+# The vector builds' kernels are in kernels/conv.h.
+from cnn_ext._kernel_headers cimport (CNN_EXT_MADD, CNN_EXT_V4D, cnn_ext_conv_forward_v4,
                                       cnn_ext_filter_grad_block4, cnn_ext_filter_grad_v4)
 
 
@@ -41,14 +41,24 @@ cdef inline void _conv3x3_forward_c_impl(const double* image, Py_ssize_t h, Py_s
             x6 = x[2 * w]; x7 = x[2 * w + 1]; x8 = x[2 * w + 2]
             o = out + (i * ow + j) * nf
             for f in range(nf):
-                # The order of NumPy's pairwise sum of 9 contiguous terms: without FMA
-                # contraction this equals the tutorial's np.sum(region * filters, axis=(1, 2))
-                # bit for bit.
-                o[f] = ((((x0 * t[f] + x1 * t[nf + f])
-                          + (x2 * t[2 * nf + f] + x3 * t[3 * nf + f]))
-                         + ((x4 * t[4 * nf + f] + x5 * t[5 * nf + f])
-                            + (x6 * t[6 * nf + f] + x7 * t[7 * nf + f])))
-                        + x8 * t[8 * nf + f])
+                if CNN_EXT_V4D:
+                    # The vector builds' chain of FMAs in tap order (kernels/conv.h), for
+                    # filter counts their vector kernels leave: an output's numbers do not
+                    # depend on how many filters there are.
+                    o[f] = CNN_EXT_MADD(x8, t[8 * nf + f], CNN_EXT_MADD(x7, t[7 * nf + f],
+                           CNN_EXT_MADD(x6, t[6 * nf + f], CNN_EXT_MADD(x5, t[5 * nf + f],
+                           CNN_EXT_MADD(x4, t[4 * nf + f], CNN_EXT_MADD(x3, t[3 * nf + f],
+                           CNN_EXT_MADD(x2, t[2 * nf + f], CNN_EXT_MADD(x1, t[nf + f],
+                           CNN_EXT_MADD(x0, t[f], 0.0)))))))))
+                else:
+                    # The order of NumPy's pairwise sum of 9 contiguous terms: without FMA
+                    # contraction this equals the tutorial's np.sum(region * filters, axis=(1, 2))
+                    # bit for bit.
+                    o[f] = ((((x0 * t[f] + x1 * t[nf + f])
+                              + (x2 * t[2 * nf + f] + x3 * t[3 * nf + f]))
+                             + ((x4 * t[4 * nf + f] + x5 * t[5 * nf + f])
+                                + (x6 * t[6 * nf + f] + x7 * t[7 * nf + f])))
+                            + x8 * t[8 * nf + f])
 
 
 cdef void conv3x3_forward_c(const double* image, Py_ssize_t h, Py_ssize_t w,
@@ -88,7 +98,7 @@ cdef void conv3x3_filter_grad_c(const double* image, Py_ssize_t h, Py_ssize_t w,
                     x = image + (i + a) * w + b
                     d = d_L_d_out + i * ow * nf + f
                     for j in range(ow):
-                        acc += x[j] * d[j * nf]
+                        acc = CNN_EXT_MADD(x[j], d[j * nf], acc)
                 d_L_d_filters[9 * f + 3 * a + b] = acc
 
 

@@ -1,12 +1,13 @@
 """Pick the compiled kernels for this CPU, once, at import time.
 
 ``kernels`` is the widest build this installation has and this CPU and OS can run:
-``_kernels_avx512`` (AVX-512 F, VL, DQ with the OS saving the ZMM state), else
-``_kernels_avx2`` (AVX2 and FMA), else ``_kernels``, the portable build. The avx512 and
-avx2 builds give the same numbers bit for bit (the "fma" family); the portable build
-gives the tutorial's sums. ``CNN_EXT_KERNELS=avx512``, ``avx2`` or ``baseline`` forces a
-choice, e.g. to compare them; asking for a build this CPU cannot run, or that this
-installation lacks, is an ImportError rather than a crash.
+on x86-64 ``_kernels_avx512`` (AVX-512 F, VL, DQ with the OS saving the ZMM state), else
+``_kernels_avx2`` (AVX2 and FMA); on arm64 ``_kernels_neon``; else ``_kernels``, the
+portable build. The avx512, avx2 and neon builds give the same numbers bit for bit (the
+"fma" family); the portable build gives the tutorial's sums. ``CNN_EXT_KERNELS=avx512``,
+``avx2``, ``neon`` or ``baseline`` forces a choice, e.g. to compare them; asking for a
+build this CPU cannot run, or that this installation lacks, is an ImportError rather
+than a crash.
 """
 from __future__ import annotations
 
@@ -19,6 +20,7 @@ from . import _kernels as baseline
 BUILDS = {
     "avx512": ("_kernels_avx512", baseline.cpu_has_avx512, "AVX-512 F, VL and DQ with OS support"),
     "avx2": ("_kernels_avx2", baseline.cpu_has_avx2_fma, "AVX2 and FMA"),
+    "neon": ("_kernels_neon", baseline.cpu_has_neon, "NEON (an arm64 CPU)"),
 }
 CHOICES = ("auto", *BUILDS, "baseline")
 
@@ -35,7 +37,7 @@ for _name, (_module, _cpu_has, _needs) in BUILDS.items():
             raise ImportError(f"CNN_EXT_KERNELS={_name}, but this CPU (or OS) lacks {_needs}")
         continue
     try:
-        # The same API: _kernels_avx2.pyi and _kernels_avx512.pyi re-export _kernels.pyi.
+        # The same API: the variants' stubs re-export _kernels.pyi.
         kernels = importlib.import_module(f".{_module}", __package__)
         break
     except ImportError as e:  # an installation without this variant (not x86-64, MSVC, old compiler)
@@ -45,10 +47,11 @@ for _name, (_module, _cpu_has, _needs) in BUILDS.items():
 
 NAME = kernels.__name__.rsplit(".", 1)[1]
 
-# The numeric family: the avx512 and avx2 builds run each output's multiply-adds as the
-# same chains of FMAs and agree bit for bit; the portable build (aarch64 included, until
-# it has a NEON path) multiplies and adds separately, as the tutorial does.
-FAMILIES = {"_kernels_avx512": "fma", "_kernels_avx2": "fma", "_kernels": "tutorial"}
+# The numeric family: the avx512, avx2 and neon builds run each output's multiply-adds as
+# the same chains of FMAs and agree bit for bit (tests/data/fma_fingerprints.json); the
+# portable build multiplies and adds separately, as the tutorial does.
+FAMILIES = {"_kernels_avx512": "fma", "_kernels_avx2": "fma", "_kernels_neon": "fma",
+            "_kernels": "tutorial"}
 FAMILY = FAMILIES[NAME]
 
 __all__ = ["kernels", "baseline", "NAME", "FAMILY", "FAMILIES", "CHOICES", "BUILDS"]

@@ -3,7 +3,7 @@
 # <immintrin.h> only; tests/test_kernel_headers.py checks it with gcc and clang), so a C
 # error is reported at the header's own line.
 #
-# The vector kernels (*_v4, dense10_*) exist in the AVX2 build (CNN_EXT_V4D is 1);
+# The vector kernels (*_v4, dense10_*) exist in the vector builds (CNN_EXT_V4D is 1);
 # elsewhere they are empty stand-ins that the callers never reach, because every call is
 # behind a test of CNN_EXT_V4D, a compile-time constant.
 from libc.stddef cimport ptrdiff_t
@@ -13,6 +13,9 @@ cdef extern from "cnn_ext/kernels/simd.h" nogil:
     bint CNN_EXT_V4D
     int cnn_ext_cpu_has_avx2_fma()
     int cnn_ext_cpu_has_avx512()
+    int cnn_ext_cpu_has_neon()
+    # a * b + c: one rounding in the vector builds, two in the portable build (simd.h)
+    double CNN_EXT_MADD(double a, double b, double c)
 
 
 cdef extern from "cnn_ext/kernels/conv.h" nogil:

@@ -1,5 +1,5 @@
-"""Compiled kernels of cnn_ext (portable build; ``_kernels_avx2`` and ``_kernels_avx512``
-have the same API).
+"""Compiled kernels of cnn_ext (portable build; ``_kernels_avx2``, ``_kernels_avx512`` and
+``_kernels_neon`` have the same API).
 
 Arrays are C-contiguous; float64 unless annotated otherwise. The Python wrappers check
 shapes; the layer façades do the friendly validation and conversion first.
@@ -12,6 +12,7 @@ from typing_extensions import disjoint_base
 
 def cpu_has_avx2_fma() -> bool: ...
 def cpu_has_avx512() -> bool: ...
+def cpu_has_neon() -> bool: ...
 
 def conv3x3_forward(
     image: npt.NDArray[np.float64],

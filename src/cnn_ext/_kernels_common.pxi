@@ -1,4 +1,4 @@
-# The body shared by _kernels.pyx and _kernels_avx2.pyx (see _kernels.pyx for the layout
+# The body shared by _kernels.pyx and the vector builds' .pyx (see _kernels.pyx for the layout
 # and the rule for the array boundary).
 from cython.parallel cimport prange, threadid
 from libc.math cimport exp, fabs, log, INFINITY

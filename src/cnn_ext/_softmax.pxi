@@ -1,7 +1,7 @@
 # Kernels of Softmax (dense layer + softmax), included by _kernels_common.pxi.
 # Arrays are C-contiguous float64: x (L,), weights (L, nodes), biases/totals/out (nodes,).
-# The AVX2 build's vector kernels for ten nodes are in kernels/softmax.h.
-from cnn_ext._kernel_headers cimport (CNN_EXT_V4D, cnn_ext_dense10_backprop,
+# The vector builds' kernels for ten nodes are in kernels/softmax.h.
+from cnn_ext._kernel_headers cimport (CNN_EXT_MADD, CNN_EXT_V4D, cnn_ext_dense10_backprop,
                                       cnn_ext_dense10_forward)
 #
 # Forward shifts the totals by their maximum before exp: no overflow for any finite
@@ -37,13 +37,15 @@ cdef inline void _dense_forward(const double* x, Py_ssize_t L, const double* wei
         x0 = x[k]; x1 = x[k + 1]; x2 = x[k + 2]; x3 = x[k + 3]
         w0 = weights + k * nodes
         for n in range(nodes):
-            totals[n] += (x0 * w0[n] + x1 * w0[nodes + n]) + (x2 * w0[2 * nodes + n] + x3 * w0[3 * nodes + n])
+            # (x0 w0 + x1 w1) + (x2 w2 + x3 w3), each pair one FMA in the vector builds
+            totals[n] = totals[n] + (CNN_EXT_MADD(x1, w0[nodes + n], x0 * w0[n])
+                                     + CNN_EXT_MADD(x3, w0[3 * nodes + n], x2 * w0[2 * nodes + n]))
         k += 4
     while k < L:
         x0 = x[k]
         w0 = weights + k * nodes
         for n in range(nodes):
-            totals[n] += x0 * w0[n]
+            totals[n] = CNN_EXT_MADD(x0, w0[n], totals[n])
         k += 1
 
 
@@ -75,10 +77,10 @@ cdef inline void _dense_backprop(const double* x, Py_ssize_t L, double* weights,
         a0 = a1 = a2 = a3 = 0.0
         for n in range(nodes):
             t = d_L_d_t[n]
-            a0 += w0[n] * t
-            a1 += w0[nodes + n] * t
-            a2 += w0[2 * nodes + n] * t
-            a3 += w0[3 * nodes + n] * t
+            a0 = CNN_EXT_MADD(w0[n], t, a0)
+            a1 = CNN_EXT_MADD(w0[nodes + n], t, a1)
+            a2 = CNN_EXT_MADD(w0[2 * nodes + n], t, a2)
+            a3 = CNN_EXT_MADD(w0[3 * nodes + n], t, a3)
         d_L_d_input[k] = a0
         d_L_d_input[k + 1] = a1
         d_L_d_input[k + 2] = a2
@@ -88,7 +90,7 @@ cdef inline void _dense_backprop(const double* x, Py_ssize_t L, double* weights,
         w0 = weights + k * nodes
         a0 = 0.0
         for n in range(nodes):
-            a0 += w0[n] * d_L_d_t[n]
+            a0 = CNN_EXT_MADD(w0[n], d_L_d_t[n], a0)
         d_L_d_input[k] = a0
         k += 1
     # The update, rounded as the tutorial's weights -= learn_rate * outer(x, d_L_d_t).
@@ -96,7 +98,7 @@ cdef inline void _dense_backprop(const double* x, Py_ssize_t L, double* weights,
         w0 = weights + k * nodes
         x0 = x[k]
         for n in range(nodes):
-            w0[n] = w0[n] - learn_rate * (x0 * d_L_d_t[n])
+            w0[n] = CNN_EXT_MADD(-learn_rate, x0 * d_L_d_t[n], w0[n])
 
 
 cdef bint softmax_d_totals_c(Py_ssize_t nodes, const double* totals, const double* d_L_d_out,
@@ -118,7 +120,7 @@ cdef bint softmax_d_totals_c(Py_ssize_t nodes, const double* totals, const doubl
     softmax_probs_c(totals, nodes, p)
     for n in range(nodes):
         if d_L_d_out[n] != 0:
-            s += d_L_d_out[n] * p[n]
+            s = CNN_EXT_MADD(d_L_d_out[n], p[n], s)
     for n in range(nodes):
         d_L_d_t[n] = p[n] * (d_L_d_out[n] - s)
     return True
@@ -128,7 +130,7 @@ cdef inline void softmax_update_biases_c(double* biases, Py_ssize_t nodes, const
                                          double learn_rate) noexcept nogil:
     cdef Py_ssize_t n
     for n in range(nodes):
-        biases[n] = biases[n] - learn_rate * d_L_d_t[n]
+        biases[n] = CNN_EXT_MADD(-learn_rate, d_L_d_t[n], biases[n])
 
 
 cdef void softmax_backprop_c(const double* x, Py_ssize_t L, double* weights,

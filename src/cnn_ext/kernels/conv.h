@@ -1,5 +1,5 @@
-/* Vector kernels of Conv3x3 (valid 3x3 convolution, stride 1) for the AVX2 build, and the
-   filter gradient of a block of four filters for every build.
+/* Vector kernels of Conv3x3 (valid 3x3 convolution, stride 1) for the vector builds (AVX2,
+   AVX-512, NEON), and the filter gradient of a block of four filters for every build.
 
    Arrays are C-contiguous float64: image (h, w); t, the filters transposed, (9, nf);
    conv output (h-2, w-2, nf); d_L_d_filters (nf, 9). Header-only: static inline. */
@@ -10,7 +10,7 @@
 
 #include "simd.h"
 
-/* Vector kernels of the AVX2 build for a number of filters that is a multiple of 4.
+/* Vector kernels of the vector builds for a number of filters that is a multiple of 4.
 
    One 3x3 output is always the same chain of FMAs in tap order,
        acc = 0; acc = fma(x[0,0], f[0,0], acc); acc = fma(x[0,1], f[0,1], acc); ...
@@ -51,22 +51,19 @@ static inline __attribute__((always_inline))
 void cnn_ext_conv_window4(const double* x, ptrdiff_t w, const cnn_ext_v4d F[9],
                           cnn_ext_v4d acc[4]) {
     for (int p = 0; p < 4; p++)
-        acc[p] = (cnn_ext_v4d){0, 0, 0, 0};
+        acc[p] = cnn_ext_zero();
 #define CNN_EXT_CONV_OP(p, k) acc[p] = cnn_ext_fma(v, F[k], acc[p])
     CNN_EXT_PATCH(CNN_EXT_CONV_OP, x, w);
 #undef CNN_EXT_CONV_OP
 }
 
 /* The window's maximum, NaN-propagating like np.amax. nan_free: the caller knows no
-   output is NaN, so a plain vmaxpd (b > m ? b : m, the same rule and the same result as
-   cnn_ext_max_nan on numbers) takes it. */
+   output is NaN, so a plain maximum (cnn_ext_max: b > m ? b : m, the same rule and the
+   same result as cnn_ext_max_nan on numbers, one vmaxpd on x86) takes it. */
 static inline __attribute__((always_inline))
 cnn_ext_v4d cnn_ext_window_max4(const cnn_ext_v4d acc[4], const int nan_free) {
-    if (nan_free) {
-        __m256d r = _mm256_max_pd((__m256d)acc[1], (__m256d)acc[0]);
-        r = _mm256_max_pd((__m256d)acc[2], r);
-        return (cnn_ext_v4d)_mm256_max_pd((__m256d)acc[3], r);
-    }
+    if (nan_free)
+        return cnn_ext_max(acc[3], cnn_ext_max(acc[2], cnn_ext_max(acc[1], acc[0])));
     return cnn_ext_max_nan(cnn_ext_max_nan(cnn_ext_max_nan(acc[0], acc[1]), acc[2]), acc[3]);
 }
 
@@ -75,7 +72,7 @@ cnn_ext_v4d cnn_ext_window_max4(const cnn_ext_v4d acc[4], const int nan_free) {
 static inline __attribute__((always_inline))
 void cnn_ext_window_mask4(const cnn_ext_v4d acc[4], cnn_ext_v4d m, long long* q, ptrdiff_t nf) {
     for (int p = 0; p < 4; p++)
-        *(cnn_ext_v4i*)(q + p * nf) = (cnn_ext_v4i)(acc[p] == m);
+        cnn_ext_store_mask(q + p * nf, cnn_ext_eq(acc[p], m));
 }
 
 /* The gradient of the window's four positions, d, from the pooled gradient g (the
@@ -83,7 +80,7 @@ void cnn_ext_window_mask4(const cnn_ext_v4d acc[4], cnn_ext_v4d m, long long* q,
 static inline __attribute__((always_inline))
 void cnn_ext_window_grads4(cnn_ext_v4d g, const long long* q, ptrdiff_t nf, cnn_ext_v4d d[4]) {
     for (int p = 0; p < 4; p++)
-        d[p] = (cnn_ext_v4d)((cnn_ext_v4i)g & *(const cnn_ext_v4i*)(q + p * nf));
+        d[p] = cnn_ext_and_mask(g, cnn_ext_load_mask(q + p * nf));
 }
 
 /* The window's share of the block's filter gradient: acc[k] += the patch pixel under
@@ -101,7 +98,7 @@ static inline __attribute__((always_inline))
 void cnn_ext_store_grad4(const cnn_ext_v4d acc[9], ptrdiff_t f, double* d_L_d_filters) {
     for (int k = 0; k < 9; k++)
         for (int q = 0; q < 4; q++)
-            d_L_d_filters[9 * (f + q) + k] = acc[k][q];
+            d_L_d_filters[9 * (f + q) + k] = cnn_ext_lane(acc[k], q);
 }
 
 #if CNN_EXT_V8D
@@ -204,7 +201,7 @@ void cnn_ext_conv_windows_v4(const double* image, ptrdiff_t h, ptrdiff_t w,
     for (; f < nf; f += 4) {
         cnn_ext_v4d F[9];
         for (int k = 0; k < 9; k++)
-            F[k] = *(const cnn_ext_v4d*)(t + k * nf + f);
+            F[k] = cnn_ext_load(t + k * nf + f);
         for (ptrdiff_t pi = 0; pi < ph; pi++) {
             for (ptrdiff_t pj = 0; pj < pw; pj++) {
                 const double* x = image + 2 * pi * w + 2 * pj;
@@ -212,15 +209,15 @@ void cnn_ext_conv_windows_v4(const double* image, ptrdiff_t h, ptrdiff_t w,
                 cnn_ext_conv_window4(x, w, F, acc);
                 if (store_conv) {
                     double* o = conv_out + ((2 * pi) * cw + 2 * pj) * nf + f;
-                    *(cnn_ext_v4d*)o = acc[0];
-                    *(cnn_ext_v4d*)(o + nf) = acc[1];
-                    *(cnn_ext_v4d*)(o + cw * nf) = acc[2];
-                    *(cnn_ext_v4d*)(o + cw * nf + nf) = acc[3];
+                    cnn_ext_store(o, acc[0]);
+                    cnn_ext_store(o + nf, acc[1]);
+                    cnn_ext_store(o + cw * nf, acc[2]);
+                    cnn_ext_store(o + cw * nf + nf, acc[3]);
                 }
                 if (store_pool) {
                     cnn_ext_v4d m = cnn_ext_window_max4(acc, nan_free);
                     ptrdiff_t win = pi * pw + pj;
-                    *(cnn_ext_v4d*)(pool + win * nf + f) = m;
+                    cnn_ext_store(pool + win * nf + f, m);
                     if (mask)
                         cnn_ext_window_mask4(acc, m, (long long*)mask + win * 4 * nf + f, nf);
                 }
@@ -240,12 +237,12 @@ static inline void cnn_ext_conv_forward_v4(const double* image, ptrdiff_t h, ptr
         for (ptrdiff_t j = (i < 2 * ph ? 2 * pw : 0); j < cw; j++) {
             const double* x = image + i * w + j;
             for (ptrdiff_t f = 0; f < nf; f += 4) {
-                cnn_ext_v4d acc = {0, 0, 0, 0};
+                cnn_ext_v4d acc = cnn_ext_zero();
                 for (int a = 0; a < 3; a++)
                     for (int b = 0; b < 3; b++)
                         acc = cnn_ext_fma(cnn_ext_bcast(x + a * w + b),
-                                          *(const cnn_ext_v4d*)(t + (3 * a + b) * nf + f), acc);
-                *(cnn_ext_v4d*)(out + (i * cw + j) * nf + f) = acc;
+                                          cnn_ext_load(t + (3 * a + b) * nf + f), acc);
+                cnn_ext_store(out + (i * cw + j) * nf + f, acc);
             }
         }
     }
@@ -283,21 +280,21 @@ static inline void cnn_ext_filter_grad_v4(const double* image, ptrdiff_t h, ptrd
     for (; f < nf; f += 4) {
         cnn_ext_v4d acc[9];
         for (int k = 0; k < 9; k++)
-            acc[k] = (cnn_ext_v4d){0, 0, 0, 0};
+            acc[k] = cnn_ext_zero();
         for (ptrdiff_t pi = 0; pi < ph; pi++) {
             for (ptrdiff_t pj = 0; pj < pw; pj++) {
                 const double* x = image + 2 * pi * w + 2 * pj;
                 cnn_ext_v4d d[4];
                 if (mask) {
                     ptrdiff_t win = pi * pw + pj;
-                    cnn_ext_window_grads4(*(const cnn_ext_v4d*)(g + win * nf + f),
+                    cnn_ext_window_grads4(cnn_ext_load(g + win * nf + f),
                                           (const long long*)mask + win * 4 * nf + f, nf, d);
                 } else {
                     const double* r = g + ((2 * pi) * cw + 2 * pj) * nf + f;
-                    d[0] = *(const cnn_ext_v4d*)r;
-                    d[1] = *(const cnn_ext_v4d*)(r + nf);
-                    d[2] = *(const cnn_ext_v4d*)(r + cw * nf);
-                    d[3] = *(const cnn_ext_v4d*)(r + cw * nf + nf);
+                    d[0] = cnn_ext_load(r);
+                    d[1] = cnn_ext_load(r + nf);
+                    d[2] = cnn_ext_load(r + cw * nf);
+                    d[3] = cnn_ext_load(r + cw * nf + nf);
                 }
                 cnn_ext_grad_window4(x, w, d, acc);
             }
@@ -305,7 +302,7 @@ static inline void cnn_ext_filter_grad_v4(const double* image, ptrdiff_t h, ptrd
         if (!mask) {
             for (ptrdiff_t i = 0; i < ch; i++) {
                 for (ptrdiff_t j = (i < 2 * ph ? 2 * pw : 0); j < cw; j++) {
-                    cnn_ext_v4d d = *(const cnn_ext_v4d*)(g + (i * cw + j) * nf + f);
+                    cnn_ext_v4d d = cnn_ext_load(g + (i * cw + j) * nf + f);
                     for (int a = 0; a < 3; a++)
                         for (int b = 0; b < 3; b++)
                             acc[3 * a + b] = cnn_ext_fma(cnn_ext_bcast(image + (i + a) * w + j + b),
@@ -326,25 +323,31 @@ static inline void cnn_ext_filter_grad_v4(const double* image, ptrdiff_t h, ptrd
 
 /* Gradient of filters f0..f0+3, one filter row a at a time: three 4-wide accumulators
    (one per filter column b) stay in registers while the loop streams over all output
-   positions in row-major order, the tutorial's accumulation order. Written with GCC/
-   Clang vector extensions because the auto-vectoriser turns this loop nest into a
-   shuffle-heavy reduction over positions instead; plain C elsewhere. */
+   positions in row-major order, the tutorial's accumulation order. Written with the
+   4-wide helpers of simd.h (one FMA per position and accumulator) because the
+   auto-vectoriser turns this loop nest into a shuffle-heavy reduction over positions
+   instead; plain C in the portable build. */
 static inline void cnn_ext_filter_grad_block4(const double* image, ptrdiff_t h, ptrdiff_t w,
                                               const double* d_L_d_out, ptrdiff_t nf,
                                               ptrdiff_t f0, double* d_L_d_filters) {
     ptrdiff_t ow = w - 2;
     for (ptrdiff_t a = 0; a < 3; a++) {
 #if CNN_EXT_V4D
-        cnn_ext_v4d acc0 = {0, 0, 0, 0}, acc1 = {0, 0, 0, 0}, acc2 = {0, 0, 0, 0};
+        cnn_ext_v4d acc0 = cnn_ext_zero(), acc1 = cnn_ext_zero(), acc2 = cnn_ext_zero();
         for (ptrdiff_t i = 0; i < h - 2; i++) {
             const double* x = image + (i + a) * w;
             const double* d = d_L_d_out + i * ow * nf + f0;
             for (ptrdiff_t j = 0; j < ow; j++, d += nf) {
-                cnn_ext_v4d dv = *(const cnn_ext_v4d*)d;
-                acc0 += x[j] * dv;
-                acc1 += x[j + 1] * dv;
-                acc2 += x[j + 2] * dv;
+                cnn_ext_v4d dv = cnn_ext_load(d);
+                acc0 = cnn_ext_fma(cnn_ext_bcast(x + j), dv, acc0);
+                acc1 = cnn_ext_fma(cnn_ext_bcast(x + j + 1), dv, acc1);
+                acc2 = cnn_ext_fma(cnn_ext_bcast(x + j + 2), dv, acc2);
             }
+        }
+        for (int q = 0; q < 4; q++) {
+            d_L_d_filters[9 * (f0 + q) + 3 * a] = cnn_ext_lane(acc0, q);
+            d_L_d_filters[9 * (f0 + q) + 3 * a + 1] = cnn_ext_lane(acc1, q);
+            d_L_d_filters[9 * (f0 + q) + 3 * a + 2] = cnn_ext_lane(acc2, q);
         }
 #else
         double acc0[4] = {0}, acc1[4] = {0}, acc2[4] = {0};
@@ -359,12 +362,12 @@ static inline void cnn_ext_filter_grad_block4(const double* image, ptrdiff_t h, 
                 }
             }
         }
-#endif
         for (int q = 0; q < 4; q++) {
             d_L_d_filters[9 * (f0 + q) + 3 * a] = acc0[q];
             d_L_d_filters[9 * (f0 + q) + 3 * a + 1] = acc1[q];
             d_L_d_filters[9 * (f0 + q) + 3 * a + 2] = acc2[q];
         }
+#endif
     }
 }
 

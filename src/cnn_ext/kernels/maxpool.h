@@ -1,15 +1,15 @@
-/* Vector kernels of MaxPool2 (2x2 windows, stride 2) for the AVX2 build.
+/* Vector kernels of MaxPool2 (2x2 windows, stride 2) for the vector builds (AVX2, AVX-512, NEON).
 
    x (h, w, nf) and its gradient are C-contiguous float64. The maxima follow np.amax (a NaN
    wins) and the backprop the tutorial's tie rule (every position equal to the maximum gets
    the gradient; a window holding a NaN routes nothing). The kernels handle the filters
    [0, nv), nv a multiple of 4; the caller does the rest. Header-only: static inline.
 
-   Why plain vmaxpd: the common window holds no NaN, and there _mm256_max_pd(m, v), which is
-   m > v ? m : v, is one instruction where the NaN rule takes four. Taken in the order
+   Why a plain maximum: the common window holds no NaN, and there cnn_ext_max(m, v), which is
+   m > v ? m : v (one vmaxpd on x86), is one instruction where the NaN rule takes four. Taken in the order
    bottom-right, bottom-left, top-right, top-left, that chain keeps, among tied maxima, the
    first in the order top-left, top-right, bottom-left, bottom-right, as the tutorial's
-   scalar loop does (it matters for 0.0 against -0.0). max_pd returns its second operand
+   scalar loop does (it matters for 0.0 against -0.0). cnn_ext_max returns its second operand
    when either is NaN, so the chain's result is NaN exactly where the top-left value is;
    a NaN among the other three costs two unordered compares per 4 windows to see. The
    forward kernel, where a NaN must win with its own bits, redoes a call that met one
@@ -25,16 +25,15 @@
 /* The maximum of four filters of one window (p: top-left value of filter f, nf: distance
    to the next column, rs: to the next row) without the NaN rule: NaN only where the
    top-left value is. */
-static inline __m256d cnn_ext_pool4_max_plain(const double* p, ptrdiff_t nf, ptrdiff_t rs) {
-    __m256d m = _mm256_max_pd(_mm256_loadu_pd(p + rs + nf), _mm256_loadu_pd(p + rs));
-    return _mm256_max_pd(_mm256_max_pd(m, _mm256_loadu_pd(p + nf)), _mm256_loadu_pd(p));
+static inline cnn_ext_v4d cnn_ext_pool4_max_plain(const double* p, ptrdiff_t nf, ptrdiff_t rs) {
+    cnn_ext_v4d m = cnn_ext_max(cnn_ext_load(p + rs + nf), cnn_ext_load(p + rs));
+    return cnn_ext_max(cnn_ext_max(m, cnn_ext_load(p + nf)), cnn_ext_load(p));
 }
 
-/* All ones in the lanes where one of the other three values is NaN (an all-ones mask is
-   itself a NaN, so the second compare also sees the first one's). */
-static inline __m256d cnn_ext_pool4_nan3(const double* p, ptrdiff_t nf, ptrdiff_t rs) {
-    __m256d u = _mm256_cmp_pd(_mm256_loadu_pd(p + rs + nf), _mm256_loadu_pd(p + rs), _CMP_UNORD_Q);
-    return _mm256_cmp_pd(u, _mm256_loadu_pd(p + nf), _CMP_UNORD_Q);
+/* All ones in the lanes where one of the other three values is NaN. */
+static inline cnn_ext_v4i cnn_ext_pool4_nan3(const double* p, ptrdiff_t nf, ptrdiff_t rs) {
+    return cnn_ext_or_isnan(cnn_ext_unord(cnn_ext_load(p + rs + nf), cnn_ext_load(p + rs)),
+                            cnn_ext_load(p + nf));
 }
 
 /* The same maximum with np.amax's rule (a NaN wins, the last one if several): the path
@@ -42,11 +41,11 @@ static inline __m256d cnn_ext_pool4_nan3(const double* p, ptrdiff_t nf, ptrdiff_
    would defeat the branch predictor. */
 static inline void cnn_ext_pool4_forward_nan(const double* p, ptrdiff_t nf, ptrdiff_t rs,
                                              double* o) {
-    cnn_ext_v4d m = *(const cnn_ext_v4d*)p;
-    m = cnn_ext_max_nan(m, *(const cnn_ext_v4d*)(p + nf));
-    m = cnn_ext_max_nan(m, *(const cnn_ext_v4d*)(p + rs));
-    m = cnn_ext_max_nan(m, *(const cnn_ext_v4d*)(p + rs + nf));
-    *(cnn_ext_v4d*)o = m;
+    cnn_ext_v4d m = cnn_ext_load(p);
+    m = cnn_ext_max_nan(m, cnn_ext_load(p + nf));
+    m = cnn_ext_max_nan(m, cnn_ext_load(p + rs));
+    m = cnn_ext_max_nan(m, cnn_ext_load(p + rs + nf));
+    cnn_ext_store(o, m);
 }
 
 /* out[i, j, f] = max(x[2i:2i+2, 2j:2j+2, f]) for f < nv, without the NaN rule (rs: the
@@ -56,19 +55,19 @@ static inline __attribute__((always_inline)) int cnn_ext_pool_forward_plain(
         const double* x, ptrdiff_t oh, ptrdiff_t ow, ptrdiff_t nf, ptrdiff_t nv, ptrdiff_t rs,
         double* out) {
     ptrdiff_t xs = 2 * nf;
-    __m256d any_nan = _mm256_setzero_pd();
+    cnn_ext_v4i any_nan = cnn_ext_mask_none();
     for (ptrdiff_t i = 0; i < oh; i++) {
         const double* p = x + 2 * i * rs;
         double* o = out + i * ow * nf;
         for (const double* end = p + ow * xs; p != end; p += xs, o += nf)
             for (ptrdiff_t f = 0; f < nv; f += 4) {
-                __m256d m = cnn_ext_pool4_max_plain(p + f, nf, rs);
-                any_nan = _mm256_or_pd(any_nan, _mm256_cmp_pd(cnn_ext_pool4_nan3(p + f, nf, rs),
-                                                              m, _CMP_UNORD_Q));
-                _mm256_storeu_pd(o + f, m);  /* last: out may alias x as far as C knows */
+                cnn_ext_v4d m = cnn_ext_pool4_max_plain(p + f, nf, rs);
+                /* a NaN among the other three, or the top-left one (then m is NaN) */
+                any_nan = cnn_ext_or_mask(any_nan, cnn_ext_or_isnan(cnn_ext_pool4_nan3(p + f, nf, rs), m));
+                cnn_ext_store(o + f, m);  /* last: out may alias x as far as C knows */
             }
     }
-    return !_mm256_testz_pd(any_nan, any_nan);
+    return cnn_ext_any(any_nan);
 }
 
 /* The window maxima of filters [0, nv) of x (h, w, nf) into out (h//2, w//2, nf). */
@@ -102,17 +101,14 @@ static inline __attribute__((always_inline)) void cnn_ext_pool_backprop_rows(
         for (const double* end = p + ow * xs; p != end; p += xs, r += xs, d += nf)
             for (ptrdiff_t f = 0; f < nv; f += 4) {
                 /* a NaN top-left value makes m NaN, equal to nothing; the others zero v */
-                __m256d m = cnn_ext_pool4_max_plain(p + f, nf, rs);
-                __m256d v = _mm256_andnot_pd(cnn_ext_pool4_nan3(p + f, nf, rs),
-                                             _mm256_loadu_pd(d + f));
-                _mm256_storeu_pd(r + f, _mm256_and_pd(
-                    _mm256_cmp_pd(m, _mm256_loadu_pd(p + f), _CMP_EQ_OQ), v));
-                _mm256_storeu_pd(r + f + nf, _mm256_and_pd(
-                    _mm256_cmp_pd(m, _mm256_loadu_pd(p + f + nf), _CMP_EQ_OQ), v));
-                _mm256_storeu_pd(r + f + rs, _mm256_and_pd(
-                    _mm256_cmp_pd(m, _mm256_loadu_pd(p + f + rs), _CMP_EQ_OQ), v));
-                _mm256_storeu_pd(r + f + rs + nf, _mm256_and_pd(
-                    _mm256_cmp_pd(m, _mm256_loadu_pd(p + f + rs + nf), _CMP_EQ_OQ), v));
+                cnn_ext_v4d m = cnn_ext_pool4_max_plain(p + f, nf, rs);
+                cnn_ext_v4d v = cnn_ext_andnot_mask(cnn_ext_pool4_nan3(p + f, nf, rs),
+                                                    cnn_ext_load(d + f));
+                cnn_ext_store(r + f, cnn_ext_and_mask(v, cnn_ext_eq(m, cnn_ext_load(p + f))));
+                cnn_ext_store(r + f + nf, cnn_ext_and_mask(v, cnn_ext_eq(m, cnn_ext_load(p + f + nf))));
+                cnn_ext_store(r + f + rs, cnn_ext_and_mask(v, cnn_ext_eq(m, cnn_ext_load(p + f + rs))));
+                cnn_ext_store(r + f + rs + nf,
+                              cnn_ext_and_mask(v, cnn_ext_eq(m, cnn_ext_load(p + f + rs + nf))));
             }
     }
 }

@@ -1,4 +1,4 @@
-/* The fused network's passes for the AVX2 build: Conv3x3, MaxPool2 and, for ten nodes,
+/* The fused network's passes for the vector builds: Conv3x3, MaxPool2 and, for ten nodes,
    Softmax's dense layer, forward in one pass and backward in another, without storing
    the convolution or the gradients between the layers. The numbers are those of the
    layer kernels, bit for bit: the same chain of FMAs per conv output (conv.h), the same
@@ -23,16 +23,14 @@
    Newton step on its FMA residual, which rounds exactly as the division does for every
    value 0..255 (tests/test_kernel_headers.py checks all 256), without a divide. */
 static inline ptrdiff_t cnn_ext_normalise_v4(const unsigned char* image, ptrdiff_t n, double* x) {
-    const __m256d c = _mm256_set1_pd(1.0 / 255.0), d = _mm256_set1_pd(255.0);
-    const __m256d half = _mm256_set1_pd(0.5);
+    const cnn_ext_v4d c = cnn_ext_set1(1.0 / 255.0), d = cnn_ext_set1(255.0);
+    const cnn_ext_v4d half = cnn_ext_set1(0.5);
     ptrdiff_t k = 0;
     for (; k + 4 <= n; k += 4) {
-        int four;
-        memcpy(&four, image + k, sizeof four);
-        __m256d v = _mm256_cvtepi32_pd(_mm_cvtepu8_epi32(_mm_cvtsi32_si128(four)));
-        __m256d q = _mm256_mul_pd(v, c);
-        q = _mm256_fmadd_pd(_mm256_fnmadd_pd(q, d, v), c, q);
-        _mm256_storeu_pd(x + k, _mm256_sub_pd(q, half));
+        cnn_ext_v4d v = cnn_ext_u8x4(image + k);
+        cnn_ext_v4d q = cnn_ext_mul(v, c);
+        q = cnn_ext_fma(cnn_ext_fnma(q, d, v), c, q);
+        cnn_ext_store(x + k, cnn_ext_sub(q, half));
     }
     return k;
 }
@@ -64,7 +62,7 @@ void cnn_ext_forward10_impl(const double* restrict image, ptrdiff_t h, ptrdiff_t
     ptrdiff_t ph = (h - 2) / 2, pw = (w - 2) / 2, row = pw * nf;  /* pool values per row */
     cnn_ext_v4d a[10];
     for (int v = 0; v < 10; v++)
-        a[v] = (cnn_ext_v4d){0, 0, 0, 0};
+        a[v] = cnn_ext_zero();
 #if CNN_EXT_V8D
     cnn_ext_v8d A[5];  /* the AVX-512 build's dense accumulators (cnn_ext_dense10_quad8) */
     for (int j = 0; j < 5; j++)
@@ -94,13 +92,13 @@ void cnn_ext_forward10_impl(const double* restrict image, ptrdiff_t h, ptrdiff_t
         for (; f < nf; f += 4) {
             cnn_ext_v4d F[9];
             for (int k = 0; k < 9; k++)
-                F[k] = *(const cnn_ext_v4d*)(t + k * nf + f);
+                F[k] = cnn_ext_load(t + k * nf + f);
             for (ptrdiff_t pj = 0; pj < pw; pj++) {
                 cnn_ext_v4d acc[4];
                 cnn_ext_conv_window4(image + 2 * pi * w + 2 * pj, w, F, acc);
                 cnn_ext_v4d m = cnn_ext_window_max4(acc, nan_free);
                 ptrdiff_t win = pi * pw + pj;
-                *(cnn_ext_v4d*)(pool + win * nf + f) = m;
+                cnn_ext_store(pool + win * nf + f, m);
                 if (mask)
                     cnn_ext_window_mask4(acc, m, (long long*)mask + win * 4 * nf + f, nf);
                 /* the window's quad of weights, 5 cache lines, for the row's dense pass */
@@ -174,7 +172,7 @@ static inline void cnn_ext_backward10_v4(const double* restrict image, ptrdiff_t
     for (; f < nf; f += 4) {
         cnn_ext_v4d acc[9];
         for (int k = 0; k < 9; k++)
-            acc[k] = (cnn_ext_v4d){0, 0, 0, 0};
+            acc[k] = cnn_ext_zero();
         for (ptrdiff_t pi = 0; pi < ph; pi++) {
             for (ptrdiff_t pj = 0; pj < pw; pj++) {
                 ptrdiff_t win = pi * pw + pj, r = win * nf + f;

@@ -1,4 +1,4 @@
-/* Vector kernels of Softmax's dense layer for the AVX2 build, for ten nodes (MNIST's
+/* Vector kernels of Softmax's dense layer for the vector builds, for ten nodes (MNIST's
    classes): x (L,), weights (L, 10), totals (10,), C-contiguous float64.
    Header-only: static inline. */
 #ifndef CNN_EXT_SOFTMAX_H
@@ -14,11 +14,7 @@
    Row r of the four is elements 10r..10r+9: W0, W1 and the low half of W2 hold row 0,
    the high half of W2, W3 and W4 row 1, and likewise W5..W9 rows 2 and 3. */
 #if CNN_EXT_V4D
-#define CNN_EXT_LOAD4(p) (*(const cnn_ext_v4d*)(p))
-/* {a, a, b, b} */
-static inline cnn_ext_v4d cnn_ext_pair(cnn_ext_v4d a, cnn_ext_v4d b) {
-    return (cnn_ext_v4d)_mm256_blend_pd((__m256d)a, (__m256d)b, 0xC);
-}
+#define CNN_EXT_LOAD4(p) cnn_ext_load(p)
 /* One quad of the forward pass: rows k..k+3 of the weights (w, 40 doubles) times
    x[k..k+3] into the ten accumulators a (one per vector: a[v] collects rows 4q + r). */
 static inline __attribute__((always_inline))
@@ -59,14 +55,17 @@ void cnn_ext_dense10_split8(const cnn_ext_v8d A[5], cnn_ext_v4d a[10]) {
 /* The ten totals from the accumulators, added as (rows 0 + 2) + (rows 1 + 3). */
 static inline __attribute__((always_inline))
 void cnn_ext_dense10_fold(const cnn_ext_v4d a[10], double* totals) {
-    cnn_ext_v4d b0 = a[0] + a[5], b1 = a[1] + a[6], b2 = a[2] + a[7];
-    cnn_ext_v4d b3 = a[3] + a[8], b4 = a[4] + a[9];
+    cnn_ext_v4d b0 = cnn_ext_add(a[0], a[5]), b1 = cnn_ext_add(a[1], a[6]);
+    cnn_ext_v4d b2 = cnn_ext_add(a[2], a[7]), b3 = cnn_ext_add(a[3], a[8]);
+    cnn_ext_v4d b4 = cnn_ext_add(a[4], a[9]);
     /* rows 0 and 2 are in b0, b1 and the low half of b2; rows 1 and 3 in the rest */
-    totals[0] = b0[0] + b2[2]; totals[1] = b0[1] + b2[3];
-    totals[2] = b0[2] + b3[0]; totals[3] = b0[3] + b3[1];
-    totals[4] = b1[0] + b3[2]; totals[5] = b1[1] + b3[3];
-    totals[6] = b1[2] + b4[0]; totals[7] = b1[3] + b4[1];
-    totals[8] = b2[0] + b4[2]; totals[9] = b2[1] + b4[3];
+#define CNN_EXT_L(v, i) cnn_ext_lane(v, i)
+    totals[0] = CNN_EXT_L(b0, 0) + CNN_EXT_L(b2, 2); totals[1] = CNN_EXT_L(b0, 1) + CNN_EXT_L(b2, 3);
+    totals[2] = CNN_EXT_L(b0, 2) + CNN_EXT_L(b3, 0); totals[3] = CNN_EXT_L(b0, 3) + CNN_EXT_L(b3, 1);
+    totals[4] = CNN_EXT_L(b1, 0) + CNN_EXT_L(b3, 2); totals[5] = CNN_EXT_L(b1, 1) + CNN_EXT_L(b3, 3);
+    totals[6] = CNN_EXT_L(b1, 2) + CNN_EXT_L(b4, 0); totals[7] = CNN_EXT_L(b1, 3) + CNN_EXT_L(b4, 1);
+    totals[8] = CNN_EXT_L(b2, 0) + CNN_EXT_L(b4, 2); totals[9] = CNN_EXT_L(b2, 1) + CNN_EXT_L(b4, 3);
+#undef CNN_EXT_L
 }
 /* totals (10,) = x (L,) @ weights (L, 10), without the biases: the quads in ascending
    order, then the rows left over. */
@@ -83,27 +82,27 @@ static inline void cnn_ext_dense10_forward(const double* x, ptrdiff_t L,
     cnn_ext_dense10_split8(A, a);
 #else
     for (int v = 0; v < 10; v++)
-        a[v] = (cnn_ext_v4d){0, 0, 0, 0};
+        a[v] = cnn_ext_zero();
     for (; k + 4 <= L; k += 4)
         cnn_ext_dense10_quad(x + k, weights + 10 * k, a);
 #endif
     cnn_ext_dense10_fold(a, totals);
     for (; k < L; k++)
         for (int n = 0; n < 10; n++)
-            totals[n] += x[k] * weights[10 * k + n];
+            totals[n] = CNN_EXT_MADD(x[k], weights[10 * k + n], totals[n]);
 }
 /* The backward pass's vectors of d_L_d_t (t, 10 doubles) laid over a quad's ten vectors
    (T) and the same times learn_rate (lrT). */
 static inline __attribute__((always_inline))
 void cnn_ext_dense10_tvectors(const double* t, double learn_rate, cnn_ext_v4d T[5],
                               cnn_ext_v4d lrT[5]) {
-    T[0] = (cnn_ext_v4d){t[0], t[1], t[2], t[3]};
-    T[1] = (cnn_ext_v4d){t[4], t[5], t[6], t[7]};
-    T[2] = (cnn_ext_v4d){t[8], t[9], t[0], t[1]};
-    T[3] = (cnn_ext_v4d){t[2], t[3], t[4], t[5]};
-    T[4] = (cnn_ext_v4d){t[6], t[7], t[8], t[9]};
+    T[0] = cnn_ext_setr(t[0], t[1], t[2], t[3]);
+    T[1] = cnn_ext_setr(t[4], t[5], t[6], t[7]);
+    T[2] = cnn_ext_setr(t[8], t[9], t[0], t[1]);
+    T[3] = cnn_ext_setr(t[2], t[3], t[4], t[5]);
+    T[4] = cnn_ext_setr(t[6], t[7], t[8], t[9]);
     for (int v = 0; v < 5; v++)
-        lrT[v] = learn_rate * T[v];
+        lrT[v] = cnn_ext_mul(cnn_ext_set1(learn_rate), T[v]);
 }
 /* One quad of the backward pass: returns rows k..k+3 of weights @ d_L_d_t (w, 40
    doubles, before the update) and applies w -= outer(x[k..k+3], learn_rate * d_L_d_t),
@@ -121,28 +120,27 @@ cnn_ext_v4d cnn_ext_dense10_quad_backprop(const double* x, double* w, const cnn_
        before the next is read: short live ranges, no spills (16 registers). */
 #define CNN_EXT_PAIR(P, va, vb, Ta, Tb, Xa, Xb) \
     W0 = CNN_EXT_LOAD4(w + 4 * (va)); W1 = CNN_EXT_LOAD4(w + 4 * (vb)); \
-    __m256d P = (__m256d)cnn_ext_fma(W1, T[Tb], W0 * T[Ta]); \
-    *(cnn_ext_v4d*)(w + 4 * (va)) = cnn_ext_fnma(Xa, lrT[Ta], W0); \
-    *(cnn_ext_v4d*)(w + 4 * (vb)) = cnn_ext_fnma(Xb, lrT[Tb], W1);
+    cnn_ext_v4d P = cnn_ext_fma(W1, T[Tb], cnn_ext_mul(W0, T[Ta])); \
+    cnn_ext_store(w + 4 * (va), cnn_ext_fnma(Xa, lrT[Ta], W0)); \
+    cnn_ext_store(w + 4 * (vb), cnn_ext_fnma(Xb, lrT[Tb], W1));
     /* leftover lanes first, while all four x are live: W2 * T2 holds rows 0 and 1, W7 * T2
        rows 2 and 3 */
     W0 = CNN_EXT_LOAD4(w + 8); W1 = CNN_EXT_LOAD4(w + 28);
-    __m256d rest = _mm256_hadd_pd((__m256d)(W0 * T[2]), (__m256d)(W1 * T[2]));
-    *(cnn_ext_v4d*)(w + 8) = cnn_ext_fnma(cnn_ext_pair(x0, x1), lrT[2], W0);
-    *(cnn_ext_v4d*)(w + 28) = cnn_ext_fnma(cnn_ext_pair(x2, x3), lrT[2], W1);
+    cnn_ext_v4d rest = cnn_ext_hadd(cnn_ext_mul(W0, T[2]), cnn_ext_mul(W1, T[2]));
+    cnn_ext_store(w + 8, cnn_ext_fnma(cnn_ext_pair(x0, x1), lrT[2], W0));
+    cnn_ext_store(w + 28, cnn_ext_fnma(cnn_ext_pair(x2, x3), lrT[2], W1));
     /* then the pairs, each two folded at once (the same hadds as before, earlier): fewer
        live vectors, fewer spills with 16 registers */
     CNN_EXT_PAIR(A, 0, 1, 0, 1, x0, x0)
     CNN_EXT_PAIR(B, 3, 4, 3, 4, x1, x1)
-    __m256d AB = _mm256_hadd_pd(A, B);
+    cnn_ext_v4d AB = cnn_ext_hadd(A, B);
     CNN_EXT_PAIR(C, 5, 6, 0, 1, x2, x2)
     CNN_EXT_PAIR(D, 8, 9, 3, 4, x3, x3)
-    __m256d CD = _mm256_hadd_pd(C, D);
+    cnn_ext_v4d CD = cnn_ext_hadd(C, D);
 #undef CNN_EXT_PAIR
-    __m256d full = _mm256_add_pd(_mm256_permute2f128_pd(AB, CD, 0x20),
-                                 _mm256_permute2f128_pd(AB, CD, 0x31));
-    rest = _mm256_permute4x64_pd(rest, 0xD8);  /* rows 0, 2, 1, 3 -> 0, 1, 2, 3 */
-    return (cnn_ext_v4d)_mm256_add_pd(full, rest);
+    cnn_ext_v4d full = cnn_ext_add(cnn_ext_cat_lo(AB, CD), cnn_ext_cat_hi(AB, CD));
+    rest = cnn_ext_perm0213(rest);  /* rows 0, 2, 1, 3 -> 0, 1, 2, 3 */
+    return cnn_ext_add(full, rest);
 }
 /* d_L_d_input (L,) = weights @ d_L_d_t with the weights before the update, then
    weights -= outer(x, learn_rate * d_L_d_t): quad by quad, then the rows left over. */
@@ -153,16 +151,16 @@ static inline void cnn_ext_dense10_backprop(const double* x, ptrdiff_t L, double
     cnn_ext_dense10_tvectors(t, learn_rate, T, lrT);
     ptrdiff_t k = 0;
     for (; k + 4 <= L; k += 4)
-        *(cnn_ext_v4d*)(d_L_d_input + k) = cnn_ext_dense10_quad_backprop(x + k, weights + 10 * k,
-                                                                        T, lrT);
+        cnn_ext_store(d_L_d_input + k, cnn_ext_dense10_quad_backprop(x + k, weights + 10 * k,
+                                                                     T, lrT));
     for (; k < L; k++) {
         double* w = weights + 10 * k;
         double acc = 0.0;
         for (int n = 0; n < 10; n++)
-            acc += w[n] * t[n];
+            acc = CNN_EXT_MADD(w[n], t[n], acc);
         d_L_d_input[k] = acc;
         for (int n = 0; n < 10; n++)
-            w[n] = w[n] - learn_rate * (x[k] * t[n]);
+            w[n] = CNN_EXT_MADD(-learn_rate, x[k] * t[n], w[n]);
     }
 }
 #else
