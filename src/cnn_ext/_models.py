@@ -34,6 +34,7 @@ def _network_from_file(filename: str) -> Network:
     nf, (input_len, nodes) = filters.shape[0], weights.shape
     if input_len % nf:
         raise ModelFileError(f"{filename}: softmax weights {weights.shape} do not fit {nf} filters", filename)
+    from ._aligned import aligned_float64
     from .conv import Conv3x3
     from .softmax import Softmax
 
@@ -44,7 +45,8 @@ def _network_from_file(filename: str) -> Network:
         conv, softmax = Conv3x3(nf), Softmax(input_len, nodes)
     finally:
         np.random.set_state(state)
-    conv.filters, softmax.weights, softmax.biases = filters, weights, biases
+    conv.filters, softmax.biases = filters, biases
+    softmax.weights = aligned_float64(weights)  # where the vector kernels read it fastest
     return Network(conv, None, softmax)
 
 

@@ -58,6 +58,7 @@ from typing import IO, TYPE_CHECKING, Any, Protocol
 import numpy as np
 
 from . import _safe_pickle
+from ._aligned import aligned_float64
 from ._files import file_kind as _file_kind, open_regular
 from ._safe_pickle import NUMERIC_KINDS as _NUMERIC_KINDS
 
@@ -870,7 +871,7 @@ class ModelSaver:
         old = (conv.filters, softmax.weights, softmax.biases)
         try:
             conv.filters = params['conv_filters']
-            softmax.weights = params['softmax_weights']
+            softmax.weights = aligned_float64(params['softmax_weights'])
             softmax.biases = params['softmax_biases']
         except BaseException:
             # A layer whose setter refuses a value must not be left half-updated.

@@ -10,6 +10,7 @@ from typing import TYPE_CHECKING
 
 import numpy as np
 
+from ._aligned import aligned_float64
 from ._dispatch import kernels
 from ._validate import _FLOAT64, as_float64, expect_shape, parameter, positive_int
 from ._validate import learn_rate as _rate
@@ -37,7 +38,8 @@ class Softmax:
     def __init__(self, input_len: int, nodes: int, learn_rate: float = 0.01) -> None:
         positive_int(input_len, "Softmax(input_len)")
         positive_int(nodes, "Softmax(nodes)")
-        self.weights: npt.NDArray[np.float64] = np.random.randn(input_len, nodes) / nodes
+        # the tutorial's draw, placed where the vector kernels read it fastest (_aligned)
+        self.weights: npt.NDArray[np.float64] = aligned_float64(np.random.randn(input_len, nodes) / nodes)
         self.biases: npt.NDArray[np.float64] = np.zeros(nodes)
         self.learn_rate = learn_rate
         self.last_input_shape: tuple[int, ...] | None = None

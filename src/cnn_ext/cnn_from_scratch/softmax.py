@@ -8,6 +8,7 @@ from typing import TYPE_CHECKING
 import numpy as np
 
 from .. import softmax as _softmax
+from .._aligned import aligned_float64
 from .._validate import as_float64, positive_int
 
 if TYPE_CHECKING:
@@ -30,7 +31,7 @@ class Softmax(_softmax.Softmax):
         # Not the adaptation's constructor: one draw, divided as the original divides it.
         positive_int(input_len, "Softmax(input_len)")
         positive_int(nodes, "Softmax(nodes)")
-        self.weights = np.random.randn(input_len, nodes) / input_len
+        self.weights = aligned_float64(np.random.randn(input_len, nodes) / input_len)
         self.biases = np.zeros(nodes)
         self.last_input_shape = None
         self.last_input = None
