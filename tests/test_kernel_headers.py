@@ -1,8 +1,9 @@
 """Each C header of the kernels (src/cnn_ext/kernels/*.h) compiles on its own.
 
 A translation unit holding only ``#include "<header>"`` is checked with ``-fsyntax-only``
-and warnings as errors, by gcc and clang, for the portable build and for the AVX2 build
-(x86-64), and by the aarch64 cross compiler when it is installed. No Python or NumPy
+and warnings as errors, by gcc and clang, for the portable build, the AVX2 and AVX-512
+builds (x86-64), and the portable and NEON builds for aarch64 (the cross compiler and
+clang's aarch64 target; the project's CI installs both). No Python or NumPy
 include directory is given: a header may use only the C standard headers and the vector
 intrinsics. These tests read the source checkout (the headers are not installed).
 """
@@ -27,7 +28,11 @@ if X86_64:
     BUILDS += [("gcc", ["-mavx2", "-mfma"], True), ("clang", ["-mavx2", "-mfma"], True)]
     AVX512 = ["-mavx2", "-mfma", "-mavx512f", "-mavx512vl", "-mavx512dq"]
     BUILDS += [("gcc", AVX512, True), ("clang", AVX512, True)]
-BUILDS += [("aarch64-linux-gnu-gcc", [], False)]
+# arm64: the portable build and the NEON build (CNN_EXT_NEON, as setup.py defines it), with
+# the cross compiler the project's CI installs and with clang's aarch64 target
+NEON = ["-DCNN_EXT_NEON=1"]
+BUILDS += [("aarch64-linux-gnu-gcc", [], True), ("aarch64-linux-gnu-gcc", NEON, True),
+           ("clang", ["--target=aarch64-linux-gnu"] + NEON, True)]
 
 
 def _skip_or_fail(reason, required):
