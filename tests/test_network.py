@@ -205,20 +205,26 @@ def _run_with_kernels(choice, code):
 
 
 def test_both_kernel_builds_agree(mnist):
-    """The portable and the AVX2 build train to the same weights within rounding."""
+    """The portable build and the vector build of this machine (AVX2 on x86-64, NEON on
+    arm64) train to the same weights within rounding."""
     import json
 
     import importlib.util
 
-    if importlib.util.find_spec("cnn_ext._kernels_avx2") is None:
-        reason = ("this build has no AVX2 variant (it is built only for x86-64 with GCC or "
-                  "clang): nothing to compare the portable kernels with")
+    info = cnn_ext.build_info()
+    if importlib.util.find_spec("cnn_ext._kernels_neon") is not None and info["machine"].lower() in ("aarch64", "arm64"):
+        vector = "neon"
+    elif importlib.util.find_spec("cnn_ext._kernels_avx2") is None:
+        reason = ("this build has no vector variant (AVX2 is built for x86-64, NEON for arm64, "
+                  "with GCC or clang): nothing to compare the portable kernels with")
         print(reason)
         pytest.skip(reason)
-    if not cnn_ext.build_info()["cpu_has_avx2_fma"]:
+    elif not info["cpu_has_avx2_fma"]:
         reason = "this CPU has no AVX2/FMA: only the portable build can run here"
         print(reason)
         pytest.skip(reason)
+    else:
+        vector = "avx2"
     code = (
         "import json, numpy as np, cnn_ext\n"
         "from cnn_ext.datasets import mnist\n"
@@ -230,14 +236,14 @@ def test_both_kernel_builds_agree(mnist):
         "  'proba': net.predict_proba(xt[:200]).tolist()}))\n"
     )
     results = {}
-    for choice in ("baseline", "avx2"):
+    for choice in ("baseline", vector):
         run = _run_with_kernels(choice, code)
         assert run.returncode == 0, run.stderr
         results[choice] = json.loads(run.stdout)
     assert results["baseline"]["kernels"] == "_kernels"
-    assert results["avx2"]["kernels"] == "_kernels_avx2"
+    assert results[vector]["kernels"] == f"_kernels_{vector}"
     for key in ("filters", "weights", "proba"):
-        a, b = np.array(results["baseline"][key]), np.array(results["avx2"][key])
+        a, b = np.array(results["baseline"][key]), np.array(results[vector][key])
         assert np.max(np.abs(a - b)) / np.max(np.abs(a)) < 1e-10, key
 
 
