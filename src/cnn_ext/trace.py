@@ -56,9 +56,9 @@ class Trace:
     The gradients are exact: the numbers the kernels subtract. How the subtraction
     ``p - learn_rate * g`` rounds depends on the build: the portable kernels round the
     product, then the difference, as NumPy does (so ``filters - learn_rate * d_L_d_filters``
-    is the updated filters, bit for bit); the AVX2 build, compiled with FMA contraction,
-    rounds once per parameter, and its 10-node softmax updates each weight as
-    ``w - x * (learn_rate * d_L_d_t)`` in one FMA. ``Network.trace(..., update=True)``
+    is the updated filters, bit for bit); the vector builds (the "fma" family: AVX2,
+    AVX-512, NEON) round once per parameter, in one FMA, and their 10-node softmax updates
+    each weight as ``w - x * (learn_rate * d_L_d_t)``. ``Network.trace(..., update=True)``
     applies the layers' own update, whichever it is.
     """
 
