@@ -30,8 +30,8 @@ The hashes (sha256 of the parameters after 1000 ``train_step`` calls, of the lay
 parameters after 1000 steps, of ``fit`` on 2000 images and of ``predict_proba`` on 1000 test
 images) prove that two versions of the kernels give bit-identical results. ``--check``
 compares those of every "fma" build run (avx2, avx512, neon) with the AVX2 hashes stored in
-bench/callgrind.json, and fails when one differs: that is how an arm64 machine shows it
-computes the x86-64 AVX2 build's numbers. Uses the installed cnn_ext and the MNIST
+bench/callgrind.json, and the portable build's with its own, and fails when one differs:
+that is how an arm64 machine shows it computes the x86-64 builds' numbers. Uses the installed cnn_ext and the MNIST
 copy embedded in the package.
 """
 import argparse
@@ -185,15 +185,21 @@ FMA = ("avx2", "avx512", "neon")  # the builds that must give the AVX2 build's n
 
 
 def check_hashes(found):
-    """The differences between each fma build's hashes in ``found`` and the stored AVX2 ones."""
-    stored = json.loads(STORED.read_text())["hashes"]["avx2"]
-    differ = []
+    """The differences between the hashes in ``found`` and the stored ones: each fma
+    build's against the AVX2 build's, the portable build's against the portable build's
+    (the same on x86-64 and arm64). ValueError when ``found`` holds no build to check."""
+    stored = json.loads(STORED.read_text())["hashes"]
+    differ, checked = [], 0
     for build, got in found.items():
-        if build not in FMA:
+        reference = "avx2" if build in FMA else build if build in stored else None
+        if reference is None:
             continue
-        for key, value in stored.items():
+        checked += 1
+        for key, value in stored[reference].items():
             if key != "kernels" and got.get(key) != value:
-                differ.append(f"{build} {key}: {got.get(key)} (stored {value})")
+                differ.append(f"{build} {key}: {got.get(key)} (stored for {reference}: {value})")
+    if not checked:
+        raise ValueError(f"none of {sorted(found)} has hashes stored in {STORED.name}")
     return differ
 
 
@@ -260,8 +266,9 @@ def main():
     if args.check:
         differ = check_hashes(result["hashes"])
         if differ:
-            sys.exit("not the AVX2 build's numbers: " + "; ".join(differ))
-        print(f"{', '.join(b for b in builds if b in FMA)}: the AVX2 hashes of {STORED.name}")
+            sys.exit("not the stored numbers: " + "; ".join(differ))
+        print(f"{', '.join(builds)}: the hashes stored in {STORED.name} (the fma builds the AVX2 "
+              f"build's, the portable build its own)")
     if "avx512" in builds and not args.hashes_only:
         print("avx512: no instruction counts (valgrind does not run AVX-512 code)")
         builds.remove("avx512")

@@ -6,7 +6,8 @@
    [0, nv), nv a multiple of 4; the caller does the rest. Header-only: static inline.
 
    Why a plain maximum: the common window holds no NaN, and there cnn_ext_max(m, v), which is
-   m > v ? m : v (one vmaxpd on x86), is one instruction where the NaN rule takes four. Taken in the order
+   m > v ? m : v (one vmaxpd on x86, a compare and a select per half on NEON), is a
+   fraction of what the NaN rule takes. Taken in the order
    bottom-right, bottom-left, top-right, top-left, that chain keeps, among tied maxima, the
    first in the order top-left, top-right, bottom-left, bottom-right, as the tutorial's
    scalar loop does (it matters for 0.0 against -0.0). cnn_ext_max returns its second operand

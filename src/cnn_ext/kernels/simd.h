@@ -65,10 +65,11 @@ static inline cnn_ext_v4i cnn_ext_load_mask(const long long* p) { return *(const
 static inline void cnn_ext_store_mask(long long* p, cnn_ext_v4i m) { *(cnn_ext_v4i*)p = m; }
 /* all ones where a == b (NaN equals nothing) */
 static inline cnn_ext_v4i cnn_ext_eq(cnn_ext_v4d a, cnn_ext_v4d b) { return (cnn_ext_v4i)(a == b); }
-/* a where m is set, +0.0 elsewhere; a where m is clear, +0.0 elsewhere */
+/* a where m is set, +0.0 elsewhere */
 static inline cnn_ext_v4d cnn_ext_and_mask(cnn_ext_v4d a, cnn_ext_v4i m) {
     return (cnn_ext_v4d)((cnn_ext_v4i)a & m);
 }
+/* a where m is clear, +0.0 elsewhere */
 static inline cnn_ext_v4d cnn_ext_andnot_mask(cnn_ext_v4i m, cnn_ext_v4d a) {
     return (cnn_ext_v4d)_mm256_andnot_pd((__m256d)m, (__m256d)a);
 }
