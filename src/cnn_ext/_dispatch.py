@@ -40,7 +40,7 @@ for _name, (_module, _cpu_has, _needs) in BUILDS.items():
         # The same API: the variants' stubs re-export _kernels.pyi.
         kernels = importlib.import_module(f".{_module}", __package__)
         break
-    except ImportError as e:  # an installation without this variant (not x86-64, MSVC, old compiler)
+    except ImportError as e:  # an installation without this variant (another ISA, MSVC, old compiler)
         if _choice == _name:
             raise ImportError(f"CNN_EXT_KERNELS={_name}, but this installation has no {_module} "
                               f"build ({e})") from e
