@@ -23,6 +23,8 @@ STORED = Path(__file__).resolve().parent / "data" / "fma_fingerprints.json"
 SHAPES = [(28, 28), (28, 29), (5, 7), (6, 6), (9, 12), (13, 11)]
 SPECIALS = [None, 2e300, np.inf, -np.inf, np.nan, 1e300]
 FILTERS = list(range(1, 14))
+# MNIST's shape with filter counts of one and two 8-blocks, 4-blocks and remainders; the odd
+# shapes with a few of them (a short run)
 FUSED_CASES = ([((28, 28), nf) for nf in (8, 4, 12, 16, 13, 1)]
                + [(shape, nf) for shape in ((28, 29), (5, 7)) for nf in (8, 4, 12, 13)])
 FUSED_SPECIALS = [None, 2e300, np.inf, np.nan]
@@ -39,18 +41,54 @@ def digest(*arrays):
     return h.hexdigest()
 
 
-def _digits(x_train, h, w, n, rng):
+def digits(x_train, h, w, n, rng):
+    """n normalised MNIST digits cut or padded to (h, w): real images, blank borders, ties."""
     x = x_train[rng.choice(len(x_train), n, replace=False)]
     out = np.zeros((n, h, w), np.uint8)
     out[:, :min(h, 28), :min(w, 28)] = x[:, :min(h, 28), :min(w, 28)]
     return out / 255.0 - 0.5
 
 
-def _filters(nf, rng, special=None):
+def filters_with(nf, rng, special=None):
+    """Random (nf, 3, 3) filters, one entry replaced by ``special`` if given."""
     f = rng.standard_normal((nf, 3, 3)) / 9
     if special is not None:
         f[rng.integers(nf), rng.integers(3), rng.integers(3)] = special
     return f
+
+
+def fused_inputs(mnist, shape):
+    """(images, labels, test) of a fused case: MNIST digits cut or padded to ``shape``."""
+    (x_train, y_train), (x_test, _) = mnist
+    rng = np.random.default_rng(7)
+    h, w = shape
+    n = 300 if shape == (28, 28) else 60
+    idx = rng.choice(len(x_train), n, replace=False)
+    images = np.zeros((n, h, w), np.uint8)
+    images[:, :min(h, 28), :min(w, 28)] = x_train[idx][:, :min(h, 28), :min(w, 28)]
+    test = np.zeros((100, h, w), np.uint8)
+    test[:, :min(h, 28), :min(w, 28)] = x_test[:100, :min(h, 28), :min(w, 28)]
+    return images, y_train[idx].astype(np.int64), test
+
+
+def train_and_predict(k, images, labels, test, nf, special, rng_seed=11):
+    """TrainState.step over the first half of the images, train_steps over the second half
+    (reversed), then predict_proba on two threads; returns step losses, step hits, losses,
+    hits, filters, weights, biases, probabilities (float64 arrays)."""
+    rng = np.random.default_rng(rng_seed)
+    h, w = images.shape[1:]
+    L = ((h - 2) // 2) * ((w - 2) // 2) * nf
+    filters = filters_with(nf, rng, special)
+    weights, biases = rng.standard_normal((L, 10)) / L, np.zeros(10)
+    state = k.TrainState(filters, weights, biases, 0.005, h, w)
+    steps = [state.step(images[i], int(labels[i])) for i in range(len(images) // 2)]
+    order = np.arange(len(images) // 2, len(images), dtype=np.int64)[::-1].copy()
+    losses, correct = np.empty(len(order)), np.empty(len(order), np.uint8)
+    k.train_steps(images, labels, order, filters, weights, biases, 0.005, losses, correct)
+    probs = np.empty((len(test), 10))
+    k.predict_proba(test, filters, weights, biases, probs, 2)
+    return [np.array([s[0] for s in steps]), np.array([s[1] for s in steps], float), losses,
+            correct.astype(float), filters, weights, biases, probs]
 
 
 def layer_fingerprints(k, mnist):
@@ -62,8 +100,8 @@ def layer_fingerprints(k, mnist):
             rng = np.random.default_rng(zlib.crc32(repr((shape, special)).encode()))
             h, w = shape
             for nf in FILTERS:
-                image = _digits(x_train, h, w, 1, rng)[0]
-                filters = _filters(nf, rng, special)
+                image = digits(x_train, h, w, 1, rng)[0]
+                filters = filters_with(nf, rng, special)
                 conv = k.conv3x3_forward(image, filters)
                 pool = k.maxpool2_forward(conv)
                 L = pool.size
@@ -84,32 +122,14 @@ def layer_fingerprints(k, mnist):
 
 def fused_fingerprints(k, mnist):
     """TrainState.step, train_steps and predict_proba, per (shape, filter count, special)."""
-    (x_train, y_train), (x_test, _) = mnist
     out = {}
     for shape, nf in FUSED_CASES:
+        images, labels, test = fused_inputs(mnist, shape)
         for special in FUSED_SPECIALS:
-            rng = np.random.default_rng(7)
-            h, w = shape
-            n = 300 if shape == (28, 28) else 60
-            idx = rng.choice(len(x_train), n, replace=False)
-            images = np.zeros((n, h, w), np.uint8)
-            images[:, :min(h, 28), :min(w, 28)] = x_train[idx][:, :min(h, 28), :min(w, 28)]
-            labels = y_train[idx].astype(np.int64)
-            test = np.zeros((100, h, w), np.uint8)
-            test[:, :min(h, 28), :min(w, 28)] = x_test[:100, :min(h, 28), :min(w, 28)]
-            rng = np.random.default_rng(11)
-            L = ((h - 2) // 2) * ((w - 2) // 2) * nf
-            filters = _filters(nf, rng, special)
-            weights, biases = rng.standard_normal((L, 10)) / L, np.zeros(10)
-            state = k.TrainState(filters, weights, biases, 0.005, h, w)
-            steps = np.array([state.step(images[i], int(labels[i])) for i in range(n // 2)], float)
-            order = np.arange(n // 2, n, dtype=np.int64)[::-1].copy()
-            losses, correct = np.empty(len(order)), np.empty(len(order), np.uint8)
-            k.train_steps(images, labels, order, filters, weights, biases, 0.005, losses, correct)
-            probs = np.empty((len(test), 10))
-            k.predict_proba(test, filters, weights, biases, probs, 2)
-            out[f"fused {h}x{w} nf={nf} special={special}"] = digest(
-                steps, losses, correct, filters, weights, biases, probs)
+            results = train_and_predict(k, images, labels, test, nf, special)
+            # the steps' losses and hits as one (n, 2) array, then the rest
+            out[f"fused {shape[0]}x{shape[1]} nf={nf} special={special}"] = digest(
+                np.stack(results[:2], axis=1), *results[2:])
     return out
 
 

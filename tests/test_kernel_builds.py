@@ -43,8 +43,6 @@ def _load_file(name, path):
 fma_fingerprints = _load_file("fma_fingerprints", Path(__file__).with_name("fma_fingerprints.py"))
 
 X86_64 = platform.machine().lower() in ("x86_64", "amd64")
-FILTERS = list(range(1, 14))  # blocks of 8 and 4 and remainders
-SHAPES = [(28, 28), (28, 29), (5, 7), (6, 6), (9, 12), (13, 11)]
 
 
 def _load(name, cpu_has):
@@ -199,30 +197,15 @@ def test_network_hashes_are_the_stored_ones(name):
     _assert_stored(callgrind.check_hashes({name: found}), f"{name} against the stored hashes")
 
 
-def _digits(mnist, h, w, n, rng):
-    """n normalised MNIST digits cut or padded to (h, w): real images, blank borders, ties."""
-    x = mnist[0][0][rng.choice(len(mnist[0][0]), n, replace=False)]
-    out = np.zeros((n, h, w), np.uint8)
-    out[:, :min(h, 28), :min(w, 28)] = x[:, :min(h, 28), :min(w, 28)]
-    return out / 255.0 - 0.5
-
-
-def _filters(nf, rng, special=None):
-    f = rng.standard_normal((nf, 3, 3)) / 9
-    if special is not None:
-        f[rng.integers(nf), rng.integers(3), rng.integers(3)] = special
-    return f
-
-
 @pytest.mark.parametrize("special", [None, 2e300, np.inf, -np.inf, np.nan, 1e300])
-@pytest.mark.parametrize("shape", SHAPES)
+@pytest.mark.parametrize("shape", fma_fingerprints.SHAPES)
 def test_layer_kernels_bit_for_bit(mnist, shape, special):
     ref, other = _need_pair()
     rng = np.random.default_rng(zlib.crc32(repr((shape, special)).encode()))
     h, w = shape
-    for nf in FILTERS:
-        image = _digits(mnist, h, w, 1, rng)[0]
-        filters = _filters(nf, rng, special)
+    for nf in fma_fingerprints.FILTERS:
+        image = fma_fingerprints.digits(mnist[0][0], h, w, 1, rng)[0]
+        filters = fma_fingerprints.filters_with(nf, rng, special)
         outs = [k.conv3x3_forward(image, filters) for k in (ref, other)]
         assert_bits(*outs, f"conv3x3_forward {shape} nf={nf}")
         pools = [k.maxpool2_forward(o) for k, o in zip((ref, other), outs)]
@@ -248,46 +231,14 @@ def test_layer_kernels_bit_for_bit(mnist, shape, special):
             assert_bits(a, b, f"backprop {name} {shape} nf={nf}")
 
 
-def _train_and_predict(k, images, labels, test, nf, special, rng_seed):
-    rng = np.random.default_rng(rng_seed)
-    h, w = images.shape[1:]
-    L = ((h - 2) // 2) * ((w - 2) // 2) * nf
-    filters = _filters(nf, rng, special)
-    weights, biases = rng.standard_normal((L, 10)) / L, np.zeros(10)
-    state = k.TrainState(filters, weights, biases, 0.005, h, w)
-    steps = [state.step(images[i], int(labels[i])) for i in range(len(images) // 2)]
-    order = np.arange(len(images) // 2, len(images), dtype=np.int64)[::-1].copy()
-    losses, correct = np.empty(len(order)), np.empty(len(order), np.uint8)
-    k.train_steps(images, labels.astype(np.int64), order, filters, weights, biases, 0.005,
-                  losses, correct)
-    probs = np.empty((len(test), 10))
-    k.predict_proba(test, filters, weights, biases, probs, 2)
-    return [np.array([s[0] for s in steps]), np.array([s[1] for s in steps], float), losses,
-            correct.astype(float), filters, weights, biases, probs]
-
-
-# MNIST's shape with filter counts of one and two 8-blocks, 4-blocks and remainders; the odd
-# shapes with a few of them (a short run)
-FUSED_CASES = ([((28, 28), nf) for nf in (8, 4, 12, 16, 13, 1)]
-               + [(shape, nf) for shape in ((28, 29), (5, 7)) for nf in (8, 4, 12, 13)])
-
-
 @pytest.mark.parametrize("special", [None, 2e300, np.inf, np.nan])
-@pytest.mark.parametrize("shape, nf", FUSED_CASES)
+@pytest.mark.parametrize("shape, nf", fma_fingerprints.FUSED_CASES)
 def test_fused_steps_and_inference_bit_for_bit(mnist, shape, nf, special):
     ref, other = _need_pair()
-    rng = np.random.default_rng(7)
-    h, w = shape
-    n = 300 if shape == (28, 28) else 60
-    idx = rng.choice(len(mnist[0][0]), n, replace=False)
-    images = np.zeros((n, h, w), np.uint8)
-    images[:, :min(h, 28), :min(w, 28)] = mnist[0][0][idx][:, :min(h, 28), :min(w, 28)]
-    labels = mnist[0][1][idx]
-    test = np.zeros((100, h, w), np.uint8)
-    test[:, :min(h, 28), :min(w, 28)] = mnist[1][0][:100, :min(h, 28), :min(w, 28)]
+    images, labels, test = fma_fingerprints.fused_inputs(mnist, shape)
     names = ("step losses", "step hits", "losses", "hits", "filters", "weights", "biases", "probs")
-    a = _train_and_predict(ref, images, labels, test, nf, special, 11)
-    b = _train_and_predict(other, images, labels, test, nf, special, 11)
+    a = fma_fingerprints.train_and_predict(ref, images, labels, test, nf, special)
+    b = fma_fingerprints.train_and_predict(other, images, labels, test, nf, special)
     for name, x, y in zip(names, a, b):
         assert_bits(x, y, f"{name} {shape} nf={nf} special={special}")
 
