@@ -7,43 +7,31 @@ import platform
 
 import numpy as np
 
-# Why a build has no AVX2 variant (the reason of kernels/simd.h, in a sentence).
-_NO_AVX2_MSVC = ("not built: MSVC lacks the GCC/clang vector extensions the AVX2 kernels are "
-                 "written with, so MSVC builds run the portable kernels")
+# Why a build has no vector variant under MSVC (the reason of kernels/simd.h, in a sentence).
+_NO_VECTOR_MSVC = ("not built: MSVC lacks the GCC/clang vector extensions the {kernels} kernels "
+                   "are written with, so MSVC builds run the portable kernels")
+
+# variant -> (its module, what it is called, the machines it is for, their name, why else)
+_VARIANTS = {
+    "avx2": ("_kernels_avx2", "AVX2 + FMA", ("x86_64", "amd64"), "x86-64", "AVX2",
+             "the compiler was not asked for, or did not accept, -mavx2 -mfma"),
+    "avx512": ("_kernels_avx512", "AVX-512", ("x86_64", "amd64"), "x86-64", "AVX2",
+               "the compiler was not asked for, or did not accept, -mavx512f -mavx512vl -mavx512dq"),
+    "neon": ("_kernels_neon", "NEON", ("aarch64", "arm64"), "arm64", "vector",
+             "the compiler did not build NEON code for aarch64"),
+}
 
 
-def _avx2_variant(compiler: str) -> str:
-    """"built", or why the AVX2 + FMA variant is not part of this installation."""
-    if importlib.util.find_spec("cnn_ext._kernels_avx2") is not None:  # found, not imported
+def _variant(name: str, compiler: str) -> str:
+    """"built", or why the variant ``name`` (avx2, avx512, neon) is not part of this installation."""
+    module, what, machines, arch, kernels, otherwise = _VARIANTS[name]
+    if importlib.util.find_spec(f"cnn_ext.{module}") is not None:  # found, not imported
         return "built"
-    if platform.machine().lower() not in ("x86_64", "amd64"):
-        return f"not built: the AVX2 + FMA variant is for x86-64, this is {platform.machine()}"
+    if platform.machine().lower() not in machines:
+        return f"not built: the {what} variant is for {arch}, this is {platform.machine()}"
     if compiler == "msvc":
-        return _NO_AVX2_MSVC
-    return "not built: the compiler was not asked for, or did not accept, -mavx2 -mfma"
-
-
-def _avx512_variant(compiler: str) -> str:
-    """"built", or why the AVX-512 variant is not part of this installation."""
-    if importlib.util.find_spec("cnn_ext._kernels_avx512") is not None:  # found, not imported
-        return "built"
-    if platform.machine().lower() not in ("x86_64", "amd64"):
-        return f"not built: the AVX-512 variant is for x86-64, this is {platform.machine()}"
-    if compiler == "msvc":
-        return _NO_AVX2_MSVC
-    return ("not built: the compiler was not asked for, or did not accept, "
-            "-mavx512f -mavx512vl -mavx512dq")
-
-
-def _neon_variant(compiler: str) -> str:
-    """"built", or why the NEON variant is not part of this installation."""
-    if importlib.util.find_spec("cnn_ext._kernels_neon") is not None:  # found, not imported
-        return "built"
-    if platform.machine().lower() not in ("aarch64", "arm64"):
-        return f"not built: the NEON variant is for arm64, this is {platform.machine()}"
-    if compiler == "msvc":
-        return _NO_AVX2_MSVC.replace("AVX2 kernels", "vector kernels")
-    return "not built: the compiler did not build NEON code for aarch64"
+        return _NO_VECTOR_MSVC.format(kernels=kernels)
+    return f"not built: {otherwise}"
 
 
 def build_info() -> dict[str, Any]:
@@ -66,9 +54,7 @@ def build_info() -> dict[str, Any]:
         "family": FAMILY,
         "cpu_has_avx2_fma": baseline.cpu_has_avx2_fma(),
         "cpu_has_avx512": baseline.cpu_has_avx512(),
-        "avx2_variant": _avx2_variant(baseline.COMPILER),
-        "avx512_variant": _avx512_variant(baseline.COMPILER),
-        "neon_variant": _neon_variant(baseline.COMPILER),
+        **{f"{name}_variant": _variant(name, baseline.COMPILER) for name in _VARIANTS},
         "compiler": kernels.COMPILER,
         "cflags": kernels.CFLAGS,
         "openmp": kernels.OPENMP,
