@@ -39,10 +39,6 @@ cdef extern from "cnn_ext/kernels/network.h" nogil:
     void cnn_ext_forward10_v4(const double* image, ptrdiff_t h, ptrdiff_t w,
                               const double* t, ptrdiff_t nf, double* pool, void* mask,
                               const double* weights, double* totals, int nan_free)
-    void cnn_ext_backward10_v4(const double* image, ptrdiff_t h, ptrdiff_t w,
-                               const double* pool, const void* mask, ptrdiff_t nf,
-                               double* weights, const double* d_L_d_t, double learn_rate,
-                               double* d_L_d_filters)
 
 
 cdef extern from "cnn_ext/kernels/maxpool.h" nogil:

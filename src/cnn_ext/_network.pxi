@@ -2,12 +2,10 @@
 # batched inference. They chain the same C kernels as the layer façades, in the same order,
 # so a fused step gives bit for bit the numbers of the six façade calls; what they save is
 # the Python between them. Training runs a chunk of steps per call without the GIL;
-# inference splits a batch across OpenMP threads. The AVX2 build's passes over the whole
-# network (Conv3x3 + MaxPool2 + the dense layer, forward, then backward) are in
-# kernels/network.h.
-from cnn_ext._kernel_headers cimport (CNN_EXT_OPENMP, cnn_ext_backward10_v4,
-                                      cnn_ext_conv_pool_v4, cnn_ext_filter_grad_v4,
-                                      cnn_ext_forward10_v4, cnn_ext_normalise_v4,
+# inference splits a batch across OpenMP threads. The vector builds' forward pass over the
+# whole network (Conv3x3 + MaxPool2 + the dense layer) is in kernels/network.h.
+from cnn_ext._kernel_headers cimport (CNN_EXT_OPENMP, cnn_ext_conv_pool_v4,
+                                      cnn_ext_filter_grad_v4, cnn_ext_forward10_v4, cnn_ext_normalise_v4,
                                       cnn_ext_aligned_copy, cnn_ext_prefetch_bytes,
                                       omp_get_max_threads)
 from libc.string cimport memcpy
@@ -27,25 +25,34 @@ cdef struct Buffers:
     double* d_conv   # (ch, cw, nf)
     double* d_filt   # (nf, 9)
     double* work     # (9 * nf + 2 * nodes,) kernel scratch
-    double* block    # the single allocation behind all of the above
+    double* block    # the single allocation behind all of the above (to free)
+
+
+cdef inline Py_ssize_t _lines(Py_ssize_t n) noexcept nogil:
+    # n doubles rounded up to whole 64-byte cache lines
+    return (n + 7) & ~(<Py_ssize_t> 7)
 
 
 cdef int buffers_alloc(Buffers* b, Shapes* s) noexcept nogil:
-    cdef Py_ssize_t nconv = s.ch * s.cw * s.nf
-    cdef Py_ssize_t total = s.h * s.w + 2 * nconv + 2 * s.L + 3 * s.nodes + 9 * s.nf + 9 * s.nf + 2 * s.nodes
-    b.block = <double*> malloc(total * sizeof(double))
+    # One allocation; every buffer starts on a 64-byte boundary, so that the AVX-512
+    # build's 64-byte stores of the pool and the masks never straddle two cache lines
+    # (16 bytes off, the C step of bench/parts.c is about 2% slower).
+    cdef Py_ssize_t nconv = _lines(s.ch * s.cw * s.nf), L = _lines(s.L), nodes = _lines(s.nodes)
+    cdef Py_ssize_t total = _lines(s.h * s.w) + 2 * nconv + 2 * L + 3 * nodes + _lines(9 * s.nf) \
+        + _lines(9 * s.nf + 2 * s.nodes)
+    b.block = <double*> malloc((total + 8) * sizeof(double))
     if b.block == NULL:
         return -1
-    b.x = b.block
-    b.conv = b.x + s.h * s.w
+    b.x = <double*> ((<size_t> b.block + 63) & ~(<size_t> 63))
+    b.conv = b.x + _lines(s.h * s.w)
     b.d_conv = b.conv + nconv
     b.pool = b.d_conv + nconv
-    b.d_pool = b.pool + s.L
-    b.totals = b.d_pool + s.L
-    b.probs = b.totals + s.nodes
-    b.grad = b.probs + s.nodes
-    b.d_filt = b.grad + s.nodes
-    b.work = b.d_filt + 9 * s.nf
+    b.d_pool = b.pool + L
+    b.totals = b.d_pool + L
+    b.probs = b.totals + nodes
+    b.grad = b.probs + nodes
+    b.d_filt = b.grad + nodes
+    b.work = b.d_filt + _lines(9 * s.nf)
     return 0
 
 
@@ -80,8 +87,8 @@ cdef inline bint filters_bounded(const double* filters, Py_ssize_t n) noexcept n
 
 
 cdef inline bint _whole_network_passes(Shapes* s) noexcept nogil:
-    # The AVX2 build's forward and backward passes over the whole network (network.h):
-    # filters four at a time, ten nodes.
+    # The vector builds' forward pass over the whole network (network.h): filters four at
+    # a time, ten nodes.
     return _vector_conv(s.nf) and s.nodes == 10
 
 
@@ -145,24 +152,16 @@ cdef double train_step_c(const unsigned char* image, Py_ssize_t label, Shapes* s
     for n in range(s.nodes):
         b.grad[n] = 0.0
     b.grad[label] = -1 / p
-    if _whole_network_passes(s):
-        # Softmax's backprop, MaxPool2's and the filter gradient in one pass, through the
-        # forward's masks; the pooled gradient never leaves the registers.
-        if softmax_d_totals_c(s.nodes, b.totals, b.grad, b.work):
-            cnn_ext_backward10_v4(b.x, s.h, s.w, b.pool, b.d_conv, s.nf, weights,
-                                  b.work + s.nodes, learn_rate, b.d_filt)
-            softmax_update_biases_c(biases, s.nodes, b.work + s.nodes, learn_rate)
-        else:  # nothing to learn: a zero gradient, as the layers' kernels give
-            memset(b.d_filt, 0, 9 * s.nf * sizeof(double))
+    # Softmax's backprop, then, in the vector builds, MaxPool2's backprop and the filter
+    # gradient in one pass through the forward's masks. (Two loops, not one with the dense
+    # layer's: faster, see kernels/network.h.)
+    softmax_backprop_c(b.pool, s.L, weights, biases, s.nodes, b.totals, b.grad, learn_rate,
+                       b.d_pool, b.work)
+    if _vector_conv(s.nf):
+        cnn_ext_filter_grad_v4(b.x, s.h, s.w, b.d_pool, b.d_conv, s.nf, b.d_filt)
     else:
-        softmax_backprop_c(b.pool, s.L, weights, biases, s.nodes, b.totals, b.grad, learn_rate,
-                           b.d_pool, b.work)
-        if _vector_conv(s.nf):
-            # MaxPool2's backprop and the filter gradient in one pass, through the forward's masks.
-            cnn_ext_filter_grad_v4(b.x, s.h, s.w, b.d_pool, b.d_conv, s.nf, b.d_filt)
-        else:
-            maxpool2_backprop_c(b.conv, s.ch, s.cw, s.nf, b.d_pool, b.d_conv)
-            conv3x3_filter_grad_c(b.x, s.h, s.w, b.d_conv, s.nf, b.d_filt)
+        maxpool2_backprop_c(b.conv, s.ch, s.cw, s.nf, b.d_pool, b.d_conv)
+        conv3x3_filter_grad_c(b.x, s.h, s.w, b.d_conv, s.nf, b.d_filt)
     sgd_update_c(filters, b.d_filt, 9 * s.nf, learn_rate)
     return -log(p) if p > 0 else (p if p != p else INFINITY)  # NaN stays NaN, as -np.log(nan)
 

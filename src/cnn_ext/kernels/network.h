@@ -1,8 +1,15 @@
-/* The fused network's passes for the vector builds: Conv3x3, MaxPool2 and, for ten nodes,
-   Softmax's dense layer, forward in one pass and backward in another, without storing
-   the convolution or the gradients between the layers. The numbers are those of the
-   layer kernels, bit for bit: the same chain of FMAs per conv output (conv.h), the same
-   maxima, the same order of the dense layer's sums (softmax.h).
+/* The network's forward pass for the vector builds: Conv3x3, MaxPool2 and, for ten
+   nodes, Softmax's dense layer, without storing the convolution (the AVX-512 build in one
+   loop over the pooling windows, the others in two, see cnn_ext_forward10_v4). The
+   numbers are those of the layer kernels, bit for bit: the same chain of FMAs per conv
+   output (conv.h), the same maxima, the same order of the dense layer's sums (softmax.h).
+
+   The backward pass runs two loops in every build, the dense layer's backprop
+   (cnn_ext_dense10_backprop), then the filter gradient through the forward's masks
+   (cnn_ext_filter_grad_v4). One loop over the windows doing both, each window's pooled
+   gradient used at once, was slower on Zen 4: the training step took 1.14x (AVX-512) and
+   1.19x (AVX2) the time (bench/compare_builds.py), perhaps because each window's filter
+   FMAs wait on its dense sums there, where two loops keep the windows independent.
 
    image (h, w); t, the filters transposed, (9, nf); pool ((h-2)/2, (w-2)/2, nf), which
    is the dense layer's input x (L,); mask (windows, 4, nf) or NULL; weights (L, 10).
@@ -45,8 +52,10 @@ static inline void cnn_ext_conv_pool_v4(const double* image, ptrdiff_t h, ptrdif
         cnn_ext_conv_windows_v4(image, h, w, t, nf, NULL, pool, mask, 0, 1, 0);
 }
 
-/* The forward pass for ten nodes: pool (and mask, if not NULL) as cnn_ext_conv_pool_v4,
-   and totals (10,) = pool @ weights without the biases, as cnn_ext_dense10_forward.
+#if CNN_EXT_V8D
+/* The AVX-512 build's forward pass for ten nodes: pool (and mask, if not NULL) as
+   cnn_ext_conv_pool_v4, and totals (10,) = pool @ weights without the biases, as
+   cnn_ext_dense10_forward.
 
    One row of pooling windows at a time: its windows for every block of filters, then
    the dense layer's quads of that row, in ascending order, which is the dense kernel's
@@ -61,16 +70,11 @@ void cnn_ext_forward10_impl(const double* restrict image, ptrdiff_t h, ptrdiff_t
                             double* restrict totals, const int nan_free) {
     ptrdiff_t ph = (h - 2) / 2, pw = (w - 2) / 2, row = pw * nf;  /* pool values per row */
     cnn_ext_v4d a[10];
-    for (int v = 0; v < 10; v++)
-        a[v] = cnn_ext_zero();
-#if CNN_EXT_V8D
-    cnn_ext_v8d A[5];  /* the AVX-512 build's dense accumulators (cnn_ext_dense10_quad8) */
+    cnn_ext_v8d A[5];  /* the dense accumulators (cnn_ext_dense10_quad8) */
     for (int j = 0; j < 5; j++)
         A[j] = (cnn_ext_v8d){0, 0, 0, 0, 0, 0, 0, 0};
-#endif
     for (ptrdiff_t pi = 0; pi < ph; pi++) {
         ptrdiff_t f = 0;
-#if CNN_EXT_V8D
         for (; f + 8 <= nf; f += 8) {  /* eight filters, two quads of the dense layer */
             cnn_ext_v8d F[9];
             for (int k = 0; k < 9; k++)
@@ -88,8 +92,7 @@ void cnn_ext_forward10_impl(const double* restrict image, ptrdiff_t h, ptrdiff_t
                     __builtin_prefetch(quads + 64 * e, 0, 3);
             }
         }
-#endif
-        for (; f < nf; f += 4) {
+        for (; f < nf; f += 4) {  /* four filters left over: one quad */
             cnn_ext_v4d F[9];
             for (int k = 0; k < 9; k++)
                 F[k] = cnn_ext_load(t + k * nf + f);
@@ -107,83 +110,31 @@ void cnn_ext_forward10_impl(const double* restrict image, ptrdiff_t h, ptrdiff_t
                     __builtin_prefetch(quad + 64 * e, 0, 3);
             }
         }
-        for (ptrdiff_t k = pi * row; k < (pi + 1) * row; k += 4) {
-#if CNN_EXT_V8D
+        for (ptrdiff_t k = pi * row; k < (pi + 1) * row; k += 4)
             cnn_ext_dense10_quad8(pool + k, weights + 10 * k, A);
-#else
-            cnn_ext_dense10_quad(pool + k, weights + 10 * k, a);
-#endif
-        }
     }
-#if CNN_EXT_V8D
     cnn_ext_dense10_split8(A, a);
-#endif
     cnn_ext_dense10_fold(a, totals);
 }
+#endif
 
+/* The forward pass for ten nodes: in one loop (cnn_ext_forward10_impl) in the AVX-512
+   build, 1.1x faster there than two; in two, conv + pool and then the dense layer, in the
+   builds with 16 vector registers (AVX2; NEON's 32 hold 16 of the 4-wide pairs), where one
+   loop was slower: the AVX2 build's training step 1.035x and inference 1.08x faster in
+   two (bench/compare_builds.py and bench/parts.c, Zen 4). */
 static inline void cnn_ext_forward10_v4(const double* image, ptrdiff_t h, ptrdiff_t w,
                                         const double* t, ptrdiff_t nf, double* pool, void* mask,
                                         const double* weights, double* totals, int nan_free) {
+#if CNN_EXT_V8D
     if (nan_free)
         cnn_ext_forward10_impl(image, h, w, t, nf, pool, mask, weights, totals, 1);
     else
         cnn_ext_forward10_impl(image, h, w, t, nf, pool, mask, weights, totals, 0);
-}
-
-/* The backward pass for ten nodes, after cnn_ext_forward10_v4 with a mask: the dense
-   layer's backprop (cnn_ext_dense10_backprop: weights updated in place with d_L_d_t and
-   learn_rate) and Conv3x3's filter gradient d_L_d_filters (nf, 9) through MaxPool2's
-   routing (cnn_ext_filter_grad_v4 with the mask), in one pass over the windows.
-
-   A window's four pooled values of a block of filters are the dense layer's rows
-   win * nf + f .. + 3, one quad: the quad's input gradient is that block's pooled
-   gradient, used at once for the window's filter gradient. Each row's dot product and
-   update involve that row alone, so visiting the quads in the windows' order changes
-   no number; the filter gradient sums the windows in cnn_ext_filter_grad_v4's order. */
-static inline void cnn_ext_backward10_v4(const double* restrict image, ptrdiff_t h, ptrdiff_t w,
-                                         const double* restrict pool, const void* restrict mask,
-                                         ptrdiff_t nf, double* restrict weights,
-                                         const double* restrict d_L_d_t, double learn_rate,
-                                         double* restrict d_L_d_filters) {
-    ptrdiff_t ph = (h - 2) / 2, pw = (w - 2) / 2;
-    cnn_ext_v4d T[5], lrT[5];
-    cnn_ext_dense10_tvectors(d_L_d_t, learn_rate, T, lrT);
-    ptrdiff_t f = 0;
-#if CNN_EXT_V8D
-    for (; f + 8 <= nf; f += 8) {  /* eight filters: two quads of the dense layer per window */
-        cnn_ext_v8d acc[9];
-        for (int k = 0; k < 9; k++)
-            acc[k] = (cnn_ext_v8d){0, 0, 0, 0, 0, 0, 0, 0};
-        for (ptrdiff_t pi = 0; pi < ph; pi++) {
-            for (ptrdiff_t pj = 0; pj < pw; pj++) {
-                ptrdiff_t win = pi * pw + pj, r = win * nf + f;
-                cnn_ext_v4d g0 = cnn_ext_dense10_quad_backprop(pool + r, weights + 10 * r, T, lrT);
-                cnn_ext_v4d g1 = cnn_ext_dense10_quad_backprop(pool + r + 4, weights + 10 * (r + 4),
-                                                               T, lrT);
-                cnn_ext_v8d d[4];
-                cnn_ext_window_grads8(cnn_ext_join8(g0, g1),
-                                      (const long long*)mask + win * 4 * nf + f, nf, d);
-                cnn_ext_grad_window8(image + 2 * pi * w + 2 * pj, w, d, acc);
-            }
-        }
-        cnn_ext_store_grad8(acc, f, d_L_d_filters);
-    }
+#else
+    cnn_ext_conv_pool_v4(image, h, w, t, nf, pool, mask, nan_free);
+    cnn_ext_dense10_forward(pool, (h - 2) / 2 * ((w - 2) / 2) * nf, weights, totals);
 #endif
-    for (; f < nf; f += 4) {
-        cnn_ext_v4d acc[9];
-        for (int k = 0; k < 9; k++)
-            acc[k] = cnn_ext_zero();
-        for (ptrdiff_t pi = 0; pi < ph; pi++) {
-            for (ptrdiff_t pj = 0; pj < pw; pj++) {
-                ptrdiff_t win = pi * pw + pj, r = win * nf + f;
-                cnn_ext_v4d g = cnn_ext_dense10_quad_backprop(pool + r, weights + 10 * r, T, lrT);
-                cnn_ext_v4d d[4];
-                cnn_ext_window_grads4(g, (const long long*)mask + win * 4 * nf + f, nf, d);
-                cnn_ext_grad_window4(image + 2 * pi * w + 2 * pj, w, d, acc);
-            }
-        }
-        cnn_ext_store_grad4(acc, f, d_L_d_filters);
-    }
 }
 #else
 static inline ptrdiff_t cnn_ext_normalise_v4(const unsigned char* image, ptrdiff_t n, double* x) {
@@ -195,10 +146,6 @@ static inline void cnn_ext_conv_pool_v4(const double* image, ptrdiff_t h, ptrdif
 static inline void cnn_ext_forward10_v4(const double* image, ptrdiff_t h, ptrdiff_t w,
                                         const double* t, ptrdiff_t nf, double* pool, void* mask,
                                         const double* weights, double* totals, int nan_free) {}
-static inline void cnn_ext_backward10_v4(const double* image, ptrdiff_t h, ptrdiff_t w,
-                                         const double* pool, const void* mask, ptrdiff_t nf,
-                                         double* weights, const double* d_L_d_t,
-                                         double learn_rate, double* d_L_d_filters) {}
 #endif
 
 /* Every build: asks the cache for the n bytes at p (the next image of a training chunk,
