@@ -1,0 +1,192 @@
+/* The training step of the vector builds, part by part, in C: how long each kernel
+   (src/cnn_ext/kernels) takes per image on real digits, without Python around it. Built
+   and run by bench/parts.py, with the flags of each installed vector build, each part
+   printed against that build's FMA peak; see there.
+
+       parts DIGITS LABELS N ROUNDS [PART]
+
+   DIGITS: N * 784 bytes of 28x28 uint8 images, LABELS: N bytes. Every part runs over the
+   N images per round; the median round is printed per part as "name<TAB>seconds per
+   image<TAB>multiply-adds per image". With PART, only that part runs, once over the
+   images (for instruction counts under callgrind). The weights and filters learn as in
+   training (learn rate 0.005), so the values are those a step meets. */
+#define _POSIX_C_SOURCE 199309L
+#include <math.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+
+#include "network.h"
+
+#if !CNN_EXT_V4D
+#error "bench/parts.c times the vector kernels: build it with the flags of a vector build"
+#endif
+
+enum { H = 28, W = 28, NF = 8, PH = 13, PW = 13, L = PH * PW * NF, NODES = 10 };
+/* The shapes as the package passes them to the kernels: values known only at run time, so
+   that the compiler cannot specialise the loops for them (it could not in the package, and
+   a step with constant shapes measured 1-2% faster) */
+ptrdiff_t image_h = H, image_w = W, filters_n = NF, dense_inputs = L;
+#define RATE 0.005
+
+/* The parts share the buffers but not the parameters: the whole step trains its own
+   (filters, step_t, step_weights, biases), while the single parts apply a fixed small
+   d_L_d_t to weights of their own, so that neither drifts the other's values. */
+typedef struct {
+    double *x, *t, *pool, *mask, *weights, *d_pool;
+    double *filters, *step_t, *step_weights, *biases;
+    double totals[NODES], d_L_d_t[NODES], step_d_L_d_t[NODES], d_filt[9 * NF];
+} State;
+
+/* 64-byte aligned, as the package allocates its weights and buffers */
+static double* doubles(size_t n) {
+    double* p = aligned_alloc(64, (n * sizeof(double) + 63) / 64 * 64);
+    if (p == NULL) {
+        fprintf(stderr, "out of memory\n");
+        exit(2);
+    }
+    return p;
+}
+
+static void probabilities(const double* totals, double* out) {  /* softmax_probs_c */
+    double m = totals[0], s = 0.0;
+    for (int n = 1; n < NODES; n++)
+        if (totals[n] > m)
+            m = totals[n];
+    for (int n = 0; n < NODES; n++) {
+        out[n] = exp(totals[n] - m);
+        s += out[n];
+    }
+    for (int n = 0; n < NODES; n++)
+        out[n] = out[n] / s;
+}
+
+/* The step as _network.pxi's train_step_c runs it for 8 filters and 10 nodes */
+static double whole_step(const unsigned char* image, int label, State* st) {
+    double probs[NODES];
+    int nan_free = 1;
+    for (int f = 0; f < NF; f++)
+        for (int k = 0; k < 9; k++)
+            st->step_t[k * NF + f] = st->filters[9 * f + k];
+    for (int k = 0; k < 9 * NF; k++)
+        nan_free &= fabs(st->filters[k]) <= 1e300;
+    cnn_ext_normalise_v4(image, image_h * image_w, st->x);
+    cnn_ext_forward10_v4(st->x, image_h, image_w, st->step_t, filters_n, st->pool, st->mask, st->step_weights,
+                         st->totals, nan_free);
+    for (int n = 0; n < NODES; n++)
+        st->totals[n] += st->biases[n];
+    probabilities(st->totals, probs);
+    double p = probs[label], s = 0.0;
+    probabilities(st->totals, probs);  /* softmax_d_totals_c computes them again */
+    s = CNN_EXT_MADD(-1 / p, probs[label], s);
+    for (int n = 0; n < NODES; n++)
+        st->step_d_L_d_t[n] = probs[n] * ((n == label ? -1 / p : 0.0) - s);
+    cnn_ext_dense10_backprop(st->pool, dense_inputs, st->step_weights, st->step_d_L_d_t, RATE,
+                             st->d_pool);
+    for (int n = 0; n < NODES; n++)
+        st->biases[n] = CNN_EXT_MADD(-RATE, st->step_d_L_d_t[n], st->biases[n]);
+    cnn_ext_filter_grad_v4(st->x, image_h, image_w, st->d_pool, st->mask, filters_n, st->d_filt);
+    for (int k = 0; k < 9 * NF; k++)
+        st->filters[k] = CNN_EXT_MADD(-RATE, st->d_filt[k], st->filters[k]);
+    return -log(p);
+}
+
+static const char* NAMES[] = {
+    "normalise", "conv + pool + masks", "dense forward", "the step's forward",
+    "dense backward + update", "filter gradient via masks", "whole step",
+};
+static const double MADDS[] = {0, 26 * 26 * NF * 9, L * NODES, 26 * 26 * NF * 9 + L * NODES,
+                               2 * L * NODES, 26 * 26 * NF * 9,
+                               2 * (26 * 26 * NF * 9) + 3 * L * NODES};
+enum { PARTS = sizeof(NAMES) / sizeof(NAMES[0]) };
+
+static double run(int part, const unsigned char* image, int label, State* st) {
+    switch (part) {
+    case 0: cnn_ext_normalise_v4(image, image_h * image_w, st->x); break;
+    case 1: cnn_ext_conv_pool_v4(st->x, image_h, image_w, st->t, filters_n, st->pool, st->mask, 1); break;
+    case 2: cnn_ext_dense10_forward(st->pool, dense_inputs, st->weights, st->totals); break;
+    case 3: cnn_ext_forward10_v4(st->x, image_h, image_w, st->t, filters_n, st->pool, st->mask, st->weights,
+                                 st->totals, 1); break;
+    case 4: cnn_ext_dense10_backprop(st->pool, dense_inputs, st->weights, st->d_L_d_t, RATE,
+                                     st->d_pool); break;
+    case 5: cnn_ext_filter_grad_v4(st->x, image_h, image_w, st->d_pool, st->mask, filters_n, st->d_filt); break;
+    default: return whole_step(image, label, st);
+    }
+    return 0.0;
+}
+
+static double now(void) {
+    struct timespec ts;
+    clock_gettime(CLOCK_MONOTONIC, &ts);
+    return (double)ts.tv_sec + 1e-9 * (double)ts.tv_nsec;
+}
+
+static int by_value(const void* a, const void* b) {
+    double x = *(const double*)a, y = *(const double*)b;
+    return (x > y) - (x < y);
+}
+
+static unsigned char* read_file(const char* path, size_t n) {
+    unsigned char* data = malloc(n);
+    FILE* f = fopen(path, "rb");
+    if (data == NULL || f == NULL || fread(data, 1, n, f) != n) {
+        fprintf(stderr, "parts: cannot read %zu bytes from %s\n", n, path);
+        exit(2);
+    }
+    fclose(f);
+    return data;
+}
+
+int main(int argc, char** argv) {
+    if (argc < 5) {
+        fprintf(stderr, "usage: parts DIGITS LABELS N ROUNDS [PART]\n");
+        return 2;
+    }
+    int n = atoi(argv[3]), rounds = atoi(argv[4]), only = argc > 5 ? atoi(argv[5]) : -1;
+    if (n < 1 || rounds < 1 || only >= PARTS) {
+        fprintf(stderr, "parts: N and ROUNDS must be positive, PART below %d\n", PARTS);
+        return 2;
+    }
+    unsigned char* images = read_file(argv[1], (size_t)n * H * W);
+    unsigned char* labels = read_file(argv[2], (size_t)n);
+    State st;
+    st.x = doubles(H * W); st.t = doubles(9 * NF); st.filters = doubles(9 * NF);
+    st.pool = doubles(L); st.mask = doubles(PH * PW * 4 * NF); st.weights = doubles(L * NODES);
+    st.d_pool = doubles(L); st.biases = doubles(NODES);
+    st.step_t = doubles(9 * NF); st.step_weights = doubles(L * NODES);
+    srand(1);  /* the tutorial's scales: filters / 9, weights / input length */
+    for (int k = 0; k < 9 * NF; k++)
+        st.filters[k] = st.t[k] = (rand() / (double)RAND_MAX - 0.5) / 9;
+    for (int k = 0; k < L * NODES; k++)
+        st.weights[k] = st.step_weights[k] = (rand() / (double)RAND_MAX - 0.5) / L;
+    for (int k = 0; k < NODES; k++) {
+        st.biases[k] = 0.0;
+        st.d_L_d_t[k] = (rand() / (double)RAND_MAX - 0.5) * 1e-3;
+    }
+    cnn_ext_normalise_v4(images, H * W, st.x);
+    cnn_ext_forward10_v4(st.x, image_h, image_w, st.t, filters_n, st.pool, st.mask, st.weights,
+                         st.totals, 1);
+    double loss = 0.0;
+    if (only >= 0) {
+        for (int i = 0; i < n; i++)
+            loss += run(only, images + i * H * W, labels[i], &st);
+        printf("%s\t-\t%.0f\t(loss %g)\n", NAMES[only], MADDS[only], loss);
+        return 0;
+    }
+    double* times = malloc(sizeof(double) * (size_t)rounds * PARTS);
+    for (int r = 0; r < rounds; r++)
+        for (int p = 0; p < PARTS; p++) {  /* the parts interleaved: drift hits them alike */
+            double start = now();
+            for (int i = 0; i < n; i++)
+                loss += run(p, images + i * H * W, labels[i], &st);
+            times[p * rounds + r] = (now() - start) / n;
+        }
+    for (int p = 0; p < PARTS; p++) {
+        qsort(times + p * rounds, rounds, sizeof(double), by_value);
+        printf("%s\t%.6e\t%.0f\n", NAMES[p], times[p * rounds + rounds / 2], MADDS[p]);
+    }
+    if (!(loss == loss))  /* a diverged run times the NaN paths: not what a step meets */
+        fprintf(stderr, "parts: the loss became NaN\n");
+    return 0;
+}
