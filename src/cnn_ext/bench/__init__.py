@@ -18,8 +18,9 @@ initial weights (``np.random.seed(seed)`` then the tutorial's draws):
   per image), cnn_ext's fused ``Network.train_step``, and PyTorch / TensorFlow (float64,
   plain SGD, batch 1 = the tutorial's step; batch 32 = one minibatch step on the mean loss,
   timed per image), when installed;
-* ``epoch``: ``Network.fit`` over the 60,000 training images (``--full-epoch``), or over a
-  10,000-image slice with the time extrapolated to 60,000 (the row says which);
+* ``epoch``: ``Network.fit`` over the 60,000 training images (``--full-epoch``, median of 5
+  epochs), or over a 10,000-image slice with the time extrapolated to 60,000 (median of 3;
+  the row says which);
 * ``inference``: class probabilities for the 10,000 test images with
   ``Network.predict_proba(num_threads=1)`` and ``(num_threads=2)``, the vectorised NumPy
   batch forward, the frameworks' batch forward, and the tutorial's per-image loops.
