@@ -11,6 +11,7 @@ from libc.stddef cimport ptrdiff_t
 
 cdef extern from "cnn_ext/kernels/simd.h" nogil:
     bint CNN_EXT_V4D
+    bint CNN_EXT_V8D  # the AVX-512 build
     int cnn_ext_cpu_has_avx2_fma()
     int cnn_ext_cpu_has_avx512()
     int cnn_ext_cpu_has_neon()

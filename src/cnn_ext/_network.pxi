@@ -2,10 +2,11 @@
 # batched inference. They chain the same C kernels as the layer façades, in the same order,
 # so a fused step gives bit for bit the numbers of the six façade calls; what they save is
 # the Python between them. Training runs a chunk of steps per call without the GIL;
-# inference splits a batch across OpenMP threads. The vector builds' forward pass over the
-# whole network (Conv3x3 + MaxPool2 + the dense layer) is in kernels/network.h.
-from cnn_ext._kernel_headers cimport (CNN_EXT_OPENMP, cnn_ext_conv_pool_v4,
-                                      cnn_ext_filter_grad_v4, cnn_ext_forward10_v4, cnn_ext_normalise_v4,
+# inference splits a batch across OpenMP threads. The vector builds' passes over Conv3x3 +
+# MaxPool2 (and, with AVX-512, the dense layer) are in kernels/network.h.
+from cnn_ext._kernel_headers cimport (CNN_EXT_OPENMP, CNN_EXT_V8D, cnn_ext_conv_pool_v4,
+                                      cnn_ext_filter_grad_v4, cnn_ext_forward10_v4,
+                                      cnn_ext_normalise_v4,
                                       cnn_ext_aligned_copy, cnn_ext_prefetch_bytes,
                                       omp_get_max_threads)
 from libc.string cimport memcpy
@@ -34,9 +35,10 @@ cdef inline Py_ssize_t _lines(Py_ssize_t n) noexcept nogil:
 
 
 cdef int buffers_alloc(Buffers* b, Shapes* s) noexcept nogil:
-    # One allocation; every buffer starts on a 64-byte boundary, so that the AVX-512
-    # build's 64-byte stores of the pool and the masks never straddle two cache lines
-    # (16 bytes off, the C step of bench/parts.c is about 2% slower).
+    # One allocation; every buffer starts on a 64-byte boundary, so that the vector
+    # builds' stores of the pool and the masks do not straddle cache lines (all of them,
+    # when nf is a multiple of 8). With the buffers 16 bytes off, a C copy of the step was
+    # about 2% slower on Zen 4 (through TrainState.step: 0.3%, within the noise).
     cdef Py_ssize_t nconv = _lines(s.ch * s.cw * s.nf), L = _lines(s.L), nodes = _lines(s.nodes)
     cdef Py_ssize_t total = _lines(s.h * s.w) + 2 * nconv + 2 * L + 3 * nodes + _lines(9 * s.nf) \
         + _lines(9 * s.nf + 2 * s.nodes)
@@ -86,10 +88,10 @@ cdef inline bint filters_bounded(const double* filters, Py_ssize_t n) noexcept n
     return True
 
 
-cdef inline bint _whole_network_passes(Shapes* s) noexcept nogil:
-    # The vector builds' forward pass over the whole network (network.h): filters four at
-    # a time, ten nodes.
-    return _vector_conv(s.nf) and s.nodes == 10
+cdef inline bint _one_loop_forward(Shapes* s) noexcept nogil:
+    # The AVX-512 build's forward pass over the whole network in one loop (network.h):
+    # filters four at a time, ten nodes. The other vector builds were faster in two.
+    return CNN_EXT_V8D and _vector_conv(s.nf) and s.nodes == 10
 
 
 cdef struct Filters:
@@ -116,11 +118,11 @@ cdef inline void forward_c(const unsigned char* image, Shapes* s, const Filters*
     # With training set, the vector path leaves in b.d_conv the masks of the window maxima
     # that the backward pass routes the gradient to; otherwise b.conv keeps the conv output.
     cdef Py_ssize_t k
-    # the tutorial's (image / 255) - 0.5: vectorised in the AVX2 build, the rest by table
+    # the tutorial's (image / 255) - 0.5: vectorised in the vector builds, the rest by table
     for k in range(cnn_ext_normalise_v4(image, s.h * s.w, b.x), s.h * s.w):
         b.x[k] = NORMALISED[image[k]]
-    if _whole_network_passes(s):
-        # Conv3x3, MaxPool2 and the dense layer in one pass over the pooling windows: the
+    if _one_loop_forward(s):
+        # Conv3x3, MaxPool2 and the dense layer in one loop over the pooling windows: the
         # same numbers as the layers, without storing the convolution.
         cnn_ext_forward10_v4(b.x, s.h, s.w, fl.t, s.nf, b.pool, b.d_conv if training else NULL,
                              weights, b.totals, fl.nan_free)
@@ -153,8 +155,8 @@ cdef double train_step_c(const unsigned char* image, Py_ssize_t label, Shapes* s
         b.grad[n] = 0.0
     b.grad[label] = -1 / p
     # Softmax's backprop, then, in the vector builds, MaxPool2's backprop and the filter
-    # gradient in one pass through the forward's masks. (Two loops, not one with the dense
-    # layer's: faster, see kernels/network.h.)
+    # gradient in one loop through the forward's masks (two loops, not one with the dense
+    # layer's: faster, see kernels/network.h).
     softmax_backprop_c(b.pool, s.L, weights, biases, s.nodes, b.totals, b.grad, learn_rate,
                        b.d_pool, b.work)
     if _vector_conv(s.nf):

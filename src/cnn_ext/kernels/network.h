@@ -1,14 +1,15 @@
-/* The network's forward pass for the vector builds: Conv3x3, MaxPool2 and, for ten
-   nodes, Softmax's dense layer, without storing the convolution (the AVX-512 build in one
-   loop over the pooling windows, the others in two, see cnn_ext_forward10_v4). The
-   numbers are those of the layer kernels, bit for bit: the same chain of FMAs per conv
-   output (conv.h), the same maxima, the same order of the dense layer's sums (softmax.h).
+/* The network's forward pass for the vector builds: Conv3x3 and MaxPool2 in one loop
+   over the pooling windows, without storing the convolution (cnn_ext_conv_pool_v4); in
+   the AVX-512 build, for ten nodes, Softmax's dense layer in the same loop
+   (cnn_ext_forward10_v4). The numbers are those of the layer kernels, bit for bit: the
+   same chain of FMAs per conv output (conv.h), the same maxima, the same order of the
+   dense layer's sums (softmax.h).
 
    The backward pass runs two loops in every build, the dense layer's backprop
    (cnn_ext_dense10_backprop), then the filter gradient through the forward's masks
    (cnn_ext_filter_grad_v4). One loop over the windows doing both, each window's pooled
    gradient used at once, was slower on Zen 4: the training step took 1.14x (AVX-512) and
-   1.19x (AVX2) the time (bench/compare_builds.py), perhaps because each window's filter
+   1.17x (AVX2) the time (bench/compare_builds.py), perhaps because each window's filter
    FMAs wait on its dense sums there, where two loops keep the windows independent.
 
    image (h, w); t, the filters transposed, (9, nf); pool ((h-2)/2, (w-2)/2, nf), which
@@ -116,26 +117,21 @@ void cnn_ext_forward10_impl(const double* restrict image, ptrdiff_t h, ptrdiff_t
     cnn_ext_dense10_split8(A, a);
     cnn_ext_dense10_fold(a, totals);
 }
-#endif
 
-/* The forward pass for ten nodes: in one loop (cnn_ext_forward10_impl) in the AVX-512
-   build, 1.1x faster there than two; in two, conv + pool and then the dense layer, in the
-   builds with 16 vector registers (AVX2; NEON's 32 hold 16 of the 4-wide pairs), where one
-   loop was slower: the AVX2 build's training step 1.035x and inference 1.08x faster in
-   two (bench/compare_builds.py and bench/parts.c, Zen 4). */
+/* In one loop the AVX-512 build's forward is 1.1x faster than in two, conv + pool, then
+   the dense layer (bench/parts.py, Zen 4). The AVX2 build, with 16 vector registers,
+   was slower in one loop (its training step 1.035x and inference 1.08x faster in two,
+   bench/compare_builds.py), so it and the NEON build (whose 32 registers hold 16 of the
+   4-wide pairs; not timed, no arm64 hardware) run the two: _network.pxi's forward_c. */
 static inline void cnn_ext_forward10_v4(const double* image, ptrdiff_t h, ptrdiff_t w,
                                         const double* t, ptrdiff_t nf, double* pool, void* mask,
                                         const double* weights, double* totals, int nan_free) {
-#if CNN_EXT_V8D
     if (nan_free)
         cnn_ext_forward10_impl(image, h, w, t, nf, pool, mask, weights, totals, 1);
     else
         cnn_ext_forward10_impl(image, h, w, t, nf, pool, mask, weights, totals, 0);
-#else
-    cnn_ext_conv_pool_v4(image, h, w, t, nf, pool, mask, nan_free);
-    cnn_ext_dense10_forward(pool, (h - 2) / 2 * ((w - 2) / 2) * nf, weights, totals);
-#endif
 }
+#endif
 #else
 static inline ptrdiff_t cnn_ext_normalise_v4(const unsigned char* image, ptrdiff_t n, double* x) {
     return 0;
@@ -143,6 +139,9 @@ static inline ptrdiff_t cnn_ext_normalise_v4(const unsigned char* image, ptrdiff
 static inline void cnn_ext_conv_pool_v4(const double* image, ptrdiff_t h, ptrdiff_t w,
                                         const double* t, ptrdiff_t nf, double* pool, void* mask,
                                         int nan_free) {}
+#endif
+#if !CNN_EXT_V8D
+/* only the AVX-512 build runs the forward pass in one loop; the others never call this */
 static inline void cnn_ext_forward10_v4(const double* image, ptrdiff_t h, ptrdiff_t w,
                                         const double* t, ptrdiff_t nf, double* pool, void* mask,
                                         const double* weights, double* totals, int nan_free) {}

@@ -304,10 +304,6 @@ static inline cnn_ext_v8d cnn_ext_max_nan8(cnn_ext_v8d m, cnn_ext_v8d b) {
     return cnn_ext_select8((cnn_ext_v8i)((b > m) | (b != b)), b, m);
 }
 
-/* {lo, hi}: two 4-wide vectors as one 8-wide */
-static inline cnn_ext_v8d cnn_ext_join8(cnn_ext_v4d lo, cnn_ext_v4d hi) {
-    return (cnn_ext_v8d)_mm512_insertf64x4(_mm512_castpd256_pd512((__m256d)lo), (__m256d)hi, 1);
-}
 #else
 #define CNN_EXT_V8D 0
 #endif
