@@ -4,13 +4,19 @@
    printed against that build's FMA peak; see there.
 
        parts DIGITS LABELS N ROUNDS [PART]
+       parts DIGITS LABELS N train PARAMETERS
 
-   DIGITS: N * 784 bytes of 28x28 uint8 images, LABELS: N bytes. Every part runs over the
-   N images per round; the median round is printed per part as "name<TAB>seconds per
-   image<TAB>multiply-adds per image". With PART, only that part runs, once over the
-   images (for instruction counts under callgrind). The weights and filters learn as in
-   training (learn rate 0.005), so the values are those a step meets. */
+   DIGITS: N * 784 bytes of 28x28 uint8 images, LABELS: N bytes (0..9). Every part runs
+   over the N images per round; the median round is printed per part as "name<TAB>seconds
+   per image<TAB>multiply-adds per image". With PART, only that part runs, once over the
+   images (for instruction counts under callgrind). The whole step trains its own
+   parameters (learn rate 0.005), so its values are those a step meets. With "train", the
+   whole step runs once over the images from the float64 filters (8, 3, 3), weights
+   (1352, 10) and biases (10,) in the file PARAMETERS, and writes them back, trained,
+   followed by the N losses: tests/test_bench_parts.py checks them against the package's
+   own step, bit for bit. */
 #define _POSIX_C_SOURCE 199309L
+#include <errno.h>
 #include <math.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -62,6 +68,26 @@ static void probabilities(const double* totals, double* out) {  /* softmax_probs
         out[n] = out[n] / s;
 }
 
+/* The forward pass as _network.pxi's forward_c runs it: one loop in the AVX-512 build,
+   conv + pool and then the dense layer in the others (kernels/network.h says why) */
+static void step_forward(const double* x, const double* t, double* pool, double* mask,
+                         const double* weights, double* totals, int nan_free) {
+#if CNN_EXT_V8D
+    cnn_ext_forward10_v4(x, image_h, image_w, t, filters_n, pool, mask, weights, totals,
+                         nan_free);
+#else
+    cnn_ext_conv_pool_v4(x, image_h, image_w, t, filters_n, pool, mask, nan_free);
+    cnn_ext_dense10_forward(pool, dense_inputs, weights, totals);
+#endif
+}
+
+/* the tutorial's (pixel / 255) - 0.5, as forward_c: vectorised, the rest as its table */
+static void normalise(const unsigned char* image, double* x) {
+    for (ptrdiff_t k = cnn_ext_normalise_v4(image, image_h * image_w, x); k < image_h * image_w;
+         k++)
+        x[k] = image[k] / 255.0 - 0.5;
+}
+
 /* The step as _network.pxi's train_step_c runs it for 8 filters and 10 nodes */
 static double whole_step(const unsigned char* image, int label, State* st) {
     double probs[NODES];
@@ -71,9 +97,8 @@ static double whole_step(const unsigned char* image, int label, State* st) {
             st->step_t[k * NF + f] = st->filters[9 * f + k];
     for (int k = 0; k < 9 * NF; k++)
         nan_free &= fabs(st->filters[k]) <= 1e300;
-    cnn_ext_normalise_v4(image, image_h * image_w, st->x);
-    cnn_ext_forward10_v4(st->x, image_h, image_w, st->step_t, filters_n, st->pool, st->mask, st->step_weights,
-                         st->totals, nan_free);
+    normalise(image, st->x);
+    step_forward(st->x, st->step_t, st->pool, st->mask, st->step_weights, st->totals, nan_free);
     for (int n = 0; n < NODES; n++)
         st->totals[n] += st->biases[n];
     probabilities(st->totals, probs);
@@ -86,7 +111,8 @@ static double whole_step(const unsigned char* image, int label, State* st) {
                              st->d_pool);
     for (int n = 0; n < NODES; n++)
         st->biases[n] = CNN_EXT_MADD(-RATE, st->step_d_L_d_t[n], st->biases[n]);
-    cnn_ext_filter_grad_v4(st->x, image_h, image_w, st->d_pool, st->mask, filters_n, st->d_filt);
+    cnn_ext_filter_grad_v4(st->x, image_h, image_w, st->d_pool, st->mask, filters_n,
+                           st->d_filt);
     for (int k = 0; k < 9 * NF; k++)
         st->filters[k] = CNN_EXT_MADD(-RATE, st->d_filt[k], st->filters[k]);
     return -log(p);
@@ -103,14 +129,15 @@ enum { PARTS = sizeof(NAMES) / sizeof(NAMES[0]) };
 
 static double run(int part, const unsigned char* image, int label, State* st) {
     switch (part) {
-    case 0: cnn_ext_normalise_v4(image, image_h * image_w, st->x); break;
-    case 1: cnn_ext_conv_pool_v4(st->x, image_h, image_w, st->t, filters_n, st->pool, st->mask, 1); break;
+    case 0: normalise(image, st->x); break;
+    case 1: cnn_ext_conv_pool_v4(st->x, image_h, image_w, st->t, filters_n, st->pool, st->mask, 1);
+            break;
     case 2: cnn_ext_dense10_forward(st->pool, dense_inputs, st->weights, st->totals); break;
-    case 3: cnn_ext_forward10_v4(st->x, image_h, image_w, st->t, filters_n, st->pool, st->mask, st->weights,
-                                 st->totals, 1); break;
+    case 3: step_forward(st->x, st->t, st->pool, st->mask, st->weights, st->totals, 1); break;
     case 4: cnn_ext_dense10_backprop(st->pool, dense_inputs, st->weights, st->d_L_d_t, RATE,
                                      st->d_pool); break;
-    case 5: cnn_ext_filter_grad_v4(st->x, image_h, image_w, st->d_pool, st->mask, filters_n, st->d_filt); break;
+    case 5: cnn_ext_filter_grad_v4(st->x, image_h, image_w, st->d_pool, st->mask, filters_n,
+                                   st->d_filt); break;
     default: return whole_step(image, label, st);
     }
     return 0.0;
@@ -138,18 +165,69 @@ static unsigned char* read_file(const char* path, size_t n) {
     return data;
 }
 
+/* a whole number in [low, high] from text, or exit 2 naming what was expected */
+static long number(const char* text, long low, long high, const char* what) {
+    char* end;
+    errno = 0;
+    long v = strtol(text, &end, 10);
+    if (errno || end == text || *end != '\0' || v < low || v > high) {
+        fprintf(stderr, "parts: %s must be a whole number in %ld..%ld, got '%s'\n", what, low,
+                high, text);
+        exit(2);
+    }
+    return v;
+}
+
+static const size_t N_PARAMETERS = 9 * NF + L * NODES + NODES;
+
+/* "train": the whole step over the images from the parameters in a file, written back */
+static int train(const unsigned char* images, const unsigned char* labels, int n,
+                 const char* path, State* st) {
+    double* values = malloc(sizeof(double) * (N_PARAMETERS + (size_t)n));
+    FILE* f = fopen(path, "rb");
+    if (values == NULL || f == NULL
+            || fread(values, sizeof(double), N_PARAMETERS, f) != N_PARAMETERS) {
+        fprintf(stderr, "parts: cannot read %zu float64 parameters from %s\n", N_PARAMETERS,
+                path);
+        return 2;
+    }
+    fclose(f);
+    memcpy(st->filters, values, sizeof(double) * 9 * NF);
+    memcpy(st->step_weights, values + 9 * NF, sizeof(double) * L * NODES);
+    memcpy(st->biases, values + 9 * NF + L * NODES, sizeof(double) * NODES);
+    for (int i = 0; i < n; i++)
+        values[N_PARAMETERS + i] = whole_step(images + i * H * W, labels[i], st);
+    memcpy(values, st->filters, sizeof(double) * 9 * NF);
+    memcpy(values + 9 * NF, st->step_weights, sizeof(double) * L * NODES);
+    memcpy(values + 9 * NF + L * NODES, st->biases, sizeof(double) * NODES);
+    f = fopen(path, "wb");
+    if (f == NULL || fwrite(values, sizeof(double), N_PARAMETERS + n, f) != N_PARAMETERS + n
+            || fclose(f) != 0) {
+        fprintf(stderr, "parts: cannot write %s\n", path);
+        return 2;
+    }
+    free(values);
+    return 0;
+}
+
 int main(int argc, char** argv) {
-    if (argc < 5) {
-        fprintf(stderr, "usage: parts DIGITS LABELS N ROUNDS [PART]\n");
+    if (argc < 5 || argc > 6 || (strcmp(argv[4], "train") == 0 && argc != 6)) {
+        fprintf(stderr, "usage: parts DIGITS LABELS N ROUNDS [PART]\n"
+                        "       parts DIGITS LABELS N train PARAMETERS\n");
         return 2;
     }
-    int n = atoi(argv[3]), rounds = atoi(argv[4]), only = argc > 5 ? atoi(argv[5]) : -1;
-    if (n < 1 || rounds < 1 || only >= PARTS) {
-        fprintf(stderr, "parts: N and ROUNDS must be positive, PART below %d\n", PARTS);
-        return 2;
-    }
+    int n = (int)number(argv[3], 1, 1000000, "N");
+    int training = strcmp(argv[4], "train") == 0;
+    int rounds = training ? 0 : (int)number(argv[4], 1, 100000, "ROUNDS");
+    int only = argc > 5 && !training ? (int)number(argv[5], 0, PARTS - 1, "PART") : -1;
     unsigned char* images = read_file(argv[1], (size_t)n * H * W);
     unsigned char* labels = read_file(argv[2], (size_t)n);
+    for (int i = 0; i < n; i++)
+        if (labels[i] >= NODES) {
+            fprintf(stderr, "parts: label %d of %s is %d, not a class 0..%d\n", i, argv[2],
+                    labels[i], NODES - 1);
+            return 2;
+        }
     State st;
     st.x = doubles(H * W); st.t = doubles(9 * NF); st.filters = doubles(9 * NF);
     st.pool = doubles(L); st.mask = doubles(PH * PW * 4 * NF); st.weights = doubles(L * NODES);
@@ -164,9 +242,12 @@ int main(int argc, char** argv) {
         st.biases[k] = 0.0;
         st.d_L_d_t[k] = (rand() / (double)RAND_MAX - 0.5) * 1e-3;
     }
-    cnn_ext_normalise_v4(images, H * W, st.x);
-    cnn_ext_forward10_v4(st.x, image_h, image_w, st.t, filters_n, st.pool, st.mask, st.weights,
-                         st.totals, 1);
+    if (training)
+        return train(images, labels, n, argv[5], &st);
+    /* the single parts' inputs: a pooled digit, its masks and its pooled gradient */
+    normalise(images, st.x);
+    step_forward(st.x, st.t, st.pool, st.mask, st.weights, st.totals, 1);
+    cnn_ext_dense10_backprop(st.pool, dense_inputs, st.weights, st.d_L_d_t, RATE, st.d_pool);
     double loss = 0.0;
     if (only >= 0) {
         for (int i = 0; i < n; i++)
@@ -175,6 +256,10 @@ int main(int argc, char** argv) {
         return 0;
     }
     double* times = malloc(sizeof(double) * (size_t)rounds * PARTS);
+    if (times == NULL) {
+        fprintf(stderr, "out of memory\n");
+        return 2;
+    }
     for (int r = 0; r < rounds; r++)
         for (int p = 0; p < PARTS; p++) {  /* the parts interleaved: drift hits them alike */
             double start = now();

@@ -35,7 +35,10 @@ HEADERS = HERE.parent / "src" / "cnn_ext" / "kernels"
 def compile_parts(module, out_dir, extra=()):
     """bench/parts.c built with the flags of the kernel ``module`` (and ``extra``); the
     executable's path."""
-    flags = [f for f in module.CFLAGS.split() if f != "-fopenmp"]
+    flags = module.CFLAGS.split()
+    while "-fopenmp" in flags:  # and Apple clang's "-Xpreprocessor -fopenmp" with it
+        k = flags.index("-fopenmp")
+        del flags[k - 1 if k and flags[k - 1] == "-Xpreprocessor" else k:k + 1]
     exe = Path(out_dir) / f"parts_{module.__name__.rsplit('.', 1)[1]}"
     cc = os.environ.get("CC", "cc")
     subprocess.run([cc, *flags, *extra, f"-I{HEADERS}", str(HERE / "parts.c"), "-o", str(exe),
@@ -74,6 +77,11 @@ def main():
     parser.add_argument("--instructions", action="store_true",
                         help="also count instructions per part with callgrind (AVX2 build)")
     args = parser.parse_args()
+    if args.images < 1 or args.rounds < 1:
+        parser.error("--images and --rounds must be at least 1")
+    if args.instructions and args.images < 200:
+        parser.error("--instructions counts runs over 100 and 200 digits: "
+                     "--images must be at least 200")
     chosen = args.kernels or [name for name, (_, cpu_has, _) in BUILDS.items() if cpu_has()]
     (x, y), _ = mnist.load_data()
     if args.instructions and shutil.which("valgrind") is None:

@@ -50,7 +50,9 @@ def test_each_part_runs_and_counts_the_bench_multiply_adds(name, tmp_path):
         _skip_or_fail("no C compiler (cc) to build bench/parts.c")
     parts = _parts()
     module = pytest.importorskip(f"cnn_ext.{BUILDS[name][0]}")
-    exe = parts.compile_parts(module, tmp_path, extra=("-Wall", "-Wextra", "-Werror"))
+    # warnings as errors, the kernel headers' own set (tests/test_kernel_headers.py)
+    exe = parts.compile_parts(module, tmp_path,
+                              extra=("-Wall", "-Wextra", "-Wno-unused-parameter", "-Werror"))
     (x, y), _ = mnist.load_data()
     digits, labels = tmp_path / "digits.u8", tmp_path / "labels.u8"
     digits.write_bytes(x[:40].tobytes())
@@ -63,12 +65,40 @@ def test_each_part_runs_and_counts_the_bench_multiply_adds(name, tmp_path):
     terms = arithmetic(cnn_ext.Network())["terms"]
     assert list(rows) == ["normalise", "conv + pool + masks", "dense forward", "the step's forward",
                           "dense backward + update", "filter gradient via masks", "whole step"]
-    assert all(math.isfinite(s) and s > 0 for s, _ in rows.values()), rows
+    assert all(math.isfinite(s) and s >= 0 for s, _ in rows.values()), rows  # coarse clocks: 0
     assert rows["conv + pool + masks"][1] == terms["conv forward"]
     assert rows["dense forward"][1] == terms["dense forward"]
     assert rows["dense backward + update"][1] == terms["dense backward"]
     assert rows["filter gradient via masks"][1] == terms["conv backward"]
     assert rows["whole step"][1] == arithmetic(cnn_ext.Network())["training"]
+
+
+@pytest.mark.parametrize("name", _runnable())
+def test_its_whole_step_is_the_packages_step(name, tmp_path):
+    """bench/parts.c's whole step trains as the package's own TrainState.step does, bit for
+    bit (parameters and losses, 60 real digits): what it times is the step, not a copy
+    that drifted from it."""
+    if shutil.which(os.environ.get("CC", "cc")) is None:
+        _skip_or_fail("no C compiler (cc) to build bench/parts.c")
+    module = pytest.importorskip(f"cnn_ext.{BUILDS[name][0]}")
+    exe = _parts().compile_parts(module, tmp_path)
+    (x, y), _ = mnist.load_data()
+    n = 60
+    digits, labels = tmp_path / "digits.u8", tmp_path / "labels.u8"
+    digits.write_bytes(x[:n].tobytes())
+    labels.write_bytes(y[:n].astype(np.uint8).tobytes())
+    filters, weights, biases = (np.array(a) for a in cnn_ext.Network(seed=3)._parameters())
+    parameters = tmp_path / "parameters.f64"
+    parameters.write_bytes(np.concatenate([filters.ravel(), weights.ravel(), biases]).tobytes())
+    subprocess.run([str(exe), str(digits), str(labels), str(n), "train", str(parameters)],
+                   check=True, capture_output=True)
+    trained = np.frombuffer(parameters.read_bytes(), dtype=np.float64)
+    state = module.TrainState(filters, weights, biases, 0.005, 28, 28)
+    losses = [state.step(np.ascontiguousarray(x[i]), int(y[i]))[0] for i in range(n)]
+    expected = np.concatenate([filters.ravel(), weights.ravel(), biases, losses])
+    assert trained.shape == expected.shape
+    assert np.array_equal(trained, expected), (
+        f"{np.sum(trained != expected)} of {expected.size} values differ")
 
 
 def test_bad_arguments_are_refused(tmp_path):
@@ -79,6 +109,15 @@ def test_bad_arguments_are_refused(tmp_path):
         pytest.skip("no vector build runs on this CPU")
     parts = _parts()
     exe = parts.compile_parts(pytest.importorskip(f"cnn_ext.{BUILDS[runnable[0]][0]}"), tmp_path)
-    for args in ([], ["missing.u8", "missing.u8", "3", "1"], ["a", "b", "0", "1"]):
+    (x, y), _ = mnist.load_data()
+    digits, labels, bad_labels = tmp_path / "d.u8", tmp_path / "l.u8", tmp_path / "b.u8"
+    digits.write_bytes(x[:3].tobytes())
+    labels.write_bytes(y[:3].astype(np.uint8).tobytes())
+    bad_labels.write_bytes(bytes([1, 10, 2]))
+    d, l, b = str(digits), str(labels), str(bad_labels)
+    for args in ([], ["missing.u8", "missing.u8", "3", "1"], [d, l, "0", "1"], [d, l, "3", "x"],
+                 [d, l, "3", "1", "7"], [d, l, "3", "1", "-2"], [d, l, "3", "train"],
+                 [d, l, "99999999999999", "1"], [d, b, "3", "1"],
+                 [d, l, "3", "train", str(tmp_path / "missing.f64")]):
         run = subprocess.run([str(exe), *args], capture_output=True, text=True)
         assert run.returncode == 2 and run.stderr.startswith(("usage", "parts:")), (args, run.stderr)
