@@ -37,7 +37,8 @@ def parse_args(argv):
                         help="write a PNG bar chart (log scale) here; needs matplotlib")
     parser.add_argument("--full-epoch", action="store_true",
                         help="time Network.fit over all 60,000 images, median of 5 epochs "
-                             "(default: 3 rounds on a 10,000-image slice, extrapolated)")
+                             "(default: 3 rounds on a 10,000-image slice, extrapolated; --quick: "
+                             "1 round)")
     parser.add_argument("--images", type=int, default=None,
                         help="images per round for the fast implementations (default 500, --quick 100)")
     parser.add_argument("--reference-images", type=int, default=None,
@@ -48,8 +49,9 @@ def parse_args(argv):
                         help="np.random.seed for the initial weights, 0..2**32-1 (default 0)")
     parser.add_argument("--scaling", default=None, metavar="PATH",
                         help="also time inference against threads (1..the CPUs) and one epoch against "
-                             "training-set size; write the figure to PATH (PNG, needs matplotlib) and "
-                             "the numbers to PATH with .json; bench.json gets them too")
+                             "training-set size (one round more than the epoch row); write the "
+                             "figure to PATH (PNG, needs matplotlib) and the numbers to PATH with "
+                             ".json; bench.json gets them too")
     parser.add_argument("--peak-seconds", type=float, default=None,
                         help="seconds of the FMA peak probe, run before and after the cases "
                              "(default 0.5, --quick 0.2)")
