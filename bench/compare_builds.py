@@ -10,8 +10,9 @@ step per call, the kernel without ``Network.train_step``'s Python) and ``predict
 the 10,000 test images on one thread; the rounds alternate the builds. Each build gets
 its own 64-byte aligned copies of the same parameters, as a Network allocates them. It
 prints medians, the fraction of the first build's FMA peak (``fma_peak``), and the median
-of the per-round ratios to the first build, the steadiest figure on a shared machine. The numbers must agree too: the parameters after
-the steps and the probabilities are compared bit for bit with the first build's.
+of the per-round ratios to the first build, the steadiest figure on a shared machine. The
+numbers must agree too: the parameters after the steps and the probabilities are compared
+bit for bit with the first build's.
 """
 import argparse
 import importlib.machinery

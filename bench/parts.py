@@ -46,6 +46,16 @@ def compile_parts(module, out_dir, extra=()):
     return exe
 
 
+def digit_files(folder, n):
+    """The first ``n`` MNIST training digits and their labels as the raw files parts.c
+    reads (n * 784 bytes, n bytes); their paths."""
+    (x, y), _ = mnist.load_data()
+    digits, labels = Path(folder) / "digits.u8", Path(folder) / "labels.u8"
+    digits.write_bytes(x[:n].tobytes())
+    labels.write_bytes(y[:n].astype("uint8").tobytes())
+    return digits, labels
+
+
 def run(exe, digits, labels, n, rounds, part=None):
     args = [str(exe), str(digits), str(labels), str(n), str(rounds)]
     if part is not None:
@@ -83,13 +93,10 @@ def main():
         parser.error("--instructions counts runs over 100 and 200 digits: "
                      "--images must be at least 200")
     chosen = args.kernels or [name for name, (_, cpu_has, _) in BUILDS.items() if cpu_has()]
-    (x, y), _ = mnist.load_data()
     if args.instructions and shutil.which("valgrind") is None:
         parser.error("--instructions needs valgrind")
     with tempfile.TemporaryDirectory() as tmp:
-        digits, labels = Path(tmp) / "digits.u8", Path(tmp) / "labels.u8"
-        digits.write_bytes(x[:args.images].tobytes())
-        labels.write_bytes(y[:args.images].astype("uint8").tobytes())
+        digits, labels = digit_files(tmp, args.images)
         for name in chosen:
             if not BUILDS[name][1]():
                 print(f"{name}: this CPU cannot run it")

@@ -44,25 +44,27 @@ def _runnable():
     return [name for name, (_, cpu_has, _) in BUILDS.items() if cpu_has()]
 
 
-@pytest.mark.parametrize("name", _runnable())
-def test_each_part_runs_and_counts_the_bench_multiply_adds(name, tmp_path):
+def _built(name, tmp_path, extra=()):
+    """(bench/parts.py as a module, the kernel build ``name``, parts.c compiled with its flags)."""
     if shutil.which(os.environ.get("CC", "cc")) is None:
         _skip_or_fail("no C compiler (cc) to build bench/parts.c")
     parts = _parts()
     module = pytest.importorskip(f"cnn_ext.{BUILDS[name][0]}")
+    return parts, module, parts.compile_parts(module, tmp_path, extra)
+
+
+@pytest.mark.parametrize("name", _runnable())
+def test_each_part_runs_and_counts_the_bench_multiply_adds(name, tmp_path):
     # warnings as errors, the kernel headers' own set (tests/test_kernel_headers.py)
-    exe = parts.compile_parts(module, tmp_path,
-                              extra=("-Wall", "-Wextra", "-Wno-unused-parameter", "-Werror"))
-    (x, y), _ = mnist.load_data()
-    digits, labels = tmp_path / "digits.u8", tmp_path / "labels.u8"
-    digits.write_bytes(x[:40].tobytes())
-    labels.write_bytes(y[:40].astype(np.uint8).tobytes())
+    parts, _, exe = _built(name, tmp_path, ("-Wall", "-Wextra", "-Wno-unused-parameter", "-Werror"))
+    digits, labels = parts.digit_files(tmp_path, 40)
     run = subprocess.run([str(exe), str(digits), str(labels), "40", "3"], capture_output=True,
                          text=True, check=True)
     assert run.stderr == "", run.stderr  # e.g. "the loss became NaN": NaN paths timed
     rows = {label: (float(seconds), float(madds))
             for label, seconds, madds in (line.split("\t") for line in run.stdout.splitlines())}
-    terms = arithmetic(cnn_ext.Network())["terms"]
+    counts = arithmetic(cnn_ext.Network())
+    terms = counts["terms"]
     assert list(rows) == ["normalise", "conv + pool + masks", "dense forward", "the step's forward",
                           "dense backward + update", "filter gradient via masks", "whole step"]
     assert all(math.isfinite(s) and s >= 0 for s, _ in rows.values()), rows  # coarse clocks: 0
@@ -70,7 +72,7 @@ def test_each_part_runs_and_counts_the_bench_multiply_adds(name, tmp_path):
     assert rows["dense forward"][1] == terms["dense forward"]
     assert rows["dense backward + update"][1] == terms["dense backward"]
     assert rows["filter gradient via masks"][1] == terms["conv backward"]
-    assert rows["whole step"][1] == arithmetic(cnn_ext.Network())["training"]
+    assert rows["whole step"][1] == counts["training"]
 
 
 @pytest.mark.parametrize("name", _runnable())
@@ -78,15 +80,10 @@ def test_its_whole_step_is_the_packages_step(name, tmp_path):
     """bench/parts.c's whole step trains as the package's own TrainState.step does, bit for
     bit (parameters and losses, 60 real digits): what it times is the step, not a copy
     that drifted from it."""
-    if shutil.which(os.environ.get("CC", "cc")) is None:
-        _skip_or_fail("no C compiler (cc) to build bench/parts.c")
-    module = pytest.importorskip(f"cnn_ext.{BUILDS[name][0]}")
-    exe = _parts().compile_parts(module, tmp_path)
-    (x, y), _ = mnist.load_data()
+    parts, module, exe = _built(name, tmp_path)
     n = 60
-    digits, labels = tmp_path / "digits.u8", tmp_path / "labels.u8"
-    digits.write_bytes(x[:n].tobytes())
-    labels.write_bytes(y[:n].astype(np.uint8).tobytes())
+    digits, labels = parts.digit_files(tmp_path, n)
+    (x, y), _ = mnist.load_data()
     filters, weights, biases = (np.array(a) for a in cnn_ext.Network(seed=3)._parameters())
     parameters = tmp_path / "parameters.f64"
     parameters.write_bytes(np.concatenate([filters.ravel(), weights.ravel(), biases]).tobytes())
@@ -102,17 +99,12 @@ def test_its_whole_step_is_the_packages_step(name, tmp_path):
 
 
 def test_bad_arguments_are_refused(tmp_path):
-    if shutil.which(os.environ.get("CC", "cc")) is None:
-        _skip_or_fail("no C compiler (cc) to build bench/parts.c")
     runnable = _runnable()
     if not runnable:
         pytest.skip("no vector build runs on this CPU")
-    parts = _parts()
-    exe = parts.compile_parts(pytest.importorskip(f"cnn_ext.{BUILDS[runnable[0]][0]}"), tmp_path)
-    (x, y), _ = mnist.load_data()
-    digits, labels, bad_labels = tmp_path / "d.u8", tmp_path / "l.u8", tmp_path / "b.u8"
-    digits.write_bytes(x[:3].tobytes())
-    labels.write_bytes(y[:3].astype(np.uint8).tobytes())
+    parts, _, exe = _built(runnable[0], tmp_path)
+    digits, labels = parts.digit_files(tmp_path, 3)
+    bad_labels = tmp_path / "bad.u8"
     bad_labels.write_bytes(bytes([1, 10, 2]))
     d, l, b = str(digits), str(labels), str(bad_labels)
     for args in ([], ["missing.u8", "missing.u8", "3", "1"], [d, l, "0", "1"], [d, l, "3", "x"],
@@ -120,4 +112,5 @@ def test_bad_arguments_are_refused(tmp_path):
                  [d, l, "99999999999999", "1"], [d, b, "3", "1"],
                  [d, l, "3", "train", str(tmp_path / "missing.f64")]):
         run = subprocess.run([str(exe), *args], capture_output=True, text=True)
-        assert run.returncode == 2 and run.stderr.startswith(("usage", "parts:")), (args, run.stderr)
+        assert run.returncode == 2 and run.stderr.startswith(("usage", "parts:")), (
+            args, run.stderr)
