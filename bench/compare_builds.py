@@ -54,16 +54,21 @@ def main():
     (x, y), (x_test, _) = mnist.load_data()
     images, labels = np.ascontiguousarray(x[:args.images]), [int(v) for v in y[:args.images]]
     peak = statistics.median(builds[0].fma_peak(0.2)["gflops"] for _ in range(3))
-    states, inference, results = [], [], {}
+    order = np.random.default_rng(0).permutation(len(x))[:args.images].astype(np.int64)
+    labels64 = y.astype(np.int64)
+    losses, correct = np.empty(len(order)), np.empty(len(order), dtype=np.uint8)
+    states, chunks, inference, results = [], [], [], {}
     for k in builds:
         # 64-byte aligned copies, as Network's own: a NumPy copy lands 0, 16, 32 or 48 bytes
         # past a boundary, and a misaligned weights array costs a build 6-20% per step, which
         # would be measured instead of the build
         arrays = [aligned_float64(a) for a in cnn_ext.Network(seed=1)._parameters()]
         states.append((k.TrainState(*arrays, 0.005, 28, 28), arrays))
+        chunks.append([aligned_float64(a) for a in cnn_ext.Network(seed=1)._parameters()])
         inference.append([aligned_float64(a) for a in cnn_ext.Network(seed=1)._parameters()]
                          + [np.empty((len(x_test), 10))])
-    times = {(b, case): [] for b in range(len(builds)) for case in ("step", "inference")}
+    cases = ("step", "train_steps", "inference")
+    times = {(b, case): [] for b in range(len(builds)) for case in cases}
     for _ in range(args.rounds):
         for b, k in enumerate(builds):
             step = states[b][0].step
@@ -71,23 +76,27 @@ def main():
             for i in range(len(images)):
                 step(images[i], labels[i])
             times[(b, "step")].append((time.perf_counter() - start) / len(images))
+            start = time.perf_counter()
+            k.train_steps(x, labels64, order, *chunks[b], 0.005, losses, correct)
+            times[(b, "train_steps")].append((time.perf_counter() - start) / len(order))
             f, w, bias, out = inference[b]
             start = time.perf_counter()
             k.predict_proba(x_test, f, w, bias, out, 1)
             times[(b, "inference")].append((time.perf_counter() - start) / len(x_test))
     for b in range(1, len(builds)):
-        same = all(np.array_equal(p, q) for p, q in zip(states[0][1], states[b][1]))
+        same = all(np.array_equal(p, q) for p, q in zip(states[0][1] + chunks[0],
+                                                        states[b][1] + chunks[b]))
         same_probs = np.array_equal(inference[0][3], inference[b][3])
         results[b] = "bit for bit the same" if same and same_probs else "DIFFERENT numbers"
     network = cnn_ext.Network(seed=1)
-    floors = {case: 2 * multiply_adds(network, training=case == "step") / (peak * 1e9)
-              for case in ("step", "inference")}
+    floors = {case: 2 * multiply_adds(network, training=case != "inference") / (peak * 1e9)
+              for case in cases}
     print(f"peak {peak:.1f} GFLOP/s (first build's probe); {args.rounds} interleaved rounds")
-    for case in ("step", "inference"):
+    for case in cases:
         for b, path in enumerate(args.modules):
             median = statistics.median(times[(b, case)])
             ratio = statistics.median(r / t for r, t in zip(times[(0, case)], times[(b, case)]))
-            print(f"{case:9s} {path}: {median * 1e6:7.3f} us, {floors[case] / median:5.1%} of peak, "
+            print(f"{case:11s} {path}: {median * 1e6:7.3f} us, {floors[case] / median:5.1%} of peak, "
                   f"{ratio:.3f}x the first (median per-round ratio)")
     for b, verdict in results.items():
         print(f"{args.modules[b]} against {args.modules[0]}: {verdict}")
