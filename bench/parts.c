@@ -68,11 +68,11 @@ static void probabilities(const double* totals, double* out) {  /* softmax_probs
         out[n] = out[n] / s;
 }
 
-/* The forward pass as _network.pxi's forward_c runs it: one loop in the AVX-512 build,
-   conv + pool and then the dense layer in the others (kernels/network.h says why) */
+/* The forward pass as _network.pxi's forward_c runs it: one loop in the x86 builds,
+   conv + pool and then the dense layer in the NEON build (kernels/network.h) */
 static void step_forward(const double* x, const double* t, double* pool, double* mask,
                          const double* weights, double* totals, int nan_free) {
-#if CNN_EXT_V8D
+#if CNN_EXT_ONE_LOOP_FORWARD
     cnn_ext_forward10_v4(x, image_h, image_w, t, filters_n, pool, mask, weights, totals,
                          nan_free);
 #else
@@ -103,8 +103,7 @@ static double whole_step(const unsigned char* image, int label, State* st) {
         st->totals[n] += st->biases[n];
     probabilities(st->totals, probs);
     double p = probs[label], s = 0.0;
-    probabilities(st->totals, probs);  /* softmax_d_totals_c computes them again */
-    s = CNN_EXT_MADD(-1 / p, probs[label], s);
+    s = CNN_EXT_MADD(-1 / p, probs[label], s);  /* softmax_d_totals_c, the forward's probs */
     for (int n = 0; n < NODES; n++)
         st->step_d_L_d_t[n] = probs[n] * ((n == label ? -1 / p : 0.0) - s);
     cnn_ext_dense10_backprop(st->pool, dense_inputs, st->step_weights, st->step_d_L_d_t, RATE,

@@ -11,7 +11,6 @@ from libc.stddef cimport ptrdiff_t
 
 cdef extern from "cnn_ext/kernels/simd.h" nogil:
     bint CNN_EXT_V4D
-    bint CNN_EXT_V8D  # the AVX-512 build
     int cnn_ext_cpu_has_avx2_fma()
     int cnn_ext_cpu_has_avx512()
     int cnn_ext_cpu_has_neon()
@@ -31,6 +30,7 @@ cdef extern from "cnn_ext/kernels/conv.h" nogil:
 
 
 cdef extern from "cnn_ext/kernels/network.h" nogil:
+    bint CNN_EXT_ONE_LOOP_FORWARD  # the x86 vector builds (AVX2, AVX-512)
     ptrdiff_t cnn_ext_normalise_v4(const unsigned char* image, ptrdiff_t n, double* x)
     void cnn_ext_prefetch_bytes(const void* p, ptrdiff_t n)
     double* cnn_ext_aligned_copy(const double* src, ptrdiff_t n, void** raw)

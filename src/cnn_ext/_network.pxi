@@ -4,7 +4,7 @@
 # the Python between them. Training runs a chunk of steps per call without the GIL;
 # inference splits a batch across OpenMP threads. The vector builds' passes over Conv3x3 +
 # MaxPool2 (and, with AVX-512, the dense layer) are in kernels/network.h.
-from cnn_ext._kernel_headers cimport (CNN_EXT_OPENMP, CNN_EXT_V8D, cnn_ext_conv_pool_v4,
+from cnn_ext._kernel_headers cimport (CNN_EXT_OPENMP, CNN_EXT_ONE_LOOP_FORWARD, cnn_ext_conv_pool_v4,
                                       cnn_ext_filter_grad_v4, cnn_ext_forward10_v4,
                                       cnn_ext_normalise_v4,
                                       cnn_ext_aligned_copy, cnn_ext_prefetch_bytes,
@@ -90,9 +90,9 @@ cdef inline bint filters_bounded(const double* filters, Py_ssize_t n) noexcept n
 
 
 cdef inline bint _one_loop_forward(Shapes* s) noexcept nogil:
-    # The AVX-512 build's forward pass over the whole network in one loop (network.h):
-    # filters four at a time, ten nodes. The other vector builds were faster in two.
-    return CNN_EXT_V8D and _vector_conv(s.nf) and s.nodes == 10
+    # The x86 vector builds' forward pass over the whole network in one loop (network.h):
+    # filters four at a time, ten nodes. The NEON build runs two (not timed on arm64).
+    return CNN_EXT_ONE_LOOP_FORWARD and _vector_conv(s.nf) and s.nodes == 10
 
 
 cdef struct Filters:
@@ -158,8 +158,8 @@ cdef double train_step_c(const unsigned char* image, Py_ssize_t label, Shapes* s
     # Softmax's backprop, then, in the vector builds, MaxPool2's backprop and the filter
     # gradient in one loop through the forward's masks (two loops, not one with the dense
     # layer's: faster, see kernels/network.h).
-    softmax_backprop_c(b.pool, s.L, weights, biases, s.nodes, b.totals, b.grad, learn_rate,
-                       b.d_pool, b.work)
+    softmax_backprop_c(b.pool, s.L, weights, biases, s.nodes, b.totals, b.probs, b.grad,
+                       learn_rate, b.d_pool, b.work)
     if _vector_conv(s.nf):
         cnn_ext_filter_grad_v4(b.x, s.h, s.w, b.d_pool, b.d_conv, s.nf, b.d_filt)
     else:

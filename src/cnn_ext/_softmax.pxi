@@ -101,13 +101,15 @@ cdef inline void _dense_backprop(const double* x, Py_ssize_t L, double* weights,
             w0[n] = CNN_EXT_MADD(-learn_rate, x0 * d_L_d_t[n], w0[n])
 
 
-cdef bint softmax_d_totals_c(Py_ssize_t nodes, const double* totals, const double* d_L_d_out,
-                             double* scratch) noexcept nogil:
-    """d_L_d_t, the gradient with respect to the totals, into scratch[nodes:2 * nodes]
-    (scratch[:nodes] receives the probabilities); False, and nothing to learn, when
-    d_L_d_out is all zeros."""
+cdef bint softmax_d_totals_c(Py_ssize_t nodes, const double* totals, const double* probs,
+                             const double* d_L_d_out, double* scratch) noexcept nogil:
+    """d_L_d_t, the gradient with respect to the totals, into scratch[nodes:2 * nodes]; False,
+    and nothing to learn, when d_L_d_out is all zeros. probs: softmax_probs_c of these totals
+    if the caller has them (a fused step's forward pass: the same function of the same
+    totals, so the same bits; it saves the step ten exp calls), or NULL, and then they are
+    computed into scratch[:nodes]."""
     cdef Py_ssize_t n
-    cdef double* p = scratch
+    cdef const double* p = probs
     cdef double* d_L_d_t = scratch + nodes
     cdef double s = 0.0
     cdef bint any_nonzero = False
@@ -117,7 +119,9 @@ cdef bint softmax_d_totals_c(Py_ssize_t nodes, const double* totals, const doubl
     if not any_nonzero:
         # The tutorial's loop skips zero entries: nothing to learn, zero input gradient.
         return False
-    softmax_probs_c(totals, nodes, p)
+    if p == NULL:
+        softmax_probs_c(totals, nodes, scratch)
+        p = scratch
     for n in range(nodes):
         if d_L_d_out[n] != 0:
             s = CNN_EXT_MADD(d_L_d_out[n], p[n], s)
@@ -135,11 +139,12 @@ cdef inline void softmax_update_biases_c(double* biases, Py_ssize_t nodes, const
 
 cdef void softmax_backprop_c(const double* x, Py_ssize_t L, double* weights,
                              double* biases, Py_ssize_t nodes, const double* totals,
-                             const double* d_L_d_out, double learn_rate,
+                             const double* probs, const double* d_L_d_out, double learn_rate,
                              double* d_L_d_input, double* scratch) noexcept nogil:
-    # scratch holds 2 * nodes doubles: the probabilities, then d_L_d_t.
+    # scratch holds 2 * nodes doubles: the probabilities (unless probs, see
+    # softmax_d_totals_c), then d_L_d_t.
     cdef double* d_L_d_t = scratch + nodes
-    if not softmax_d_totals_c(nodes, totals, d_L_d_out, scratch):
+    if not softmax_d_totals_c(nodes, totals, probs, d_L_d_out, scratch):
         memset(d_L_d_input, 0, L * sizeof(double))
         return
     if nodes == 10 and CNN_EXT_V4D:
@@ -236,7 +241,7 @@ def softmax_backprop(x, weights, biases, totals, d_L_d_out, double learn_rate, d
     if scratch == NULL:
         raise MemoryError()
     with nogil:
-        softmax_backprop_c(xa.data, L, wa.data, ba.data, nodes, ta.data, ga.data, learn_rate,
+        softmax_backprop_c(xa.data, L, wa.data, ba.data, nodes, ta.data, NULL, ga.data, learn_rate,
                            da.data, scratch)
     if scratch != &small[0]:
         free(scratch)

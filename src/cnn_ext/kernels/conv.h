@@ -67,20 +67,34 @@ cnn_ext_v4d cnn_ext_window_max4(const cnn_ext_v4d acc[4], const int nan_free) {
     return cnn_ext_max_nan(cnn_ext_max_nan(cnn_ext_max_nan(acc[0], acc[1]), acc[2]), acc[3]);
 }
 
-/* The window's mask (4, nf) at q: all ones where a position equals the maximum m, which
-   is where MaxPool2's backprop routes the gradient. NaN equals nothing. */
+/* The masks of the window maxima, (windows, 4 * nf) long long: all ones where a position
+   equals its window's maximum, which is where MaxPool2's backprop routes the gradient.
+   Within a window, a block of filters [f, f + n) (n = 4, or 8 in the AVX-512 build) keeps
+   its four positions together, position p's n lanes at 4 * f + p * n: one block's masks of
+   a window are whole cache lines, written by the forward pass and read by the filter
+   gradient in the same pass over that block. (With the positions nf apart, each pass over a
+   block of four of eight filters wrote and then read half of every line, so the 43 KB of
+   an MNIST step's masks crossed between L1 and L2 twice per pass.) Private to a build's
+   step: the forward pass writes them, its backward pass reads them. */
 static inline __attribute__((always_inline))
-void cnn_ext_window_mask4(const cnn_ext_v4d acc[4], cnn_ext_v4d m, long long* q, ptrdiff_t nf) {
+long long* cnn_ext_mask_block(const void* mask, ptrdiff_t win, ptrdiff_t nf, ptrdiff_t f) {
+    return (long long*)mask + 4 * (win * nf + f);
+}
+
+/* A window's masks of a block of four filters at q (cnn_ext_mask_block). NaN equals
+   nothing. */
+static inline __attribute__((always_inline))
+void cnn_ext_window_mask4(const cnn_ext_v4d acc[4], cnn_ext_v4d m, long long* q) {
     for (int p = 0; p < 4; p++)
-        cnn_ext_store_mask(q + p * nf, cnn_ext_eq(acc[p], m));
+        cnn_ext_store_mask(q + 4 * p, cnn_ext_eq(acc[p], m));
 }
 
 /* The gradient of the window's four positions, d, from the pooled gradient g (the
    block's four filters) where the mask at q is set, 0 elsewhere. */
 static inline __attribute__((always_inline))
-void cnn_ext_window_grads4(cnn_ext_v4d g, const long long* q, ptrdiff_t nf, cnn_ext_v4d d[4]) {
+void cnn_ext_window_grads4(cnn_ext_v4d g, const long long* q, cnn_ext_v4d d[4]) {
     for (int p = 0; p < 4; p++)
-        d[p] = cnn_ext_and_mask(g, cnn_ext_load_mask(q + p * nf));
+        d[p] = cnn_ext_and_mask(g, cnn_ext_load_mask(q + 4 * p));
 }
 
 /* The window's share of the block's filter gradient: acc[k] += the patch pixel under
@@ -126,15 +140,15 @@ cnn_ext_v8d cnn_ext_window_max8(const cnn_ext_v8d acc[4], const int nan_free) {
 }
 
 static inline __attribute__((always_inline))
-void cnn_ext_window_mask8(const cnn_ext_v8d acc[4], cnn_ext_v8d m, long long* q, ptrdiff_t nf) {
+void cnn_ext_window_mask8(const cnn_ext_v8d acc[4], cnn_ext_v8d m, long long* q) {
     for (int p = 0; p < 4; p++)
-        *(cnn_ext_v8i*)(q + p * nf) = (cnn_ext_v8i)(acc[p] == m);
+        *(cnn_ext_v8i*)(q + 8 * p) = (cnn_ext_v8i)(acc[p] == m);
 }
 
 static inline __attribute__((always_inline))
-void cnn_ext_window_grads8(cnn_ext_v8d g, const long long* q, ptrdiff_t nf, cnn_ext_v8d d[4]) {
+void cnn_ext_window_grads8(cnn_ext_v8d g, const long long* q, cnn_ext_v8d d[4]) {
     for (int p = 0; p < 4; p++)
-        d[p] = (cnn_ext_v8d)((cnn_ext_v8i)g & *(const cnn_ext_v8i*)(q + p * nf));
+        d[p] = (cnn_ext_v8d)((cnn_ext_v8i)g & *(const cnn_ext_v8i*)(q + 8 * p));
 }
 
 static inline __attribute__((always_inline))
@@ -157,9 +171,9 @@ void cnn_ext_store_grad8(const cnn_ext_v8d acc[9], ptrdiff_t f, double* d_L_d_fi
    conv_out (h-2, w-2, nf), the convolution itself (only the positions inside complete
    windows: an odd last row or column is left to the caller); pool ((h-2)/2, (w-2)/2, nf),
    the window maxima in MaxPool2's order, NaN-propagating like np.amax; and mask
-   (windows, 4, nf), all-ones where a position equals its window's maximum, which is
-   where MaxPool2's backprop routes the gradient. Four filters at a time, their nine
-   tap vectors in registers. */
+   (windows, 4 * nf; cnn_ext_mask_block), all-ones where a position equals its window's
+   maximum. Four filters at a time (eight in the AVX-512 build), their nine tap vectors
+   in registers. */
 static inline __attribute__((always_inline))
 void cnn_ext_conv_windows_v4(const double* image, ptrdiff_t h, ptrdiff_t w,
                              const double* t, ptrdiff_t nf, double* conv_out,
@@ -192,7 +206,7 @@ void cnn_ext_conv_windows_v4(const double* image, ptrdiff_t h, ptrdiff_t w,
                     ptrdiff_t win = pi * pw + pj;
                     *(cnn_ext_v8d*)(pool + win * nf + f) = m;
                     if (mask)
-                        cnn_ext_window_mask8(acc, m, (long long*)mask + win * 4 * nf + f, nf);
+                        cnn_ext_window_mask8(acc, m, cnn_ext_mask_block(mask, win, nf, f));
                 }
             }
         }
@@ -219,7 +233,7 @@ void cnn_ext_conv_windows_v4(const double* image, ptrdiff_t h, ptrdiff_t w,
                     ptrdiff_t win = pi * pw + pj;
                     cnn_ext_store(pool + win * nf + f, m);
                     if (mask)
-                        cnn_ext_window_mask4(acc, m, (long long*)mask + win * 4 * nf + f, nf);
+                        cnn_ext_window_mask4(acc, m, cnn_ext_mask_block(mask, win, nf, f));
                 }
             }
         }
@@ -270,7 +284,7 @@ static inline void cnn_ext_filter_grad_v4(const double* image, ptrdiff_t h, ptrd
                 ptrdiff_t win = pi * pw + pj;
                 cnn_ext_v8d d[4];
                 cnn_ext_window_grads8(*(const cnn_ext_v8d*)(g + win * nf + f),
-                                      (const long long*)mask + win * 4 * nf + f, nf, d);
+                                      cnn_ext_mask_block(mask, win, nf, f), d);
                 cnn_ext_grad_window8(image + 2 * pi * w + 2 * pj, w, d, acc);
             }
         }
@@ -285,10 +299,13 @@ static inline void cnn_ext_filter_grad_v4(const double* image, ptrdiff_t h, ptrd
             for (ptrdiff_t pj = 0; pj < pw; pj++) {
                 const double* x = image + 2 * pi * w + 2 * pj;
                 cnn_ext_v4d d[4];
+                /* one loop for both cases: with the masked case in a loop of its own, GCC 12
+                   kept one of the nine accumulators on the stack, and the filter gradient
+                   took 1.3x the time (bench/parts.py, AVX2) */
                 if (mask) {
                     ptrdiff_t win = pi * pw + pj;
                     cnn_ext_window_grads4(cnn_ext_load(g + win * nf + f),
-                                          (const long long*)mask + win * 4 * nf + f, nf, d);
+                                          cnn_ext_mask_block(mask, win, nf, f), d);
                 } else {
                     const double* r = g + ((2 * pi) * cw + 2 * pj) * nf + f;
                     d[0] = cnn_ext_load(r);
@@ -299,7 +316,7 @@ static inline void cnn_ext_filter_grad_v4(const double* image, ptrdiff_t h, ptrd
                 cnn_ext_grad_window4(x, w, d, acc);
             }
         }
-        if (!mask) {
+        if (!mask) {  /* an odd last row or column, position by position */
             for (ptrdiff_t i = 0; i < ch; i++) {
                 for (ptrdiff_t j = (i < 2 * ph ? 2 * pw : 0); j < cw; j++) {
                     cnn_ext_v4d d = cnn_ext_load(g + (i * cw + j) * nf + f);

@@ -1,6 +1,6 @@
 /* The network's forward pass for the vector builds: Conv3x3 and MaxPool2 in one loop
    over the pooling windows, without storing the convolution (cnn_ext_conv_pool_v4); in
-   the AVX-512 build, for ten nodes, Softmax's dense layer in the same loop
+   the x86 builds (AVX2, AVX-512), for ten nodes, Softmax's dense layer in the same loop
    (cnn_ext_forward10_v4). The numbers are those of the layer kernels, bit for bit: the
    same chain of FMAs per conv output (conv.h), the same maxima, the same order of the
    dense layer's sums (softmax.h).
@@ -13,7 +13,8 @@
    FMAs wait on its dense sums there, where two loops keep the windows independent.
 
    image (h, w); t, the filters transposed, (9, nf); pool ((h-2)/2, (w-2)/2, nf), which
-   is the dense layer's input x (L,); mask (windows, 4, nf) or NULL; weights (L, 10).
+   is the dense layer's input x (L,); mask (windows, 4 * nf) or NULL, laid out as
+   cnn_ext_mask_block says (conv.h); weights (L, 10).
    nf is a multiple of 4. Header-only: static inline. */
 #ifndef CNN_EXT_NETWORK_H
 #define CNN_EXT_NETWORK_H
@@ -24,6 +25,14 @@
 
 #include "conv.h"
 #include "softmax.h"
+
+/* 1 in the x86 vector builds (AVX2, AVX-512), which run the forward pass in one loop
+   (cnn_ext_forward10_v4); 0 in the NEON and portable builds */
+#if CNN_EXT_V4D && defined(__AVX2__)
+#define CNN_EXT_ONE_LOOP_FORWARD 1
+#else
+#define CNN_EXT_ONE_LOOP_FORWARD 0
+#endif
 
 #if CNN_EXT_V4D
 /* The tutorial's normalisation, x = (pixel / 255) - 0.5, of the first n - n % 4 pixels,
@@ -47,14 +56,20 @@ static inline ptrdiff_t cnn_ext_normalise_v4(const unsigned char* image, ptrdiff
 static inline void cnn_ext_conv_pool_v4(const double* image, ptrdiff_t h, ptrdiff_t w,
                                         const double* t, ptrdiff_t nf, double* pool, void* mask,
                                         int nan_free) {
-    if (nan_free)
+    /* four copies, each without the tests it does not need (the training step's, with the
+       masks, and inference's, without) */
+    if (mask && nan_free)
         cnn_ext_conv_windows_v4(image, h, w, t, nf, NULL, pool, mask, 0, 1, 1);
-    else
+    else if (mask)
         cnn_ext_conv_windows_v4(image, h, w, t, nf, NULL, pool, mask, 0, 1, 0);
+    else if (nan_free)
+        cnn_ext_conv_windows_v4(image, h, w, t, nf, NULL, pool, NULL, 0, 1, 1);
+    else
+        cnn_ext_conv_windows_v4(image, h, w, t, nf, NULL, pool, NULL, 0, 1, 0);
 }
 
-#if CNN_EXT_V8D
-/* The AVX-512 build's forward pass for ten nodes: pool (and mask, if not NULL) as
+#if CNN_EXT_ONE_LOOP_FORWARD
+/* The x86 vector builds' forward pass for ten nodes: pool (and mask, if not NULL) as
    cnn_ext_conv_pool_v4, and totals (10,) = pool @ weights without the biases, as
    cnn_ext_dense10_forward.
 
@@ -63,7 +78,14 @@ static inline void cnn_ext_conv_pool_v4(const double* image, ptrdiff_t h, ptrdif
    own order. Each window prefetches the weights of its quad (the dense layer's rows of
    its pooled values: 320 bytes, 8 KB per row of windows for MNIST) while the row is
    convolved, so the dense layer reads them from L1 and their loads overlap the
-   convolution's arithmetic instead of following it. */
+   convolution's arithmetic instead of following it: from L2, the dense forward waits on
+   its 108 KB of weights (twice the time per quad that it takes from L1, Zen 4).
+
+   The AVX-512 build keeps its five 8-wide dense accumulators in registers (32 of them).
+   The AVX2 build's ten 4-wide accumulators wait in memory while a row is convolved: the
+   convolution needs all 16 registers (nine filter taps, four outputs, a pixel), and with
+   the accumulators live across it GCC spilled inside the window loop and the one loop
+   lost to two. */
 static inline __attribute__((always_inline))
 void cnn_ext_forward10_impl(const double* restrict image, ptrdiff_t h, ptrdiff_t w,
                             const double* restrict t, ptrdiff_t nf, double* restrict pool,
@@ -71,11 +93,18 @@ void cnn_ext_forward10_impl(const double* restrict image, ptrdiff_t h, ptrdiff_t
                             double* restrict totals, const int nan_free) {
     ptrdiff_t ph = (h - 2) / 2, pw = (w - 2) / 2, row = pw * nf;  /* pool values per row */
     cnn_ext_v4d a[10];
+#if CNN_EXT_V8D
     cnn_ext_v8d A[5];  /* the dense accumulators (cnn_ext_dense10_quad8) */
     for (int j = 0; j < 5; j++)
         A[j] = (cnn_ext_v8d){0, 0, 0, 0, 0, 0, 0, 0};
+#else
+    double held[40] __attribute__((aligned(32)));  /* a[], between the rows' dense passes */
+    for (int v = 0; v < 40; v++)
+        held[v] = 0.0;
+#endif
     for (ptrdiff_t pi = 0; pi < ph; pi++) {
         ptrdiff_t f = 0;
+#if CNN_EXT_V8D
         for (; f + 8 <= nf; f += 8) {  /* eight filters, two quads of the dense layer */
             cnn_ext_v8d F[9];
             for (int k = 0; k < 9; k++)
@@ -87,13 +116,14 @@ void cnn_ext_forward10_impl(const double* restrict image, ptrdiff_t h, ptrdiff_t
                 ptrdiff_t win = pi * pw + pj;
                 *(cnn_ext_v8d*)(pool + win * nf + f) = m;
                 if (mask)
-                    cnn_ext_window_mask8(acc, m, (long long*)mask + win * 4 * nf + f, nf);
+                    cnn_ext_window_mask8(acc, m, cnn_ext_mask_block(mask, win, nf, f));
                 const char* quads = (const char*)(weights + 10 * (win * nf + f));
                 for (int e = 0; e < 10; e++)
                     __builtin_prefetch(quads + 64 * e, 0, 3);
             }
         }
-        for (; f < nf; f += 4) {  /* four filters left over: one quad */
+#endif
+        for (; f < nf; f += 4) {  /* four filters: one quad */
             cnn_ext_v4d F[9];
             for (int k = 0; k < 9; k++)
                 F[k] = cnn_ext_load(t + k * nf + f);
@@ -104,32 +134,55 @@ void cnn_ext_forward10_impl(const double* restrict image, ptrdiff_t h, ptrdiff_t
                 ptrdiff_t win = pi * pw + pj;
                 cnn_ext_store(pool + win * nf + f, m);
                 if (mask)
-                    cnn_ext_window_mask4(acc, m, (long long*)mask + win * 4 * nf + f, nf);
+                    cnn_ext_window_mask4(acc, m, cnn_ext_mask_block(mask, win, nf, f));
                 /* the window's quad of weights, 5 cache lines, for the row's dense pass */
                 const char* quad = (const char*)(weights + 10 * (win * nf + f));
                 for (int e = 0; e < 5; e++)
                     __builtin_prefetch(quad + 64 * e, 0, 3);
             }
         }
+#if CNN_EXT_V8D
         for (ptrdiff_t k = pi * row; k < (pi + 1) * row; k += 4)
             cnn_ext_dense10_quad8(pool + k, weights + 10 * k, A);
+#else
+        /* The empty asm statements say that held[] may change under them: the compiler
+           must store the accumulators before and load them after, rather than keep them
+           in registers through the next row's convolution. No instruction is emitted. */
+        __asm__ volatile("" : "+m"(held));
+        for (int v = 0; v < 10; v++)
+            a[v] = cnn_ext_load(held + 4 * v);
+        for (ptrdiff_t k = pi * row; k < (pi + 1) * row; k += 4)
+            cnn_ext_dense10_quad(pool + k, weights + 10 * k, a);
+        for (int v = 0; v < 10; v++)
+            cnn_ext_store(held + 4 * v, a[v]);
+        __asm__ volatile("" : "+m"(held));
+#endif
     }
+#if CNN_EXT_V8D
     cnn_ext_dense10_split8(A, a);
+#else
+    for (int v = 0; v < 10; v++)
+        a[v] = cnn_ext_load(held + 4 * v);
+#endif
     cnn_ext_dense10_fold(a, totals);
 }
 
-/* In one loop the AVX-512 build's forward is 1.1x faster than in two, conv + pool, then
-   the dense layer (bench/parts.py, Zen 4). The AVX2 build, with 16 vector registers,
-   was slower in one loop (its training step 1.035x and inference 1.08x faster in two,
-   bench/compare_builds.py), so it and the NEON build (whose 32 registers hold 16 of the
-   4-wide pairs; not timed, no arm64 hardware) run the two: _network.pxi's forward_c. */
+/* In one loop the forward pass of the x86 builds is faster than in two, conv + pool and
+   then the dense layer: the AVX-512 build's 1.1x (bench/parts.py, Zen 4), the AVX2
+   build's 1.06x. The NEON build runs the two (_network.pxi's forward_c): whether its
+   loads overlap the same way has not been timed, there is no arm64 hardware here. */
 static inline void cnn_ext_forward10_v4(const double* image, ptrdiff_t h, ptrdiff_t w,
                                         const double* t, ptrdiff_t nf, double* pool, void* mask,
                                         const double* weights, double* totals, int nan_free) {
-    if (nan_free)
+    /* four copies, as cnn_ext_conv_pool_v4 */
+    if (mask && nan_free)
         cnn_ext_forward10_impl(image, h, w, t, nf, pool, mask, weights, totals, 1);
-    else
+    else if (mask)
         cnn_ext_forward10_impl(image, h, w, t, nf, pool, mask, weights, totals, 0);
+    else if (nan_free)
+        cnn_ext_forward10_impl(image, h, w, t, nf, pool, NULL, weights, totals, 1);
+    else
+        cnn_ext_forward10_impl(image, h, w, t, nf, pool, NULL, weights, totals, 0);
 }
 #endif
 #else
@@ -140,8 +193,8 @@ static inline void cnn_ext_conv_pool_v4(const double* image, ptrdiff_t h, ptrdif
                                         const double* t, ptrdiff_t nf, double* pool, void* mask,
                                         int nan_free) {}
 #endif
-#if !CNN_EXT_V8D
-/* only the AVX-512 build runs the forward pass in one loop; the others never call this */
+#if !CNN_EXT_ONE_LOOP_FORWARD
+/* only the x86 vector builds run the forward pass in one loop; the others never call this */
 static inline void cnn_ext_forward10_v4(const double* image, ptrdiff_t h, ptrdiff_t w,
                                         const double* t, ptrdiff_t nf, double* pool, void* mask,
                                         const double* weights, double* totals, int nan_free) {}

@@ -19,12 +19,20 @@
    x[k..k+3] into the ten accumulators a (one per vector: a[v] collects rows 4q + r). */
 static inline __attribute__((always_inline))
 void cnn_ext_dense10_quad(const double* x, const double* w, cnn_ext_v4d a[10]) {
-    cnn_ext_v4d x0 = cnn_ext_bcast(x), x1 = cnn_ext_bcast(x + 1);
-    cnn_ext_v4d x2 = cnn_ext_bcast(x + 2), x3 = cnn_ext_bcast(x + 3);
-    cnn_ext_v4d X[10] = {x0, x0, cnn_ext_pair(x0, x1), x1, x1,
-                         x2, x2, cnn_ext_pair(x2, x3), x3, x3};
-    for (int v = 0; v < 10; v++)
-        a[v] = cnn_ext_fma(X[v], CNN_EXT_LOAD4(w + 4 * v), a[v]);
+    /* rows 0 and 1 (a[0..4]), then rows 2 and 3 (a[5..9]): three vectors of x live at a
+       time, not six. With all four broadcast first, GCC kept one of the ten accumulators
+       on the stack in the AVX2 build's one-loop forward, a store and a reload on its
+       chain of FMAs every quad. */
+    for (int half = 0; half < 2; half++) {
+        cnn_ext_v4d x0 = cnn_ext_bcast(x + 2 * half), x1 = cnn_ext_bcast(x + 2 * half + 1);
+        cnn_ext_v4d* b = a + 5 * half;
+        const double* u = w + 20 * half;
+        b[0] = cnn_ext_fma(x0, CNN_EXT_LOAD4(u), b[0]);
+        b[1] = cnn_ext_fma(x0, CNN_EXT_LOAD4(u + 4), b[1]);
+        b[2] = cnn_ext_fma(cnn_ext_pair(x0, x1), CNN_EXT_LOAD4(u + 8), b[2]);
+        b[3] = cnn_ext_fma(x1, CNN_EXT_LOAD4(u + 12), b[3]);
+        b[4] = cnn_ext_fma(x1, CNN_EXT_LOAD4(u + 16), b[4]);
+    }
 }
 #if CNN_EXT_V8D
 /* The AVX-512 build's quad: the same 40 weights as five 8-wide vectors, A[j] holding the
