@@ -9,12 +9,14 @@
    DIGITS: N * 784 bytes of 28x28 uint8 images, LABELS: N bytes (0..9). Every part runs
    over the N images per round; the median round is printed per part as "name<TAB>seconds
    per image<TAB>multiply-adds per image". With PART, only that part runs, once over the
-   images (for instruction counts under callgrind). The whole step trains its own
-   parameters (learn rate 0.005), so its values are those a step meets. With "train", the
-   whole step runs once over the images from the float64 filters (8, 3, 3), weights
-   (1352, 10) and biases (10,) in the file PARAMETERS, and writes them back, trained,
-   followed by the N losses: tests/test_bench_parts.py checks them against the package's
-   own step, bit for bit. */
+   images (for instruction counts under callgrind). The whole step is the package's own
+   (cnn_ext_train_step10 in kernels/network.h, which TrainState.step and Network.fit run
+   for ten nodes); it trains its own parameters (learn rate 0.005), so its values are those
+   a step meets. With "train", the whole step runs once over the images from the float64
+   filters (8, 3, 3), weights (1352, 10) and biases (10,) in the file PARAMETERS, and
+   writes them back, trained, followed by the N losses: tests/test_bench_parts.py checks
+   them against TrainState.step, bit for bit (the harness passes the buffers, shapes and
+   parameters as the package does). */
 #define _POSIX_C_SOURCE 199309L
 #include <errno.h>
 #include <math.h>
@@ -42,7 +44,8 @@ ptrdiff_t image_h = H, image_w = W, filters_n = NF, dense_inputs = L;
 typedef struct {
     double *x, *t, *pool, *mask, *weights, *d_pool;
     double *filters, *step_t, *step_weights, *biases;
-    double totals[NODES], d_L_d_t[NODES], step_d_L_d_t[NODES], d_filt[9 * NF];
+    double totals[NODES], probs[NODES], d_L_d_t[NODES], d_filt[9 * NF];
+    cnn_ext_step_buffers buffers;  /* the whole step's view of the above */
 } State;
 
 /* 64-byte aligned, as the package allocates its weights and buffers */
@@ -53,19 +56,6 @@ static double* doubles(size_t n) {
         exit(2);
     }
     return p;
-}
-
-static void probabilities(const double* totals, double* out) {  /* softmax_probs_c */
-    double m = totals[0], s = 0.0;
-    for (int n = 1; n < NODES; n++)
-        if (totals[n] > m)
-            m = totals[n];
-    for (int n = 0; n < NODES; n++) {
-        out[n] = exp(totals[n] - m);
-        s += out[n];
-    }
-    for (int n = 0; n < NODES; n++)
-        out[n] = out[n] / s;
 }
 
 /* The forward pass as _network.pxi's forward_c runs it: one loop in the x86 builds,
@@ -88,33 +78,12 @@ static void normalise(const unsigned char* image, double* x) {
         x[k] = image[k] / 255.0 - 0.5;
 }
 
-/* The step as _network.pxi's train_step_c runs it for 8 filters and 10 nodes */
+/* The package's training step itself (kernels/network.h, which _network.pxi's train_step_c
+   calls for ten nodes), on the whole step's own parameters and the shared buffers */
 static double whole_step(const unsigned char* image, int label, State* st) {
-    double probs[NODES];
-    int nan_free = 1;
-    for (int f = 0; f < NF; f++)
-        for (int k = 0; k < 9; k++)
-            st->step_t[k * NF + f] = st->filters[9 * f + k];
-    for (int k = 0; k < 9 * NF; k++)
-        nan_free &= fabs(st->filters[k]) <= 1e300;
-    normalise(image, st->x);
-    step_forward(st->x, st->step_t, st->pool, st->mask, st->step_weights, st->totals, nan_free);
-    for (int n = 0; n < NODES; n++)
-        st->totals[n] += st->biases[n];
-    probabilities(st->totals, probs);
-    double p = probs[label], s = 0.0;
-    s = CNN_EXT_MADD(-1 / p, probs[label], s);  /* softmax_d_totals_c, the forward's probs */
-    for (int n = 0; n < NODES; n++)
-        st->step_d_L_d_t[n] = probs[n] * ((n == label ? -1 / p : 0.0) - s);
-    cnn_ext_dense10_backprop(st->pool, dense_inputs, st->step_weights, st->step_d_L_d_t, RATE,
-                             st->d_pool);
-    for (int n = 0; n < NODES; n++)
-        st->biases[n] = CNN_EXT_MADD(-RATE, st->step_d_L_d_t[n], st->biases[n]);
-    cnn_ext_filter_grad_v4(st->x, image_h, image_w, st->d_pool, st->mask, filters_n,
-                           st->d_filt);
-    for (int k = 0; k < 9 * NF; k++)
-        st->filters[k] = CNN_EXT_MADD(-RATE, st->d_filt[k], st->filters[k]);
-    return -log(p);
+    unsigned char correct;
+    return cnn_ext_train_step10(image, label, image_h, image_w, st->filters, filters_n,
+                                st->step_weights, st->biases, RATE, &st->buffers, &correct);
 }
 
 static const char* NAMES[] = {
@@ -232,6 +201,8 @@ int main(int argc, char** argv) {
     st.pool = doubles(L); st.mask = doubles(PH * PW * 4 * NF); st.weights = doubles(L * NODES);
     st.d_pool = doubles(L); st.biases = doubles(NODES);
     st.step_t = doubles(9 * NF); st.step_weights = doubles(L * NODES);
+    st.buffers = (cnn_ext_step_buffers){st.x, st.step_t, st.pool, st.mask, st.d_pool, st.d_filt,
+                                        st.totals, st.probs};
     srand(1);  /* the tutorial's scales: filters / 9, weights / input length */
     for (int k = 0; k < 9 * NF; k++)
         st.filters[k] = st.t[k] = (rand() / (double)RAND_MAX - 0.5) / 9;

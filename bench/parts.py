@@ -7,9 +7,10 @@ flags, timed on real MNIST digits, each part against that build's measured FMA p
 
 Where the kernels' time goes, without Python around them: normalising a digit, Conv3x3 +
 MaxPool2 with the masks, the dense forward, the forward the step runs (those two in one
-loop in the AVX-512 build, one after the other in the others: kernels/network.h), the dense
-backward with its update, the filter gradient through the masks, and the whole step as
-``train_step_c`` chains them (C, the same calls). The parts run
+loop in the x86 builds, one after the other in the NEON build: kernels/network.h), the
+dense backward with its update, the filter gradient through the masks, and the whole step,
+the package's own C function (``cnn_ext_train_step10``, which ``TrainState.step`` and
+``Network.fit`` run). The parts run
 interleaved, ``--rounds`` rounds over ``--images`` digits, and the median round is printed.
 Needs a C compiler (``cc`` or ``$CC``); the headers are this checkout's
 ``src/cnn_ext/kernels``, the flags the installed build's (``CFLAGS`` of its module, without

@@ -78,8 +78,9 @@ def test_each_part_runs_and_counts_the_bench_multiply_adds(name, tmp_path):
 @pytest.mark.parametrize("name", _runnable())
 def test_its_whole_step_is_the_packages_step(name, tmp_path):
     """bench/parts.c's whole step trains as the package's own TrainState.step does, bit for
-    bit (parameters and losses, 60 real digits): what it times is the step, not a copy
-    that drifted from it."""
+    bit (parameters and losses, 60 real digits). Both call the same C function
+    (cnn_ext_train_step10); this checks what the harness hands it (shapes, buffers, learn
+    rate, parameters), so that what it times is the package's step."""
     parts, module, exe = _built(name, tmp_path)
     n = 60
     digits, labels = parts.digit_files(tmp_path, n)

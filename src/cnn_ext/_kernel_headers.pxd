@@ -40,6 +40,19 @@ cdef extern from "cnn_ext/kernels/network.h" nogil:
     void cnn_ext_forward10_v4(const double* image, ptrdiff_t h, ptrdiff_t w,
                               const double* t, ptrdiff_t nf, double* pool, void* mask,
                               const double* weights, double* totals, int nan_free)
+    ctypedef struct cnn_ext_step_buffers:
+        double* x
+        double* t
+        double* pool
+        double* mask
+        double* d_pool
+        double* d_filt
+        double* totals
+        double* probs
+    double cnn_ext_train_step10(const unsigned char* image, ptrdiff_t label, ptrdiff_t h,
+                                ptrdiff_t w, double* filters, ptrdiff_t nf, double* weights,
+                                double* biases, double learn_rate,
+                                const cnn_ext_step_buffers* b, unsigned char* correct)
 
 
 cdef extern from "cnn_ext/kernels/maxpool.h" nogil:

@@ -19,6 +19,7 @@
 #ifndef CNN_EXT_NETWORK_H
 #define CNN_EXT_NETWORK_H
 
+#include <math.h>
 #include <stddef.h>
 #include <stdlib.h>
 #include <string.h>
@@ -198,6 +199,108 @@ static inline void cnn_ext_conv_pool_v4(const double* image, ptrdiff_t h, ptrdif
 static inline void cnn_ext_forward10_v4(const double* image, ptrdiff_t h, ptrdiff_t w,
                                         const double* t, ptrdiff_t nf, double* pool, void* mask,
                                         const double* weights, double* totals, int nan_free) {}
+#endif
+
+/* The scratch buffers of a training step (cnn_ext_train_step10), each as the package's
+   Buffers (_network.pxi) allocates it: x (h, w), the normalised image; t (9, nf), the
+   filters transposed; pool (L,); mask (windows, 4 * nf); d_pool (L,); d_filt (nf, 9);
+   totals and probs (10,). */
+typedef struct {
+    double *x, *t, *pool, *mask, *d_pool, *d_filt, *totals, *probs;
+} cnn_ext_step_buffers;
+
+#if CNN_EXT_V4D
+/* softmax(totals) into probs, ten nodes: the maximum subtracted first, the exponentials
+   summed in order, as _softmax.pxi's softmax_probs_c */
+static inline void cnn_ext_softmax10_probs(const double* totals, double* probs) {
+    double m = totals[0], s = 0.0;
+    for (int n = 1; n < 10; n++)
+        if (totals[n] > m)
+            m = totals[n];
+    for (int n = 0; n < 10; n++) {
+        probs[n] = exp(totals[n] - m);
+        s += probs[n];
+    }
+    for (int n = 0; n < 10; n++)
+        probs[n] = probs[n] / s;
+}
+
+/* The tutorial's train(im, label) for ten nodes in the vector builds (nf a multiple of
+   4): one SGD step on the uint8 image (h, w), updating filters (nf, 3, 3), weights (L, 10)
+   and biases (10,) in place. Returns the loss, -log p of the label's probability (inf
+   when p is 0, NaN when p is NaN), and sets *correct to whether the first maximum of the
+   probabilities is the label. The calls and the order of every operation are those of
+   the six layer kernels (_network.pxi's train_step_c runs the same sequence for the other
+   shapes and builds), so the numbers are theirs bit for bit. One C function, not the
+   Cython one: the same step ran 3% slower as Cython's (bench/parts.py against
+   TrainState.step on the same digits and parameters, Zen 4), and bench/parts.c times
+   this very function. */
+static inline double cnn_ext_train_step10(const unsigned char* image, ptrdiff_t label,
+                                          ptrdiff_t h, ptrdiff_t w, double* filters,
+                                          ptrdiff_t nf, double* weights, double* biases,
+                                          double learn_rate, const cnn_ext_step_buffers* b,
+                                          unsigned char* correct) {
+    ptrdiff_t L = ((h - 2) / 2) * ((w - 2) / 2) * nf;
+    double d_L_d_t[10];
+    /* the filters transposed for the vector kernels, and whether every weight is at most
+       1e300 in magnitude: then pixels in [-0.5, 0.5] give finite conv sums, no window can
+       hold a NaN, and the maxima need no NaN rule (a NaN weight fails the test) */
+    int nan_free = 1;
+    for (ptrdiff_t f = 0; f < nf; f++)
+        for (int k = 0; k < 9; k++)
+            b->t[k * nf + f] = filters[9 * f + k];
+    for (ptrdiff_t k = 0; k < 9 * nf; k++)
+        nan_free &= fabs(filters[k]) <= 1e300;
+    /* the tutorial's (image / 255) - 0.5 */
+    for (ptrdiff_t k = cnn_ext_normalise_v4(image, h * w, b->x); k < h * w; k++)
+        b->x[k] = image[k] / 255.0 - 0.5;
+    /* forward: Conv3x3, MaxPool2 (and its masks), Softmax */
+#if CNN_EXT_ONE_LOOP_FORWARD
+    cnn_ext_forward10_v4(b->x, h, w, b->t, nf, b->pool, b->mask, weights, b->totals, nan_free);
+#else
+    cnn_ext_conv_pool_v4(b->x, h, w, b->t, nf, b->pool, b->mask, nan_free);
+    cnn_ext_dense10_forward(b->pool, L, weights, b->totals);
+#endif
+    for (int n = 0; n < 10; n++)
+        b->totals[n] = b->totals[n] + biases[n];
+    cnn_ext_softmax10_probs(b->totals, b->probs);
+    double p = b->probs[label];
+    ptrdiff_t best = 0;  /* np.argmax: the first maximum; a NaN counts as the maximum */
+    for (ptrdiff_t k = 1; k < 10; k++) {
+        if (b->probs[best] != b->probs[best])
+            break;
+        if (b->probs[k] > b->probs[best] || b->probs[k] != b->probs[k])
+            best = k;
+    }
+    *correct = best == label;
+    /* backward: the gradient of the loss, -1/p at the label, through Softmax
+       (softmax_d_totals_c: its sum runs over the non-zero entries, the label's alone) */
+    double g = -1 / p;
+    if (g != 0) {
+        double s = CNN_EXT_MADD(g, b->probs[label], 0.0);
+        for (int n = 0; n < 10; n++)
+            d_L_d_t[n] = b->probs[n] * ((n == label ? g : 0.0) - s);
+        cnn_ext_dense10_backprop(b->pool, L, weights, d_L_d_t, learn_rate, b->d_pool);
+        for (int n = 0; n < 10; n++)
+            biases[n] = CNN_EXT_MADD(-learn_rate, d_L_d_t[n], biases[n]);
+    } else {  /* nothing to learn (the layers' rule), though -1/p is never 0 */
+        memset(b->d_pool, 0, (size_t)L * sizeof(double));
+    }
+    /* MaxPool2's backprop and the filter gradient in one pass through the masks, and the
+       filters' SGD update */
+    cnn_ext_filter_grad_v4(b->x, h, w, b->d_pool, b->mask, nf, b->d_filt);
+    for (ptrdiff_t k = 0; k < 9 * nf; k++)
+        filters[k] = CNN_EXT_MADD(-learn_rate, b->d_filt[k], filters[k]);
+    return p > 0 ? -log(p) : (p != p ? p : INFINITY);
+}
+#else
+static inline double cnn_ext_train_step10(const unsigned char* image, ptrdiff_t label,
+                                          ptrdiff_t h, ptrdiff_t w, double* filters,
+                                          ptrdiff_t nf, double* weights, double* biases,
+                                          double learn_rate, const cnn_ext_step_buffers* b,
+                                          unsigned char* correct) {
+    return 0.0;
+}
 #endif
 
 /* Every build: asks the cache for the n bytes at p (the next image of a training chunk,
