@@ -1,4 +1,5 @@
 """The fused Network paths give the numbers of the layer-by-layer façade, bit for bit."""
+import math
 import os
 import pickle
 import warnings
@@ -51,6 +52,26 @@ def test_fit_is_deterministic_and_independent_of_chunking(mnist):
     other = Network(seed=1)
     other.fit(images, labels, epochs=2, seed=6)
     assert not np.array_equal(other.conv.filters, runs[0][1][0])  # the seed drives the order
+
+
+def test_train_steps_returns_the_tutorials_running_loss(mnist):
+    """train_steps adds its losses to loss_start one at a time, as the tutorial's
+    `loss += l`: the same float as that loop in Python (fit's log lines rest on it), which
+    here is not the correctly rounded sum, so the order of the additions is tested."""
+    from cnn_ext._dispatch import kernels
+    (x_train, y_train), _ = mnist
+    n, start = 300, 2.0 ** 53  # a float whose last bit is 2: the order of the additions shows
+    losses, correct = np.empty(n), np.empty(n, dtype=np.uint8)
+    filters, weights, biases = (np.array(a) for a in Network(seed=4)._parameters())
+    total = kernels.train_steps(x_train, y_train.astype(np.int64), np.arange(n, dtype=np.int64),
+                                filters, weights, biases, 0.005, losses, correct, start)
+    expected = start
+    for loss in losses.tolist():
+        expected += loss
+    assert total == expected
+    assert expected != math.fsum([start, *losses.tolist()])
+    assert kernels.train_steps(x_train, y_train.astype(np.int64), np.arange(0, dtype=np.int64),
+                               filters, weights, biases, 0.005, losses, correct, 1.5) == 1.5
 
 
 def test_fit_equals_the_facade_loop_in_the_same_order(mnist):

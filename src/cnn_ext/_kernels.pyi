@@ -66,7 +66,8 @@ def train_steps(
     learn_rate: float,
     losses: npt.NDArray[np.float64],
     correct: npt.NDArray[np.uint8],
-) -> None: ...
+    loss_start: float = 0.0,
+) -> float: ...
 @disjoint_base
 class TrainState:
     """Parameters and scratch buffers of one network, set up once for repeated steps."""

@@ -211,16 +211,19 @@ cdef int _batch_apart(tuple written, tuple read) except -1:
 def train_steps(const unsigned char[:, :, ::1] images, const long long[::1] labels,
                 const long long[::1] order, double[:, :, ::1] filters,
                 double[:, ::1] weights, double[::1] biases, double learn_rate,
-                double[::1] losses, unsigned char[::1] correct):
+                double[::1] losses, unsigned char[::1] correct, double loss_start=0.0):
     """Per-sample SGD over ``images[order[k]]`` for k in range(len(order)), in place.
 
     images (n, h, w) uint8; labels (n,) int64 in [0, nodes); order (m,) int64 indices;
     filters (nf, 3, 3), weights (L, nodes), biases (nodes,) float64 are updated in place;
-    losses (m,) and correct (m,) receive each step's loss and 1/0 hit.
+    losses (m,) and correct (m,) receive each step's loss and 1/0 hit. Returns
+    ``loss_start`` plus the m losses added one at a time, in order (the tutorial's
+    ``loss += l``: the same float as that Python loop).
     """
     cdef Shapes s = shapes_of(images.shape[1], images.shape[2], filters.shape[0],
                               weights.shape[0], weights.shape[1])
     cdef Py_ssize_t m = order.shape[0], n = images.shape[0], k, idx
+    cdef double total = loss_start
     cdef Buffers b
     if filters.shape[1] != 3 or filters.shape[2] != 3 or biases.shape[0] != s.nodes:
         raise ValueError("filters must be (nf, 3, 3) and biases (nodes,)")
@@ -247,10 +250,12 @@ def train_steps(const unsigned char[:, :, ::1] images, const long long[::1] labe
                 cnn_ext_prefetch_bytes(&images[order[k + 1], 0, 0], s.h * s.w)
             losses[k] = train_step_c(&images[idx, 0, 0], labels[idx], &s, &filters[0, 0, 0],
                                      w, &biases[0], learn_rate, &b, &correct[k])
+            total = total + losses[k]
         if raw != NULL:  # the private copy's weights back into the caller's array
             memcpy(&weights[0, 0], w, weights.shape[0] * weights.shape[1] * sizeof(double))
     free(raw)
     free(b.block)
+    return total
 
 
 # Chunks and batches of at least this many images work on a 64-byte aligned private copy
