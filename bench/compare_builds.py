@@ -6,13 +6,15 @@ process: a kernel change's before/after on a machine whose speed drifts.
 Each argument is a kernel module file (``_kernels_avx512.*.so``, ``_kernels_avx2.*.so`` or
 ``_kernels.*.so``), for instance one copied aside before a change and the freshly built
 one. For each build, per round: ``TrainState.step`` on 4,000 MNIST training images (one
-step per call, the kernel without ``Network.train_step``'s Python) and ``predict_proba`` of
-the 10,000 test images on one thread; the rounds alternate the builds. Each build gets
+step per call, the kernel without ``Network.train_step``'s Python), ``train_steps`` over
+4,000 digits in a shuffled order drawn from all 60,000 (one call, what ``Network.fit`` runs
+per chunk: the images leave the cache as in an epoch) and ``predict_proba`` of the 10,000
+test images on one thread; the rounds alternate the builds. Each build gets
 its own 64-byte aligned copies of the same parameters, as a Network allocates them. It
 prints medians, the fraction of the first build's FMA peak (``fma_peak``), and the median
 of the per-round ratios to the first build, the steadiest figure on a shared machine. The
-numbers must agree too: the parameters after the steps and the probabilities are compared
-bit for bit with the first build's.
+numbers must agree too: the parameters after the steps and the chunks, and the
+probabilities, are compared bit for bit with the first build's.
 """
 import argparse
 import importlib.machinery

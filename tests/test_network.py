@@ -60,7 +60,7 @@ def test_train_steps_returns_the_tutorials_running_loss(mnist):
     here is not the correctly rounded sum, so the order of the additions is tested."""
     from cnn_ext._dispatch import kernels
     (x_train, y_train), _ = mnist
-    n, start = 300, 2.0 ** 53  # a float whose last bit is 2: the order of the additions shows
+    n, start = 300, 2.0 ** 53  # one ulp is 2 there: the order of the additions shows
     losses, correct = np.empty(n), np.empty(n, dtype=np.uint8)
     filters, weights, biases = (np.array(a) for a in Network(seed=4)._parameters())
     total = kernels.train_steps(x_train, y_train.astype(np.int64), np.arange(n, dtype=np.int64),
@@ -89,7 +89,7 @@ def test_fit_equals_the_facade_loop_in_the_same_order(mnist):
 
 
 @pytest.mark.parametrize("shape,num_filters", [((13, 11), 4), ((12, 9), 8), ((4, 4), 4), ((7, 10), 3),
-                                               ((11, 11), 5)])
+                                               ((11, 11), 5), ((28, 29), 12), ((9, 12), 16)])
 def test_fused_equals_facade_for_other_shapes(shape, num_filters):
     # The AVX2 build fuses conv+pool over the pooling windows when the filters come in fours;
     # odd conv outputs leave a row or column that no window covers, and other filter counts

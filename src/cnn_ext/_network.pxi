@@ -3,9 +3,11 @@
 # so a fused step gives bit for bit the numbers of the six façade calls; what they save is
 # the Python between them. Training runs a chunk of steps per call without the GIL;
 # inference splits a batch across OpenMP threads. The vector builds' passes over Conv3x3 +
-# MaxPool2 (and, with AVX-512, the dense layer) are in kernels/network.h.
-from cnn_ext._kernel_headers cimport (CNN_EXT_OPENMP, CNN_EXT_ONE_LOOP_FORWARD, cnn_ext_conv_pool_v4,
-                                      cnn_ext_filter_grad_v4, cnn_ext_forward10_v4,
+# MaxPool2 (and, in the x86 builds, the dense layer) are in kernels/network.h, and so is
+# their whole training step for ten nodes (cnn_ext_train_step10).
+from cnn_ext._kernel_headers cimport (CNN_EXT_OPENMP, CNN_EXT_ONE_LOOP_FORWARD,
+                                      cnn_ext_conv_pool_v4, cnn_ext_filter_grad_v4,
+                                      cnn_ext_forward10_v4,
                                       cnn_ext_normalise_v4, cnn_ext_step_buffers,
                                       cnn_ext_train_step10,
                                       cnn_ext_aligned_copy, cnn_ext_prefetch_bytes,

@@ -78,6 +78,7 @@ cnn_ext_v4d cnn_ext_window_max4(const cnn_ext_v4d acc[4], const int nan_free) {
    step: the forward pass writes them, its backward pass reads them. */
 static inline __attribute__((always_inline))
 long long* cnn_ext_mask_block(const void* mask, ptrdiff_t win, ptrdiff_t nf, ptrdiff_t f) {
+    /* not const: the forward pass writes through it (the backward pass only reads) */
     return (long long*)mask + 4 * (win * nf + f);
 }
 

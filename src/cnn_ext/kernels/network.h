@@ -84,7 +84,8 @@ static inline void cnn_ext_conv_pool_v4(const double* image, ptrdiff_t h, ptrdif
 
    The AVX-512 build keeps its five 8-wide dense accumulators in registers (32 of them).
    The AVX2 build's ten 4-wide accumulators wait in memory while a row is convolved: the
-   convolution needs all 16 registers (nine filter taps, four outputs, a pixel), and with
+   convolution needs 14 of the 16 registers (nine filter taps, four outputs, a pixel) and
+   temporaries, and with
    the accumulators live across it GCC spilled inside the window loop and the one loop
    lost to two. */
 static inline __attribute__((always_inline))
@@ -170,8 +171,9 @@ void cnn_ext_forward10_impl(const double* restrict image, ptrdiff_t h, ptrdiff_t
 
 /* In one loop the forward pass of the x86 builds is faster than in two, conv + pool and
    then the dense layer: the AVX-512 build's 1.1x (bench/parts.py, Zen 4), the AVX2
-   build's 1.06x. The NEON build runs the two (_network.pxi's forward_c): whether its
-   loads overlap the same way has not been timed, there is no arm64 hardware here. */
+   build's 1.06x. The NEON build runs the two (_network.pxi's forward_c, and
+   cnn_ext_train_step10): whether its loads overlap the same way has not been timed, there
+   is no arm64 hardware here. */
 static inline void cnn_ext_forward10_v4(const double* image, ptrdiff_t h, ptrdiff_t w,
                                         const double* t, ptrdiff_t nf, double* pool, void* mask,
                                         const double* weights, double* totals, int nan_free) {
