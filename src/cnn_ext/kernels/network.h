@@ -85,9 +85,8 @@ static inline void cnn_ext_conv_pool_v4(const double* image, ptrdiff_t h, ptrdif
    The AVX-512 build keeps its five 8-wide dense accumulators in registers (32 of them).
    The AVX2 build's ten 4-wide accumulators wait in memory while a row is convolved: the
    convolution needs 14 of the 16 registers (nine filter taps, four outputs, a pixel) and
-   temporaries, and with
-   the accumulators live across it GCC spilled inside the window loop and the one loop
-   lost to two. */
+   temporaries, and with the accumulators live across it GCC spilled inside the window
+   loop and the one loop lost to two. */
 static inline __attribute__((always_inline))
 void cnn_ext_forward10_impl(const double* restrict image, ptrdiff_t h, ptrdiff_t w,
                             const double* restrict t, ptrdiff_t nf, double* restrict pool,
@@ -234,9 +233,8 @@ static inline void cnn_ext_softmax10_probs(const double* totals, double* probs) 
    probabilities is the label. The calls and the order of every operation are those of
    the six layer kernels (_network.pxi's train_step_c runs the same sequence for the other
    shapes and builds), so the numbers are theirs bit for bit. One C function, not the
-   Cython one: the same step ran 3% slower as Cython's (bench/parts.py against
-   TrainState.step on the same digits and parameters, Zen 4), and bench/parts.c times
-   this very function. */
+   Cython one: the same sequence ran 3% slower as Cython's than as C (in one process, on
+   the same digits and parameters, Zen 4), and bench/parts.c times this very function. */
 static inline double cnn_ext_train_step10(const unsigned char* image, ptrdiff_t label,
                                           ptrdiff_t h, ptrdiff_t w, double* filters,
                                           ptrdiff_t nf, double* weights, double* biases,
