@@ -2,20 +2,13 @@
 # Arrays are C-contiguous float64: image (h, w), filters (nf, 3, 3), out (h-2, w-2, nf).
 # The vector builds' kernels are in kernels/conv.h.
 from cnn_ext._kernel_headers cimport (CNN_EXT_MADD, CNN_EXT_V4D, cnn_ext_conv_forward_v4,
-                                      cnn_ext_filter_grad_block4, cnn_ext_filter_grad_v4)
+                                      cnn_ext_filter_grad_block4, cnn_ext_filter_grad_v4,
+                                      transpose_filters)
 
 
 cdef inline bint _vector_conv(Py_ssize_t nf) noexcept nogil:
     # The AVX2 build's vector kernels take the filters four at a time.
     return CNN_EXT_V4D and nf % 4 == 0
-
-
-cdef inline void transpose_filters(const double* filters, Py_ssize_t nf, double* t) noexcept nogil:
-    # (nf, 9) -> (9, nf): the kernels read the same tap of consecutive filters.
-    cdef Py_ssize_t f, k
-    for f in range(nf):
-        for k in range(9):
-            t[k * nf + f] = filters[9 * f + k]
 
 
 cdef inline void _conv3x3_forward_c_impl(const double* image, Py_ssize_t h, Py_ssize_t w,

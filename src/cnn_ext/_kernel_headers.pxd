@@ -30,6 +30,13 @@ cdef extern from "cnn_ext/kernels/conv.h" nogil:
 
 
 cdef extern from "cnn_ext/kernels/network.h" nogil:
+    # the scalar pieces shared with cnn_ext_train_step10, under the .pxi files' names
+    void transpose_filters "cnn_ext_transpose_filters"(const double* filters, ptrdiff_t nf,
+                                                       double* t)
+    bint filters_bounded "cnn_ext_filters_bounded"(const double* filters, ptrdiff_t n)
+    void softmax_probs_c "cnn_ext_softmax_probs"(const double* totals, ptrdiff_t n,
+                                                  double* probs)
+    ptrdiff_t argmax "cnn_ext_argmax"(const double* p, ptrdiff_t n)
     bint CNN_EXT_ONE_LOOP_FORWARD  # the x86 vector builds (AVX2, AVX-512)
     ptrdiff_t cnn_ext_normalise_v4(const unsigned char* image, ptrdiff_t n, double* x)
     void cnn_ext_prefetch_bytes(const void* p, ptrdiff_t n)

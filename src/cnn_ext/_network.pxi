@@ -11,7 +11,7 @@ from cnn_ext._kernel_headers cimport (CNN_EXT_OPENMP, CNN_EXT_ONE_LOOP_FORWARD,
                                       cnn_ext_normalise_v4, cnn_ext_step_buffers,
                                       cnn_ext_train_step10,
                                       cnn_ext_aligned_copy, cnn_ext_prefetch_bytes,
-                                      omp_get_max_threads)
+                                      argmax, filters_bounded, omp_get_max_threads)
 from libc.string cimport memcpy
 
 cdef struct Shapes:
@@ -62,34 +62,12 @@ cdef int buffers_alloc(Buffers* b, Shapes* s) noexcept nogil:
     return 0
 
 
-cdef inline Py_ssize_t argmax(const double* p, Py_ssize_t n) noexcept nogil:
-    # np.argmax: the first maximum, and a NaN counts as the maximum.
-    cdef Py_ssize_t best = 0, k
-    for k in range(1, n):
-        if p[best] != p[best]:
-            break
-        if p[k] > p[best] or p[k] != p[k]:
-            best = k
-    return best
-
-
 # The tutorial's normalisation, (pixel / 255) - 0.5, for each of the 256 pixel values: a
 # table lookup gives the same doubles as the division, without 784 divisions per image.
 cdef double NORMALISED[256]
 cdef int _v
 for _v in range(256):
     NORMALISED[_v] = _v / 255.0 - 0.5
-
-
-cdef inline bint filters_bounded(const double* filters, Py_ssize_t n) noexcept nogil:
-    # Pixels are normalised into [-0.5, 0.5]: with every filter weight at most 1e300 in
-    # magnitude a conv sum stays below 4.5e300, finite, so no NaN can reach a pool window
-    # and the maxima need no NaN rule. (A NaN weight fails the test, as it should.)
-    cdef Py_ssize_t k
-    for k in range(n):
-        if not (fabs(filters[k]) <= 1e300):
-            return False
-    return True
 
 
 cdef inline bint _one_loop_forward(Shapes* s) noexcept nogil:

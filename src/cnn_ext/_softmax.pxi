@@ -2,7 +2,7 @@
 # Arrays are C-contiguous float64: x (L,), weights (L, nodes), biases/totals/out (nodes,).
 # The vector builds' kernels for ten nodes are in kernels/softmax.h.
 from cnn_ext._kernel_headers cimport (CNN_EXT_MADD, CNN_EXT_V4D, cnn_ext_dense10_backprop,
-                                      cnn_ext_dense10_forward)
+                                      cnn_ext_dense10_forward, softmax_probs_c)
 #
 # Forward shifts the totals by their maximum before exp: no overflow for any finite
 # totals, and equal to the tutorial's unshifted formula within rounding where that one
@@ -10,19 +10,6 @@ from cnn_ext._kernel_headers cimport (CNN_EXT_MADD, CNN_EXT_V4D, cnn_ext_dense10
 # d_L_d_t[k] = p[k] * (g[k] - sum_i g[i] p[i]), which is what the tutorial's loop over the
 # non-zero entries of g adds up to; the input gradient uses the weights from before the
 # update, as the tutorial does.
-
-
-cdef void softmax_probs_c(const double* totals, Py_ssize_t nodes, double* out) noexcept nogil:
-    cdef Py_ssize_t n
-    cdef double m = totals[0], s = 0.0
-    for n in range(1, nodes):
-        if totals[n] > m:
-            m = totals[n]
-    for n in range(nodes):
-        out[n] = exp(totals[n] - m)
-        s += out[n]
-    for n in range(nodes):
-        out[n] = out[n] / s
 
 
 cdef inline void _dense_forward(const double* x, Py_ssize_t L, const double* weights,

@@ -202,6 +202,54 @@ static inline void cnn_ext_forward10_v4(const double* image, ptrdiff_t h, ptrdif
                                         const double* weights, double* totals, int nan_free) {}
 #endif
 
+/* Every build: the scalar pieces of a training step, written once for the Cython layers
+   (_conv.pxi, _softmax.pxi, _network.pxi, which declare them under their old names) and
+   for cnn_ext_train_step10. */
+
+/* (nf, 9) -> (9, nf): the vector kernels read the same tap of consecutive filters. */
+static inline void cnn_ext_transpose_filters(const double* filters, ptrdiff_t nf, double* t) {
+    for (ptrdiff_t f = 0; f < nf; f++)
+        for (int k = 0; k < 9; k++)
+            t[k * nf + f] = filters[9 * f + k];
+}
+
+/* Pixels are normalised into [-0.5, 0.5]: with every filter weight at most 1e300 in
+   magnitude a conv sum stays below 4.5e300, finite, so no NaN can reach a pool window and
+   the maxima need no NaN rule. (A NaN weight fails the test, as it should.) */
+static inline int cnn_ext_filters_bounded(const double* filters, ptrdiff_t n) {
+    for (ptrdiff_t k = 0; k < n; k++)
+        if (!(fabs(filters[k]) <= 1e300))
+            return 0;
+    return 1;
+}
+
+/* softmax(totals) into probs (n,): the maximum subtracted first, the exponentials summed
+   in order */
+static inline void cnn_ext_softmax_probs(const double* totals, ptrdiff_t n, double* probs) {
+    double m = totals[0], s = 0.0;
+    for (ptrdiff_t k = 1; k < n; k++)
+        if (totals[k] > m)
+            m = totals[k];
+    for (ptrdiff_t k = 0; k < n; k++) {
+        probs[k] = exp(totals[k] - m);
+        s += probs[k];
+    }
+    for (ptrdiff_t k = 0; k < n; k++)
+        probs[k] = probs[k] / s;
+}
+
+/* np.argmax of p (n,): the first maximum, and a NaN counts as the maximum */
+static inline ptrdiff_t cnn_ext_argmax(const double* p, ptrdiff_t n) {
+    ptrdiff_t best = 0;
+    for (ptrdiff_t k = 1; k < n; k++) {
+        if (p[best] != p[best])
+            break;
+        if (p[k] > p[best] || p[k] != p[k])
+            best = k;
+    }
+    return best;
+}
+
 /* The scratch buffers of a training step (cnn_ext_train_step10), each as the package's
    Buffers (_network.pxi) allocates it: x (h, w), the normalised image; t (9, nf), the
    filters transposed; pool (L,); mask (windows, 4 * nf); d_pool (L,); d_filt (nf, 9);
@@ -211,21 +259,6 @@ typedef struct {
 } cnn_ext_step_buffers;
 
 #if CNN_EXT_V4D
-/* softmax(totals) into probs, ten nodes: the maximum subtracted first, the exponentials
-   summed in order, as _softmax.pxi's softmax_probs_c */
-static inline void cnn_ext_softmax10_probs(const double* totals, double* probs) {
-    double m = totals[0], s = 0.0;
-    for (int n = 1; n < 10; n++)
-        if (totals[n] > m)
-            m = totals[n];
-    for (int n = 0; n < 10; n++) {
-        probs[n] = exp(totals[n] - m);
-        s += probs[n];
-    }
-    for (int n = 0; n < 10; n++)
-        probs[n] = probs[n] / s;
-}
-
 /* The tutorial's train(im, label) for ten nodes in the vector builds (nf a multiple of
    4): one SGD step on the uint8 image (h, w), updating filters (nf, 3, 3), weights (L, 10)
    and biases (10,) in place. Returns the loss, -log p of the label's probability (inf
@@ -245,12 +278,8 @@ static inline double cnn_ext_train_step10(const unsigned char* image, ptrdiff_t 
     /* the filters transposed for the vector kernels, and whether every weight is at most
        1e300 in magnitude: then pixels in [-0.5, 0.5] give finite conv sums, no window can
        hold a NaN, and the maxima need no NaN rule (a NaN weight fails the test) */
-    int nan_free = 1;
-    for (ptrdiff_t f = 0; f < nf; f++)
-        for (int k = 0; k < 9; k++)
-            b->t[k * nf + f] = filters[9 * f + k];
-    for (ptrdiff_t k = 0; k < 9 * nf; k++)
-        nan_free &= fabs(filters[k]) <= 1e300;
+    cnn_ext_transpose_filters(filters, nf, b->t);
+    int nan_free = cnn_ext_filters_bounded(filters, 9 * nf);
     /* the tutorial's (image / 255) - 0.5 */
     for (ptrdiff_t k = cnn_ext_normalise_v4(image, h * w, b->x); k < h * w; k++)
         b->x[k] = image[k] / 255.0 - 0.5;
@@ -263,16 +292,9 @@ static inline double cnn_ext_train_step10(const unsigned char* image, ptrdiff_t 
 #endif
     for (int n = 0; n < 10; n++)
         b->totals[n] = b->totals[n] + biases[n];
-    cnn_ext_softmax10_probs(b->totals, b->probs);
+    cnn_ext_softmax_probs(b->totals, 10, b->probs);
     double p = b->probs[label];
-    ptrdiff_t best = 0;  /* np.argmax: the first maximum; a NaN counts as the maximum */
-    for (ptrdiff_t k = 1; k < 10; k++) {
-        if (b->probs[best] != b->probs[best])
-            break;
-        if (b->probs[k] > b->probs[best] || b->probs[k] != b->probs[k])
-            best = k;
-    }
-    *correct = best == label;
+    *correct = cnn_ext_argmax(b->probs, 10) == label;
     /* backward: the gradient of the loss, -1/p at the label, through Softmax
        (softmax_d_totals_c: its sum runs over the non-zero entries, the label's alone) */
     double g = -1 / p;
