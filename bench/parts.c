@@ -12,11 +12,14 @@
    images (for instruction counts under callgrind). The whole step is the package's own
    (cnn_ext_train_step10 in kernels/network.h, which TrainState.step and Network.fit run
    for ten nodes); it trains its own parameters (learn rate 0.005), so its values are those
-   a step meets. With "train", the whole step runs once over the images from the float64
-   filters (8, 3, 3), weights (1352, 10) and biases (10,) in the file PARAMETERS, and
-   writes them back, trained, followed by the N losses: tests/test_bench_parts.py checks
-   them against TrainState.step, bit for bit (the harness passes the buffers, shapes and
-   parameters as the package does). */
+   a step meets. The dense parts and the first whole step take the weights quad-blocked
+   (softmax.h), as Network.fit's chunks and predict_proba's batches do; the parts named
+   "row-major" take them as TrainState.step does, one step at a time. With "train", the
+   whole step (blocked) runs once over the images from the float64 filters (8, 3, 3),
+   weights (1352, 10) and biases (10,) in the file PARAMETERS, and writes them back,
+   trained, followed by the N losses: tests/test_bench_parts.py checks them against
+   TrainState.step, bit for bit (the harness passes the buffers, shapes and parameters as
+   the package does). */
 #define _POSIX_C_SOURCE 199309L
 #include <errno.h>
 #include <math.h>
@@ -38,14 +41,15 @@ enum { H = 28, W = 28, NF = 8, PH = 13, PW = 13, L = PH * PW * NF, NODES = 10 };
 ptrdiff_t image_h = H, image_w = W, filters_n = NF, dense_inputs = L;
 #define RATE 0.005
 
-/* The parts share the buffers but not the parameters: the whole step trains its own
-   (filters, step_t, step_weights, biases), while the single parts apply a fixed small
-   d_L_d_t to weights of their own, so that neither drifts the other's values. */
+/* The parts share the buffers but not the parameters: each whole step trains its own
+   (filters, weights, biases: [0] blocked, [1] row-major), while the single parts apply a
+   fixed small d_L_d_t to weights of their own (blocked and row-major), so that none
+   drifts another's values. */
 typedef struct {
-    double *x, *t, *pool, *mask, *weights, *d_pool;
-    double *filters, *step_t, *step_weights, *biases;
+    double *x, *t, *pool, *mask, *weights, *blocked, *d_pool, *step_t;
+    double *filters[2], *step_weights[2], *biases[2];
     double totals[NODES], probs[NODES], d_L_d_t[NODES], d_filt[9 * NF];
-    cnn_ext_step_buffers buffers;  /* the whole step's view of the above */
+    cnn_ext_step_buffers buffers;  /* the whole steps' view of the above */
 } State;
 
 /* 64-byte aligned, as the package allocates its weights and buffers */
@@ -61,13 +65,13 @@ static double* doubles(size_t n) {
 /* The forward pass as _network.pxi's forward_c runs it: one loop in the x86 builds,
    conv + pool and then the dense layer in the NEON build (kernels/network.h) */
 static void step_forward(const double* x, const double* t, double* pool, double* mask,
-                         const double* weights, double* totals, int nan_free) {
+                         const double* blocked, double* totals, int nan_free) {
 #if CNN_EXT_ONE_LOOP_FORWARD
-    cnn_ext_forward10_v4(x, image_h, image_w, t, filters_n, pool, mask, weights, totals,
-                         nan_free);
+    cnn_ext_forward10_v4(x, image_h, image_w, t, filters_n, pool, mask, blocked, totals,
+                         nan_free, 1);
 #else
     cnn_ext_conv_pool_v4(x, image_h, image_w, t, filters_n, pool, mask, nan_free);
-    cnn_ext_dense10_forward(pool, dense_inputs, weights, totals);
+    cnn_ext_dense10_forward_blocked(pool, dense_inputs, blocked, totals);
 #endif
 }
 
@@ -79,20 +83,25 @@ static void normalise(const unsigned char* image, double* x) {
 }
 
 /* The package's training step itself (kernels/network.h, which _network.pxi's train_step_c
-   calls for ten nodes), on the whole step's own parameters and the shared buffers */
-static double whole_step(const unsigned char* image, int label, State* st) {
+   calls for ten nodes), on the whole step's own parameters and the shared buffers: with
+   blocked weights (1) as in Network.fit, or row-major (0) as in TrainState.step */
+static double whole_step(const unsigned char* image, int label, State* st, int blocked) {
     unsigned char correct;
-    return cnn_ext_train_step10(image, label, image_h, image_w, st->filters, filters_n,
-                                st->step_weights, st->biases, RATE, &st->buffers, &correct);
+    int k = blocked ? 0 : 1;
+    return cnn_ext_train_step10(image, label, image_h, image_w, st->filters[k], filters_n,
+                                st->step_weights[k], st->biases[k], RATE, &st->buffers,
+                                &correct, blocked);
 }
 
 static const char* NAMES[] = {
     "normalise", "conv + pool + masks", "dense forward", "the step's forward",
     "dense backward + update", "filter gradient via masks", "whole step",
+    "dense forward, row-major", "dense backward, row-major", "whole step, row-major",
 };
 static const double MADDS[] = {0, 26 * 26 * NF * 9, L * NODES, 26 * 26 * NF * 9 + L * NODES,
                                2 * L * NODES, 26 * 26 * NF * 9,
-                               2 * (26 * 26 * NF * 9) + 3 * L * NODES};
+                               2 * (26 * 26 * NF * 9) + 3 * L * NODES,
+                               L * NODES, 2 * L * NODES, 2 * (26 * 26 * NF * 9) + 3 * L * NODES};
 enum { PARTS = sizeof(NAMES) / sizeof(NAMES[0]) };
 
 static double run(int part, const unsigned char* image, int label, State* st) {
@@ -100,13 +109,18 @@ static double run(int part, const unsigned char* image, int label, State* st) {
     case 0: normalise(image, st->x); break;
     case 1: cnn_ext_conv_pool_v4(st->x, image_h, image_w, st->t, filters_n, st->pool, st->mask, 1);
             break;
-    case 2: cnn_ext_dense10_forward(st->pool, dense_inputs, st->weights, st->totals); break;
-    case 3: step_forward(st->x, st->t, st->pool, st->mask, st->weights, st->totals, 1); break;
-    case 4: cnn_ext_dense10_backprop(st->pool, dense_inputs, st->weights, st->d_L_d_t, RATE,
-                                     st->d_pool); break;
+    case 2: cnn_ext_dense10_forward_blocked(st->pool, dense_inputs, st->blocked, st->totals);
+            break;
+    case 3: step_forward(st->x, st->t, st->pool, st->mask, st->blocked, st->totals, 1); break;
+    case 4: cnn_ext_dense10_backprop_blocked(st->pool, dense_inputs, st->blocked, st->d_L_d_t,
+                                             RATE, st->d_pool); break;
     case 5: cnn_ext_filter_grad_v4(st->x, image_h, image_w, st->d_pool, st->mask, filters_n,
                                    st->d_filt); break;
-    default: return whole_step(image, label, st);
+    case 6: return whole_step(image, label, st, 1);
+    case 7: cnn_ext_dense10_forward(st->pool, dense_inputs, st->weights, st->totals); break;
+    case 8: cnn_ext_dense10_backprop(st->pool, dense_inputs, st->weights, st->d_L_d_t, RATE,
+                                     st->d_pool); break;
+    default: return whole_step(image, label, st, 0);
     }
     return 0.0;
 }
@@ -160,14 +174,14 @@ static int train(const unsigned char* images, const unsigned char* labels, int n
         return 2;
     }
     fclose(f);
-    memcpy(st->filters, values, sizeof(double) * 9 * NF);
-    memcpy(st->step_weights, values + 9 * NF, sizeof(double) * L * NODES);
-    memcpy(st->biases, values + 9 * NF + L * NODES, sizeof(double) * NODES);
+    memcpy(st->filters[0], values, sizeof(double) * 9 * NF);
+    cnn_ext_dense10_block(values + 9 * NF, L, st->step_weights[0]);
+    memcpy(st->biases[0], values + 9 * NF + L * NODES, sizeof(double) * NODES);
     for (int i = 0; i < n; i++)
-        values[N_PARAMETERS + i] = whole_step(images + i * H * W, labels[i], st);
-    memcpy(values, st->filters, sizeof(double) * 9 * NF);
-    memcpy(values + 9 * NF, st->step_weights, sizeof(double) * L * NODES);
-    memcpy(values + 9 * NF + L * NODES, st->biases, sizeof(double) * NODES);
+        values[N_PARAMETERS + i] = whole_step(images + i * H * W, labels[i], st, 1);
+    memcpy(values, st->filters[0], sizeof(double) * 9 * NF);
+    cnn_ext_dense10_unblock(st->step_weights[0], L, values + 9 * NF);
+    memcpy(values + 9 * NF + L * NODES, st->biases[0], sizeof(double) * NODES);
     f = fopen(path, "wb");
     if (f == NULL || fwrite(values, sizeof(double), N_PARAMETERS + n, f) != N_PARAMETERS + n
             || fclose(f) != 0) {
@@ -197,27 +211,34 @@ int main(int argc, char** argv) {
             return 2;
         }
     State st;
-    st.x = doubles(H * W); st.t = doubles(9 * NF); st.filters = doubles(9 * NF);
-    st.pool = doubles(L); st.mask = doubles(PH * PW * 4 * NF); st.weights = doubles(L * NODES);
-    st.d_pool = doubles(L); st.biases = doubles(NODES);
-    st.step_t = doubles(9 * NF); st.step_weights = doubles(L * NODES);
+    st.x = doubles(H * W); st.t = doubles(9 * NF); st.pool = doubles(L);
+    st.mask = doubles(PH * PW * 4 * NF); st.weights = doubles(L * NODES);
+    st.blocked = doubles(L * NODES); st.d_pool = doubles(L); st.step_t = doubles(9 * NF);
+    for (int j = 0; j < 2; j++) {
+        st.filters[j] = doubles(9 * NF);
+        st.step_weights[j] = doubles(L * NODES);
+        st.biases[j] = doubles(NODES);
+    }
     st.buffers = (cnn_ext_step_buffers){st.x, st.step_t, st.pool, st.mask, st.d_pool, st.d_filt,
                                         st.totals, st.probs};
     srand(1);  /* the tutorial's scales: filters / 9, weights / input length */
     for (int k = 0; k < 9 * NF; k++)
-        st.filters[k] = st.t[k] = (rand() / (double)RAND_MAX - 0.5) / 9;
+        st.filters[0][k] = st.filters[1][k] = st.t[k] = (rand() / (double)RAND_MAX - 0.5) / 9;
     for (int k = 0; k < L * NODES; k++)
-        st.weights[k] = st.step_weights[k] = (rand() / (double)RAND_MAX - 0.5) / L;
+        st.weights[k] = st.step_weights[1][k] = (rand() / (double)RAND_MAX - 0.5) / L;
+    cnn_ext_dense10_block(st.weights, L, st.blocked);
+    cnn_ext_dense10_block(st.weights, L, st.step_weights[0]);
     for (int k = 0; k < NODES; k++) {
-        st.biases[k] = 0.0;
+        st.biases[0][k] = st.biases[1][k] = 0.0;
         st.d_L_d_t[k] = (rand() / (double)RAND_MAX - 0.5) * 1e-3;
     }
     if (training)
         return train(images, labels, n, argv[5], &st);
     /* the single parts' inputs: a pooled digit, its masks and its pooled gradient */
     normalise(images, st.x);
-    step_forward(st.x, st.t, st.pool, st.mask, st.weights, st.totals, 1);
-    cnn_ext_dense10_backprop(st.pool, dense_inputs, st.weights, st.d_L_d_t, RATE, st.d_pool);
+    step_forward(st.x, st.t, st.pool, st.mask, st.blocked, st.totals, 1);
+    cnn_ext_dense10_backprop_blocked(st.pool, dense_inputs, st.blocked, st.d_L_d_t, RATE,
+                                     st.d_pool);
     double loss = 0.0;
     if (only >= 0) {
         for (int i = 0; i < n; i++)

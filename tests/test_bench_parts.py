@@ -66,21 +66,28 @@ def test_each_part_runs_and_counts_the_bench_multiply_adds(name, tmp_path):
     counts = arithmetic(cnn_ext.Network())
     terms = counts["terms"]
     assert list(rows) == ["normalise", "conv + pool + masks", "dense forward", "the step's forward",
-                          "dense backward + update", "filter gradient via masks", "whole step"]
+                          "dense backward + update", "filter gradient via masks", "whole step",
+                          "dense forward, row-major", "dense backward, row-major",
+                          "whole step, row-major"]
     assert all(math.isfinite(s) and s >= 0 for s, _ in rows.values()), rows  # coarse clocks: 0
     assert rows["conv + pool + masks"][1] == terms["conv forward"]
     assert rows["dense forward"][1] == terms["dense forward"]
     assert rows["dense backward + update"][1] == terms["dense backward"]
     assert rows["filter gradient via masks"][1] == terms["conv backward"]
     assert rows["whole step"][1] == counts["training"]
+    assert rows["dense forward, row-major"][1] == terms["dense forward"]
+    assert rows["dense backward, row-major"][1] == terms["dense backward"]
+    assert rows["whole step, row-major"][1] == counts["training"]
 
 
 @pytest.mark.parametrize("name", _runnable())
 def test_its_whole_step_is_the_packages_step(name, tmp_path):
     """bench/parts.c's whole step trains as the package's own TrainState.step does, bit for
     bit (parameters and losses, 60 real digits). Both call the same C function
-    (cnn_ext_train_step10); this checks what the harness hands it (shapes, buffers, learn
-    rate, parameters), so that what it times is the package's step."""
+    (cnn_ext_train_step10), the harness with the weights quad-blocked as Network.fit's
+    chunks, TrainState.step with them row-major; this checks what the harness hands it
+    (shapes, buffers, learn rate, parameters, the layout), so that what it times is the
+    package's step."""
     parts, module, exe = _built(name, tmp_path)
     n = 60
     digits, labels = parts.digit_files(tmp_path, n)
@@ -109,7 +116,7 @@ def test_bad_arguments_are_refused(tmp_path):
     bad_labels.write_bytes(bytes([1, 10, 2]))
     d, l, b = str(digits), str(labels), str(bad_labels)
     for args in ([], ["missing.u8", "missing.u8", "3", "1"], [d, l, "0", "1"], [d, l, "3", "x"],
-                 [d, l, "3", "1", "7"], [d, l, "3", "1", "-2"], [d, l, "3", "train"],
+                 [d, l, "3", "1", "10"], [d, l, "3", "1", "-2"], [d, l, "3", "train"],
                  [d, l, "99999999999999", "1"], [d, b, "3", "1"],
                  [d, l, "3", "train", str(tmp_path / "missing.f64")]):
         run = subprocess.run([str(exe), *args], capture_output=True, text=True)

@@ -114,3 +114,91 @@ def test_vector_normalisation_rounds_as_the_division(tmp_path):
     assert compiled.returncode == 0, f"{' '.join(cmd)}\n{compiled.stderr}"
     run = subprocess.run([str(program)], capture_output=True, text=True, timeout=60)
     assert run.returncode == 0, run.stdout
+
+
+DENSE_BLOCKED_CHECK = r"""
+#include <math.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include "network.h"
+static unsigned long long state = 88172645463325252ULL;
+static double value(void) {  /* mostly plain, sometimes a value that tests a rule */
+    state ^= state << 13; state ^= state >> 7; state ^= state << 17;
+    static const double special[] = {0.0, -0.0, 1e300, -1e300, 1e-310, INFINITY, -INFINITY, NAN, 1.0};
+    if (state % 29 == 0)
+        return special[(state >> 8) % 9];
+    return ((double)(state >> 11) / 9007199254740992.0 - 0.5) * ((state >> 3) % 3 ? 1.0 : 1e-3);
+}
+static double* doubles(size_t n) { return aligned_alloc(64, (n * sizeof(double) + 63) / 64 * 64); }
+int main(void) {
+    static const ptrdiff_t sizes[] = {0, 1, 3, 4, 5, 7, 8, 9, 12, 13, 40, 1352, 1355};
+    int bad = 0;
+    for (size_t i = 0; i < sizeof sizes / sizeof sizes[0]; i++) {
+        ptrdiff_t L = sizes[i];
+        double *x = doubles(L + 1), *w = doubles(10 * L + 1), *rows = doubles(10 * L + 1);
+        double *blocked = doubles(10 * L + 1), *d = doubles(L + 1), *d2 = doubles(L + 1);
+        double t[10], tot[10], tot2[10];
+        for (ptrdiff_t k = 0; k < L; k++) x[k] = value();
+        for (ptrdiff_t k = 0; k < 10 * L; k++) w[k] = value();
+        for (int n = 0; n < 10; n++) t[n] = value();
+        /* the layout: a permutation, undone exactly */
+        cnn_ext_dense10_block(w, L, blocked);
+        cnn_ext_dense10_unblock(blocked, L, rows);
+        if (memcmp(w, rows, 10 * L * sizeof(double))) { printf("L=%ld: unblock(block(w)) != w\n", (long)L); bad++; }
+        for (ptrdiff_t q = 0; 4 * q + 4 <= L; q++)  /* element (4q + r, n) where softmax.h says */
+            for (int r = 0; r < 4; r++)
+                for (int n = 0; n < 10; n++) {
+                    int s = r % 2 ? (n + 8) % 10 : n;
+                    if (memcmp(&blocked[40 * q + 4 * s + r], &w[40 * q + 10 * r + n], sizeof(double))) {
+                        printf("L=%ld: (%ld, %d) misplaced\n", (long)L, (long)(4 * q + r), n); bad++;
+                    }
+                }
+#if CNN_EXT_V4D
+        /* both passes on both layouts, three updates in a row: the same bits */
+        for (int round = 0; round < 3; round++) {
+            cnn_ext_dense10_forward(x, L, w, tot);
+            cnn_ext_dense10_forward_blocked(x, L, blocked, tot2);
+            if (memcmp(tot, tot2, sizeof tot)) { printf("L=%ld: forward differs\n", (long)L); bad++; }
+            cnn_ext_dense10_backprop(x, L, w, t, 0.37, d);
+            cnn_ext_dense10_backprop_blocked(x, L, blocked, t, 0.37, d2);
+            if (memcmp(d, d2, L * sizeof(double))) { printf("L=%ld: d_L_d_input differs\n", (long)L); bad++; }
+            cnn_ext_dense10_unblock(blocked, L, rows);
+            if (memcmp(w, rows, 10 * L * sizeof(double))) { printf("L=%ld: updated weights differ\n", (long)L); bad++; }
+        }
+#endif
+        free(x); free(w); free(rows); free(blocked); free(d); free(d2);
+    }
+    printf("%s\n", CNN_EXT_V4D ? "vector kernels compared" : "layout only");
+    return bad != 0;
+}
+"""
+
+
+@pytest.mark.parametrize("target", ["portable", "avx2", "avx512"])
+def test_blocked_dense_weights_give_the_row_major_numbers(target, tmp_path):
+    # Network.fit's chunks and predict_proba's batches run the dense layer on quad-blocked
+    # weights (softmax.h): the same sums, updates and input gradients as the row-major
+    # kernels, bit for bit, on random values with zeros of both signs, huge, subnormal,
+    # infinite and NaN entries, for every L % 4 (the rows after the last quad).
+    import cnn_ext
+
+    info = cnn_ext.build_info()
+    flags = {"portable": [], "avx2": ["-mavx2", "-mfma"],
+             "avx512": ["-mavx2", "-mfma", "-mavx512f", "-mavx512vl", "-mavx512dq"]}[target]
+    if target != "portable":
+        if not X86_64:
+            pytest.skip(f"the {target} build exists on x86-64 only")
+        if not info["cpu_has_avx2_fma" if target == "avx2" else "cpu_has_avx512"]:
+            _skip_or_fail(f"this CPU cannot run {target} code: its blocked kernels not checked", False)
+    if shutil.which("gcc") is None:
+        _skip_or_fail("gcc is not installed: the blocked dense kernels not checked", True)
+    source, program = tmp_path / "blocked.c", tmp_path / "blocked"
+    source.write_text(DENSE_BLOCKED_CHECK)
+    cmd = ["gcc", "-std=c11", "-O2", "-ffp-contract=off", *flags, "-I", str(HEADER_DIR), str(source),
+           "-o", str(program), "-lm"]
+    compiled = subprocess.run(cmd, capture_output=True, text=True, timeout=120)
+    assert compiled.returncode == 0, f"{' '.join(cmd)}\n{compiled.stderr}"
+    run = subprocess.run([str(program)], capture_output=True, text=True, timeout=60)
+    assert run.returncode == 0, run.stdout
+    assert run.stdout.strip().endswith("compared" if target != "portable" else "layout only"), run.stdout

@@ -114,6 +114,48 @@ def test_fused_equals_facade_for_other_shapes(shape, num_filters):
         assert np.array_equal(probs[k], softmax.forward(pool.forward(conv.forward((images[k] / 255) - 0.5))))
 
 
+def _digits(images, shape):
+    """Real digits cropped or zero-padded to ``shape``: their flat backgrounds tie in max-pool."""
+    out = np.zeros((len(images),) + shape, dtype=np.uint8)
+    h, w = min(shape[0], 28), min(shape[1], 28)
+    out[:, :h, :w] = images[:, :h, :w]
+    return out
+
+
+@pytest.mark.parametrize("shape,num_filters", [((28, 28), 8), ((13, 11), 4), ((28, 29), 12), ((9, 12), 16)])
+@pytest.mark.parametrize("poison", [None, np.nan, np.inf, 1e305])
+def test_chunks_on_blocked_weights_equal_single_steps(mnist, shape, num_filters, poison):
+    # Chunks of at least 64 steps and batches of at least 256 images run the dense layer on
+    # a quad-blocked private copy of the weights (kernels/softmax.h); single steps and small
+    # batches on the caller's row-major array. Both must give the same numbers, bit for
+    # bit, NaN included, and the chunk must hand the weights back row-major.
+    from cnn_ext._dispatch import kernels
+    (x_train, y_train), (x_test, _) = mnist
+    images, labels = _digits(x_train[:80], shape), y_train[:80].astype(np.int64)
+    network = Network(seed=7, num_filters=num_filters, image_shape=shape)
+    if poison is not None:
+        network.conv.filters[1, 0, 2] = poison
+        network.softmax.weights[5, 3] = poison
+    chunked = [np.array(a) for a in network._parameters()]
+    single = [np.array(a) for a in network._parameters()]
+    losses, correct = np.empty(80), np.empty(80, dtype=np.uint8)
+    with np.errstate(all="ignore"):
+        kernels.train_steps(images, labels, np.arange(80, dtype=np.int64), *chunked, 0.005, losses,
+                            correct)
+        state = kernels.TrainState(*single, 0.005, *shape)
+        steps = [state.step(image, int(label)) for image, label in zip(images, labels)]
+    np.testing.assert_array_equal(losses, [loss for loss, _ in steps])
+    assert correct.tolist() == [hit for _, hit in steps]
+    for a, b in zip(chunked, single):
+        np.testing.assert_array_equal(a, b)
+    test = _digits(x_test[:300], shape)
+    with np.errstate(all="ignore"):
+        batch = network.predict_proba(test, num_threads=1)  # blocked: 300 images
+        small = np.concatenate([network.predict_proba(test[k:k + 30], num_threads=1)
+                                for k in range(0, 300, 30)])
+    np.testing.assert_array_equal(batch, small)
+
+
 def test_predict_proba_threads_and_facade_agree(mnist):
     _, (x_test, y_test) = mnist
     network = Network(seed=4)

@@ -46,7 +46,8 @@ cdef extern from "cnn_ext/kernels/network.h" nogil:
                               int nan_free)
     void cnn_ext_forward10_v4(const double* image, ptrdiff_t h, ptrdiff_t w,
                               const double* t, ptrdiff_t nf, double* pool, void* mask,
-                              const double* weights, double* totals, int nan_free)
+                              const double* weights, double* totals, int nan_free,
+                              int blocked)
     ctypedef struct cnn_ext_step_buffers:
         double* x
         double* t
@@ -59,7 +60,8 @@ cdef extern from "cnn_ext/kernels/network.h" nogil:
     double cnn_ext_train_step10(const unsigned char* image, ptrdiff_t label, ptrdiff_t h,
                                 ptrdiff_t w, double* filters, ptrdiff_t nf, double* weights,
                                 double* biases, double learn_rate,
-                                const cnn_ext_step_buffers* b, unsigned char* correct)
+                                const cnn_ext_step_buffers* b, unsigned char* correct,
+                                int blocked)
 
 
 cdef extern from "cnn_ext/kernels/maxpool.h" nogil:
@@ -74,6 +76,8 @@ cdef extern from "cnn_ext/kernels/softmax.h" nogil:
                                  double* totals)
     void cnn_ext_dense10_backprop(const double* x, ptrdiff_t L, double* weights,
                                   const double* t, double learn_rate, double* d_L_d_input)
+    void cnn_ext_dense10_block(const double* weights, ptrdiff_t L, double* blocked)
+    void cnn_ext_dense10_unblock(const double* blocked, ptrdiff_t L, double* weights)
 
 
 cdef extern from "cnn_ext/kernels/openmp.h" nogil:

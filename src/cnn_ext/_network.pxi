@@ -11,6 +11,7 @@ from cnn_ext._kernel_headers cimport (CNN_EXT_OPENMP, CNN_EXT_ONE_LOOP_FORWARD,
                                       cnn_ext_normalise_v4, cnn_ext_step_buffers,
                                       cnn_ext_train_step10,
                                       cnn_ext_aligned_copy, cnn_ext_prefetch_bytes,
+                                      cnn_ext_dense10_block, cnn_ext_dense10_unblock,
                                       argmax, filters_bounded, omp_get_max_threads)
 from libc.string cimport memcpy
 
@@ -76,6 +77,15 @@ cdef inline bint _one_loop_forward(Shapes* s) noexcept nogil:
     return CNN_EXT_ONE_LOOP_FORWARD and _vector_conv(s.nf) and s.nodes == 10
 
 
+cdef inline bint _blocks_weights(Shapes* s) noexcept nogil:
+    # Whether chunks and batches give the dense layer its weights quad-blocked (softmax.h):
+    # in the x86 vector builds, for the shapes of their one-loop forward. Not in the NEON
+    # build: under qemu its blocked dense forward ran 13% more instructions than the
+    # row-major one (GCC 12 spills there), its whole step 0.8% fewer; no arm64 hardware
+    # here to time either.
+    return _one_loop_forward(s)
+
+
 cdef struct Filters:
     # What the forward pass needs of the filters besides the filters themselves, worked out
     # once per set of weights: per step in training, once per batch in inference.
@@ -96,9 +106,11 @@ cdef inline void prepare_filters(const double* filters, Shapes* s, double* t,
 
 cdef inline void forward_c(const unsigned char* image, Shapes* s, const Filters* fl,
                            const double* weights, const double* biases, Buffers* b,
-                           bint training) noexcept nogil:
+                           bint training, bint blocked=False) noexcept nogil:
     # With training set, the vector path leaves in b.d_conv the masks of the window maxima
     # that the backward pass routes the gradient to; otherwise b.conv keeps the conv output.
+    # blocked: the weights are in softmax.h's quad-blocked layout (only where
+    # _blocks_weights(s) says so: the one-loop forward).
     cdef Py_ssize_t k
     # the tutorial's (image / 255) - 0.5: vectorised in the vector builds, the rest by table
     for k in range(cnn_ext_normalise_v4(image, s.h * s.w, b.x), s.h * s.w):
@@ -107,7 +119,7 @@ cdef inline void forward_c(const unsigned char* image, Shapes* s, const Filters*
         # Conv3x3, MaxPool2 and the dense layer in one loop over the pooling windows: the
         # same numbers as the layers, without storing the convolution.
         cnn_ext_forward10_v4(b.x, s.h, s.w, fl.t, s.nf, b.pool, b.d_conv if training else NULL,
-                             weights, b.totals, fl.nan_free)
+                             weights, b.totals, fl.nan_free, blocked)
         for k in range(s.nodes):
             b.totals[k] = b.totals[k] + biases[k]
         softmax_probs_c(b.totals, s.nodes, b.probs)
@@ -124,8 +136,10 @@ cdef inline void forward_c(const unsigned char* image, Shapes* s, const Filters*
 
 cdef double train_step_c(const unsigned char* image, Py_ssize_t label, Shapes* s,
                          double* filters, double* weights, double* biases,
-                         double learn_rate, Buffers* b, unsigned char* correct) noexcept nogil:
-    """The tutorial's ``train(im, label)``: returns the loss, sets ``correct``."""
+                         double learn_rate, Buffers* b, unsigned char* correct,
+                         bint blocked=False) noexcept nogil:
+    """The tutorial's ``train(im, label)``: returns the loss, sets ``correct``. blocked:
+    the weights are quad-blocked (softmax.h), as only _blocks_weights(s) allows."""
     cdef Py_ssize_t n
     cdef double p
     cdef Filters fl
@@ -136,7 +150,7 @@ cdef double train_step_c(const unsigned char* image, Py_ssize_t label, Shapes* s
         cb.x, cb.t, cb.pool, cb.mask = b.x, b.work, b.pool, b.d_conv
         cb.d_pool, cb.d_filt, cb.totals, cb.probs = b.d_pool, b.d_filt, b.totals, b.probs
         return cnn_ext_train_step10(image, label, s.h, s.w, filters, s.nf, weights, biases,
-                                    learn_rate, &cb, correct)
+                                    learn_rate, &cb, correct, blocked)
     prepare_filters(filters, s, b.work, &fl)
     forward_c(image, s, &fl, weights, biases, b, True)
     p = b.probs[label]
@@ -218,8 +232,9 @@ def train_steps(const unsigned char[:, :, ::1] images, const long long[::1] labe
         if labels[idx] < 0 or labels[idx] >= s.nodes:
             raise ValueError(f"labels[{idx}] = {labels[idx]} is not in 0..{s.nodes - 1}")
     cdef void* raw = NULL
-    cdef double* w = _aligned_weights(weights, m >= ALIGNED_COPY_MIN, &raw,
-                                      (filters, biases, images, losses))
+    cdef bint blocked = False
+    cdef double* w = _private_weights(weights, m >= ALIGNED_COPY_MIN, _blocks_weights(&s), &raw,
+                                      (filters, biases, images, losses), &blocked)
     if buffers_alloc(&b, &s) != 0:
         free(raw)
         raise MemoryError()
@@ -229,37 +244,48 @@ def train_steps(const unsigned char[:, :, ::1] images, const long long[::1] labe
             if k + 1 < m:  # the next image, while this one trains
                 cnn_ext_prefetch_bytes(&images[order[k + 1], 0, 0], s.h * s.w)
             losses[k] = train_step_c(&images[idx, 0, 0], labels[idx], &s, &filters[0, 0, 0],
-                                     w, &biases[0], learn_rate, &b, &correct[k])
+                                     w, &biases[0], learn_rate, &b, &correct[k], blocked)
             total = total + losses[k]
         if raw != NULL:  # the private copy's weights back into the caller's array
-            memcpy(&weights[0, 0], w, weights.shape[0] * weights.shape[1] * sizeof(double))
+            if blocked:
+                cnn_ext_dense10_unblock(w, s.L, &weights[0, 0])
+            else:
+                memcpy(&weights[0, 0], w, weights.shape[0] * weights.shape[1] * sizeof(double))
     free(raw)
     free(b.block)
     return total
 
 
-# Chunks and batches of at least this many images work on a 64-byte aligned private copy
-# of a misaligned weights array (copying 108 KB costs about two images' time).
+# Chunks and batches of at least this many images work on a private copy of the weights:
+# 64-byte aligned, and quad-blocked where the kernels take that layout (converting 108 KB
+# there and back costs about two images' time).
 cdef Py_ssize_t ALIGNED_COPY_MIN = 64
 
 
-cdef double* _aligned_weights(const double[:, ::1] weights, bint worth_it, void** raw,
-                              tuple others) except NULL:
-    # The weights themselves, or, when worth_it and they are not 64-byte aligned, an
-    # aligned copy (in *raw, for the caller to free; the caller copies it back if it
-    # writes). Never when another argument's memory may overlap them: then the kernels must
-    # see each other's writes, as they do on the caller's arrays.
+cdef double* _private_weights(const double[:, ::1] weights, bint worth_it, bint block,
+                              void** raw, tuple others, bint* blocked) except NULL:
+    # The weights themselves, or, when worth_it, a private copy (in *raw, for the caller to
+    # free and, if it writes, to copy back): quad-blocked (softmax.h) when block, and then
+    # *blocked is set, for the dense passes without shuffles (the AVX2 build's backward
+    # pass 1.25x faster, Zen 4); otherwise only when the weights are not 64-byte aligned.
+    # Never when another argument's memory may overlap them: then the kernels must see
+    # each other's writes, as they do on the caller's arrays.
     cdef const double* p = &weights[0, 0]
+    cdef Py_ssize_t n = weights.shape[0] * weights.shape[1]
     raw[0] = NULL
-    if not worth_it or (<size_t> p) % 64 == 0:
+    blocked[0] = False
+    if not worth_it or (not block and (<size_t> p) % 64 == 0):
         return <double*> p
     base = weights.base
     for a in others:
         if _np.may_share_memory(_np.asarray(a), _np.asarray(base)):
             return <double*> p
-    cdef double* copy = cnn_ext_aligned_copy(p, weights.shape[0] * weights.shape[1], raw)
+    cdef double* copy = cnn_ext_aligned_copy(p, n, raw)
     if copy == NULL:
         raise MemoryError()
+    if block:
+        cnn_ext_dense10_block(p, weights.shape[0], copy)
+        blocked[0] = True
     return copy
 
 
@@ -420,15 +446,17 @@ def predict_proba(const unsigned char[:, :, ::1] images, const double[:, :, ::1]
     prepare_filters(&filters[0, 0, 0], &s, transposed, &fl)
     cdef void* raw = NULL
     cdef const double* w
+    cdef bint blocked = False
     try:
-        w = _aligned_weights(weights, n >= 4 * ALIGNED_COPY_MIN, &raw, ())
+        w = _private_weights(weights, n >= 4 * ALIGNED_COPY_MIN, _blocks_weights(&s), &raw, (),
+                             &blocked)
         for t in range(threads):
             if buffers_alloc(&per_thread[t], &s) != 0:
                 raise MemoryError()
         with nogil:
             for i in prange(n, num_threads=threads, schedule="static"):
                 t = threadid()
-                forward_c(&images[i, 0, 0], &s, &fl, w, &biases[0], &per_thread[t], False)
+                forward_c(&images[i, 0, 0], &s, &fl, w, &biases[0], &per_thread[t], False, blocked)
                 for k in range(s.nodes):
                     out[i, k] = per_thread[t].probs[k]
     finally:

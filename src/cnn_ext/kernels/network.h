@@ -14,7 +14,8 @@
 
    image (h, w); t, the filters transposed, (9, nf); pool ((h-2)/2, (w-2)/2, nf), which
    is the dense layer's input x (L,); mask (windows, 4 * nf) or NULL, laid out as
-   cnn_ext_mask_block says (conv.h); weights (L, 10).
+   cnn_ext_mask_block says (conv.h); weights (L, 10), row-major or, with blocked set,
+   quad-blocked (softmax.h).
    nf is a multiple of 4. Header-only: static inline. */
 #ifndef CNN_EXT_NETWORK_H
 #define CNN_EXT_NETWORK_H
@@ -91,7 +92,7 @@ static inline __attribute__((always_inline))
 void cnn_ext_forward10_impl(const double* restrict image, ptrdiff_t h, ptrdiff_t w,
                             const double* restrict t, ptrdiff_t nf, double* restrict pool,
                             void* restrict mask, const double* restrict weights,
-                            double* restrict totals, const int nan_free) {
+                            double* restrict totals, const int nan_free, const int blocked) {
     ptrdiff_t ph = (h - 2) / 2, pw = (w - 2) / 2, row = pw * nf;  /* pool values per row */
     cnn_ext_v4d a[10];
 #if CNN_EXT_V8D
@@ -144,7 +145,10 @@ void cnn_ext_forward10_impl(const double* restrict image, ptrdiff_t h, ptrdiff_t
         }
 #if CNN_EXT_V8D
         for (ptrdiff_t k = pi * row; k < (pi + 1) * row; k += 4)
-            cnn_ext_dense10_quad8(pool + k, weights + 10 * k, A);
+            if (blocked)
+                cnn_ext_dense10_quad8_blocked(pool + k, weights + 10 * k, A);
+            else
+                cnn_ext_dense10_quad8(pool + k, weights + 10 * k, A);
 #else
         /* The empty asm statements say that held[] may change under them: the compiler
            must store the accumulators before and load them after, rather than keep them
@@ -153,7 +157,10 @@ void cnn_ext_forward10_impl(const double* restrict image, ptrdiff_t h, ptrdiff_t
         for (int v = 0; v < 10; v++)
             a[v] = cnn_ext_load(held + 4 * v);
         for (ptrdiff_t k = pi * row; k < (pi + 1) * row; k += 4)
-            cnn_ext_dense10_quad(pool + k, weights + 10 * k, a);
+            if (blocked)
+                cnn_ext_dense10_quad_blocked(pool + k, weights + 10 * k, a);
+            else
+                cnn_ext_dense10_quad(pool + k, weights + 10 * k, a);
         for (int v = 0; v < 10; v++)
             cnn_ext_store(held + 4 * v, a[v]);
         __asm__ volatile("" : "+m"(held));
@@ -165,7 +172,10 @@ void cnn_ext_forward10_impl(const double* restrict image, ptrdiff_t h, ptrdiff_t
     for (int v = 0; v < 10; v++)
         a[v] = cnn_ext_load(held + 4 * v);
 #endif
-    cnn_ext_dense10_fold(a, totals);
+    if (blocked)
+        cnn_ext_dense10_fold_blocked(a, totals);
+    else
+        cnn_ext_dense10_fold(a, totals);
 }
 
 /* In one loop the forward pass of the x86 builds is faster than in two, conv + pool and
@@ -175,16 +185,25 @@ void cnn_ext_forward10_impl(const double* restrict image, ptrdiff_t h, ptrdiff_t
    is no arm64 hardware here. */
 static inline void cnn_ext_forward10_v4(const double* image, ptrdiff_t h, ptrdiff_t w,
                                         const double* t, ptrdiff_t nf, double* pool, void* mask,
-                                        const double* weights, double* totals, int nan_free) {
-    /* four copies, as cnn_ext_conv_pool_v4 */
-    if (mask && nan_free)
-        cnn_ext_forward10_impl(image, h, w, t, nf, pool, mask, weights, totals, 1);
-    else if (mask)
-        cnn_ext_forward10_impl(image, h, w, t, nf, pool, mask, weights, totals, 0);
-    else if (nan_free)
-        cnn_ext_forward10_impl(image, h, w, t, nf, pool, NULL, weights, totals, 1);
-    else
-        cnn_ext_forward10_impl(image, h, w, t, nf, pool, NULL, weights, totals, 0);
+                                        const double* weights, double* totals, int nan_free,
+                                        int blocked) {
+    /* eight copies, as cnn_ext_conv_pool_v4's four, for row-major and for blocked weights
+       (softmax.h) */
+#define CNN_EXT_FORWARD10(B)                                                                  \
+    if (mask && nan_free)                                                                     \
+        cnn_ext_forward10_impl(image, h, w, t, nf, pool, mask, weights, totals, 1, B);        \
+    else if (mask)                                                                            \
+        cnn_ext_forward10_impl(image, h, w, t, nf, pool, mask, weights, totals, 0, B);        \
+    else if (nan_free)                                                                        \
+        cnn_ext_forward10_impl(image, h, w, t, nf, pool, NULL, weights, totals, 1, B);        \
+    else                                                                                      \
+        cnn_ext_forward10_impl(image, h, w, t, nf, pool, NULL, weights, totals, 0, B);
+    if (blocked) {
+        CNN_EXT_FORWARD10(1)
+    } else {
+        CNN_EXT_FORWARD10(0)
+    }
+#undef CNN_EXT_FORWARD10
 }
 #endif
 #else
@@ -199,7 +218,8 @@ static inline void cnn_ext_conv_pool_v4(const double* image, ptrdiff_t h, ptrdif
 /* only the x86 vector builds run the forward pass in one loop; the others never call this */
 static inline void cnn_ext_forward10_v4(const double* image, ptrdiff_t h, ptrdiff_t w,
                                         const double* t, ptrdiff_t nf, double* pool, void* mask,
-                                        const double* weights, double* totals, int nan_free) {}
+                                        const double* weights, double* totals, int nan_free,
+                                        int blocked) {}
 #endif
 
 /* Every build: the scalar pieces of a training step, written once for the Cython layers
@@ -263,7 +283,9 @@ typedef struct {
    4): one SGD step on the uint8 image (h, w), updating filters (nf, 3, 3), weights (L, 10)
    and biases (10,) in place. Returns the loss, -log p of the label's probability (inf
    when p is 0, NaN when p is NaN), and sets *correct to whether the first maximum of the
-   probabilities is the label. The calls and the order of every operation are those of
+   probabilities is the label. blocked: the weights are quad-blocked (softmax.h), as in
+   train_steps' chunks; else row-major (L, 10), as TrainState.step passes the caller's
+   array. The calls and the order of every operation are those of
    the six layer kernels (_network.pxi's train_step_c runs the same sequence for the other
    shapes and builds), so the numbers are theirs bit for bit. One C function, not the
    Cython one: the same sequence ran 3% slower as Cython's than as C (in one process, on
@@ -272,7 +294,7 @@ static inline double cnn_ext_train_step10(const unsigned char* image, ptrdiff_t 
                                           ptrdiff_t h, ptrdiff_t w, double* filters,
                                           ptrdiff_t nf, double* weights, double* biases,
                                           double learn_rate, const cnn_ext_step_buffers* b,
-                                          unsigned char* correct) {
+                                          unsigned char* correct, int blocked) {
     ptrdiff_t L = ((h - 2) / 2) * ((w - 2) / 2) * nf;
     double d_L_d_t[10];
     /* the filters transposed for the vector kernels, and whether every weight is at most
@@ -285,10 +307,14 @@ static inline double cnn_ext_train_step10(const unsigned char* image, ptrdiff_t 
         b->x[k] = image[k] / 255.0 - 0.5;
     /* forward: Conv3x3, MaxPool2 (and its masks), Softmax */
 #if CNN_EXT_ONE_LOOP_FORWARD
-    cnn_ext_forward10_v4(b->x, h, w, b->t, nf, b->pool, b->mask, weights, b->totals, nan_free);
+    cnn_ext_forward10_v4(b->x, h, w, b->t, nf, b->pool, b->mask, weights, b->totals, nan_free,
+                         blocked);
 #else
     cnn_ext_conv_pool_v4(b->x, h, w, b->t, nf, b->pool, b->mask, nan_free);
-    cnn_ext_dense10_forward(b->pool, L, weights, b->totals);
+    if (blocked)
+        cnn_ext_dense10_forward_blocked(b->pool, L, weights, b->totals);
+    else
+        cnn_ext_dense10_forward(b->pool, L, weights, b->totals);
 #endif
     for (int n = 0; n < 10; n++)
         b->totals[n] = b->totals[n] + biases[n];
@@ -302,7 +328,10 @@ static inline double cnn_ext_train_step10(const unsigned char* image, ptrdiff_t 
         double s = CNN_EXT_MADD(g, b->probs[label], 0.0);
         for (int n = 0; n < 10; n++)
             d_L_d_t[n] = b->probs[n] * ((n == label ? g : 0.0) - s);
-        cnn_ext_dense10_backprop(b->pool, L, weights, d_L_d_t, learn_rate, b->d_pool);
+        if (blocked)
+            cnn_ext_dense10_backprop_blocked(b->pool, L, weights, d_L_d_t, learn_rate, b->d_pool);
+        else
+            cnn_ext_dense10_backprop(b->pool, L, weights, d_L_d_t, learn_rate, b->d_pool);
         for (int n = 0; n < 10; n++)
             biases[n] = CNN_EXT_MADD(-learn_rate, d_L_d_t[n], biases[n]);
     } else {  /* nothing to learn (the layers' rule), though -1/p is never 0 */
@@ -320,7 +349,7 @@ static inline double cnn_ext_train_step10(const unsigned char* image, ptrdiff_t 
                                           ptrdiff_t h, ptrdiff_t w, double* filters,
                                           ptrdiff_t nf, double* weights, double* biases,
                                           double learn_rate, const cnn_ext_step_buffers* b,
-                                          unsigned char* correct) {
+                                          unsigned char* correct, int blocked) {
     return 0.0;
 }
 #endif
