@@ -1,6 +1,7 @@
 """The benchmark suite (cnn_ext.bench): a quick run, its JSON and its table."""
 import io
 import json
+import re
 import sys
 
 import numpy as np
@@ -46,6 +47,8 @@ def test_exit_code_and_json_structure(quick_run):
     machine = result["machine"]
     assert machine["logical_cpus"] >= 1 and machine["python"]
     assert {row["section"] for row in result["rows"]} == SECTIONS
+    # the embedded MNIST's load time is a bench figure (not a timed unit test)
+    assert 0 < result["mnist_load_s"] < 600
 
 
 def test_rows_have_times_and_agree_with_the_loops(quick_run):
@@ -93,6 +96,7 @@ def test_printed_table(quick_run):
     table_rows = [line for line in body if line.split()[0] in {"layer", "train", "epoch", "inference"}]
     assert len(table_rows) == len(result["rows"])
     assert "wrote" in stdout and "inference throughput:" in stdout
+    assert re.search(r"^embedded MNIST \(mnist.load_data\(\), 70,000 images\): loaded in [\d.]+ m?s$", stdout, re.M)
     for name in (bench.REF, bench.NUMPY, bench.FUSED):
         assert name in stdout
 
