@@ -13,8 +13,9 @@
    (cnn_ext_train_step10 in kernels/network.h, which TrainState.step and Network.fit run
    for ten nodes); it trains its own parameters (learn rate 0.005), so its values are those
    a step meets. The dense parts and the first whole step take the weights quad-blocked
-   (softmax.h), as Network.fit's chunks and predict_proba's batches do; the parts named
-   "row-major" take them as TrainState.step does, one step at a time. With "train", the
+   (softmax.h), as the x86 builds' Network.fit chunks and predict_proba batches do (the
+   NEON build's keep them row-major); the parts named "row-major" take them as
+   TrainState.step does, one step at a time. With "train", the
    whole step (blocked) runs once over the images from the float64 filters (8, 3, 3),
    weights (1352, 10) and biases (10,) in the file PARAMETERS, and writes them back,
    trained, followed by the N losses: tests/test_bench_parts.py checks them against

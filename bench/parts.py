@@ -11,8 +11,9 @@ loop in the x86 builds, one after the other in the NEON build: kernels/network.h
 dense backward with its update, the filter gradient through the masks, and the whole step,
 the package's own C function (``cnn_ext_train_step10``, which ``TrainState.step`` and
 ``Network.fit`` run). The dense parts and the whole step take the weights quad-blocked
-(``kernels/softmax.h``), as ``Network.fit``'s chunks and ``predict_proba``'s batches do;
-the three "row-major" parts take them as ``TrainState.step`` does. The parts run
+(``kernels/softmax.h``), as the x86 builds' ``Network.fit`` chunks and ``predict_proba``
+batches do (the NEON build's keep them row-major); the three "row-major" parts take them
+as ``TrainState.step`` does. The parts run
 interleaved, ``--rounds`` rounds over ``--images`` digits, and the median round is printed.
 Needs a C compiler (``cc`` or ``$CC``); the headers are this checkout's
 ``src/cnn_ext/kernels``, the flags the installed build's (``CFLAGS`` of its module, without

@@ -84,8 +84,8 @@ def test_each_part_runs_and_counts_the_bench_multiply_adds(name, tmp_path):
 def test_its_whole_step_is_the_packages_step(name, tmp_path):
     """bench/parts.c's whole step trains as the package's own TrainState.step does, bit for
     bit (parameters and losses, 60 real digits). Both call the same C function
-    (cnn_ext_train_step10), the harness with the weights quad-blocked as Network.fit's
-    chunks, TrainState.step with them row-major; this checks what the harness hands it
+    (cnn_ext_train_step10), the harness with the weights quad-blocked (as the x86 builds'
+    Network.fit chunks), TrainState.step with them row-major; this checks what the harness hands it
     (shapes, buffers, learn rate, parameters, the layout), so that what it times is the
     package's step."""
     parts, module, exe = _built(name, tmp_path)

@@ -122,20 +122,46 @@ def _digits(images, shape):
     return out
 
 
+def _assert_bits(a, b, what):
+    """Bit for bit (signed zeros too), a NaN's sign and payload aside (see
+    tests/test_kernel_builds.py's assert_bits)."""
+    a, b = np.asarray(a, dtype=np.float64), np.asarray(b, dtype=np.float64)
+    assert a.shape == b.shape, (what, a.shape, b.shape)
+    same = (a.view(np.uint64) == b.view(np.uint64)) | (np.isnan(a) & np.isnan(b))
+    assert same.all(), f"{what}: {np.count_nonzero(~same)} of {a.size} values differ"
+
+
+def test_chunks_and_batches_block_the_weights_in_the_x86_vector_builds():
+    from cnn_ext._dispatch import kernels
+    x86_vector = cnn_ext.build_info()["kernels"] in ("_kernels_avx2", "_kernels_avx512")
+    assert kernels.dense_layout(28, 28, 8, 10) == ("blocked" if x86_vector else "row-major")
+    assert kernels.dense_layout(9, 12, 16, 10) == ("blocked" if x86_vector else "row-major")
+    for h, w, nf, nodes in ((28, 28, 5, 10), (28, 28, 8, 9), (28, 28, 3, 2)):
+        assert kernels.dense_layout(h, w, nf, nodes) == "row-major"
+
+
 @pytest.mark.parametrize("shape,num_filters", [((28, 28), 8), ((13, 11), 4), ((28, 29), 12), ((9, 12), 16)])
-@pytest.mark.parametrize("poison", [None, np.nan, np.inf, 1e305])
+@pytest.mark.parametrize("poison", ["none", "zeros and subnormals", "unbounded filter", "nan"])
 def test_chunks_on_blocked_weights_equal_single_steps(mnist, shape, num_filters, poison):
     # Chunks of at least 64 steps and batches of at least 256 images run the dense layer on
-    # a quad-blocked private copy of the weights (kernels/softmax.h); single steps and small
-    # batches on the caller's row-major array. Both must give the same numbers, bit for
-    # bit, NaN included, and the chunk must hand the weights back row-major.
+    # a quad-blocked private copy of the weights in the x86 builds (kernels/softmax.h;
+    # test_chunks_and_batches_block_the_weights_in_the_x86_vector_builds); single steps
+    # and small batches on the caller's row-major array. Both must give the same numbers,
+    # bit for bit, and the chunk must hand the weights back row-major. The poisons: signed
+    # zeros and a subnormal among the dense weights; a filter weight above 1e300 (the
+    # maxima's NaN rule on; it overflows within a few steps); a NaN weight (NaN everywhere,
+    # in the same places).
     from cnn_ext._dispatch import kernels
     (x_train, y_train), (x_test, _) = mnist
     images, labels = _digits(x_train[:80], shape), y_train[:80].astype(np.int64)
     network = Network(seed=7, num_filters=num_filters, image_shape=shape)
-    if poison is not None:
-        network.conv.filters[1, 0, 2] = poison
-        network.softmax.weights[5, 3] = poison
+    weights = network.softmax.weights
+    if poison == "zeros and subnormals":
+        weights[::7, 3], weights[5::11, 8], weights[6, 1] = 0.0, -0.0, 5e-324
+    elif poison == "unbounded filter":
+        network.conv.filters[1, 0, 2] = 2e300
+    elif poison == "nan":
+        weights[5, 3] = np.nan
     chunked = [np.array(a) for a in network._parameters()]
     single = [np.array(a) for a in network._parameters()]
     losses, correct = np.empty(80), np.empty(80, dtype=np.uint8)
@@ -144,16 +170,20 @@ def test_chunks_on_blocked_weights_equal_single_steps(mnist, shape, num_filters,
                             correct)
         state = kernels.TrainState(*single, 0.005, *shape)
         steps = [state.step(image, int(label)) for image, label in zip(images, labels)]
-    np.testing.assert_array_equal(losses, [loss for loss, _ in steps])
+    _assert_bits(losses, [loss for loss, _ in steps], "losses")
     assert correct.tolist() == [hit for _, hit in steps]
-    for a, b in zip(chunked, single):
-        np.testing.assert_array_equal(a, b)
+    for name, a, b in zip(("filters", "weights", "biases"), chunked, single):
+        _assert_bits(a, b, name)
+    if poison in ("none", "zeros and subnormals"):  # numbers were compared, not only NaNs
+        assert np.isfinite(losses).all() and np.isfinite(chunked[1]).all()
     test = _digits(x_test[:300], shape)
     with np.errstate(all="ignore"):
         batch = network.predict_proba(test, num_threads=1)  # blocked: 300 images
         small = np.concatenate([network.predict_proba(test[k:k + 30], num_threads=1)
                                 for k in range(0, 300, 30)])
-    np.testing.assert_array_equal(batch, small)
+    _assert_bits(batch, small, "probabilities")
+    if poison != "nan":
+        assert np.isfinite(batch).any()
 
 
 def test_predict_proba_threads_and_facade_agree(mnist):

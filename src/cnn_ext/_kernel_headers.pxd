@@ -41,6 +41,7 @@ cdef extern from "cnn_ext/kernels/network.h" nogil:
     ptrdiff_t cnn_ext_normalise_v4(const unsigned char* image, ptrdiff_t n, double* x)
     void cnn_ext_prefetch_bytes(const void* p, ptrdiff_t n)
     double* cnn_ext_aligned_copy(const double* src, ptrdiff_t n, void** raw)
+    double* cnn_ext_aligned_alloc(ptrdiff_t n, void** raw)
     void cnn_ext_conv_pool_v4(const double* image, ptrdiff_t h, ptrdiff_t w,
                               const double* t, ptrdiff_t nf, double* pool, void* mask,
                               int nan_free)

@@ -10,9 +10,11 @@ from cnn_ext._kernel_headers cimport (CNN_EXT_OPENMP, CNN_EXT_ONE_LOOP_FORWARD,
                                       cnn_ext_forward10_v4,
                                       cnn_ext_normalise_v4, cnn_ext_step_buffers,
                                       cnn_ext_train_step10,
-                                      cnn_ext_aligned_copy, cnn_ext_prefetch_bytes,
+                                      cnn_ext_aligned_alloc, cnn_ext_aligned_copy,
+                                      cnn_ext_prefetch_bytes,
                                       cnn_ext_dense10_block, cnn_ext_dense10_unblock,
                                       argmax, filters_bounded, omp_get_max_threads)
+from libc.stdlib cimport abort
 from libc.string cimport memcpy
 
 cdef struct Shapes:
@@ -124,6 +126,8 @@ cdef inline void forward_c(const unsigned char* image, Shapes* s, const Filters*
             b.totals[k] = b.totals[k] + biases[k]
         softmax_probs_c(b.totals, s.nodes, b.probs)
         return
+    if blocked:  # never: _blocks_weights(s) is _one_loop_forward(s); the paths below read rows
+        abort()
     if _vector_conv(s.nf):
         # Conv3x3 and MaxPool2 in one pass over the pooling windows.
         cnn_ext_conv_pool_v4(b.x, s.h, s.w, fl.t, s.nf, b.pool, b.d_conv if training else NULL,
@@ -151,6 +155,8 @@ cdef double train_step_c(const unsigned char* image, Py_ssize_t label, Shapes* s
         cb.d_pool, cb.d_filt, cb.totals, cb.probs = b.d_pool, b.d_filt, b.totals, b.probs
         return cnn_ext_train_step10(image, label, s.h, s.w, filters, s.nf, weights, biases,
                                     learn_rate, &cb, correct, blocked)
+    if blocked:  # never (see _blocks_weights): the layer kernels below read rows
+        abort()
     prepare_filters(filters, s, b.work, &fl)
     forward_c(image, s, &fl, weights, biases, b, True)
     p = b.probs[label]
@@ -256,9 +262,10 @@ def train_steps(const unsigned char[:, :, ::1] images, const long long[::1] labe
     return total
 
 
-# Chunks and batches of at least this many images work on a private copy of the weights:
-# 64-byte aligned, and quad-blocked where the kernels take that layout (converting 108 KB
-# there and back costs about two images' time).
+# Chunks of at least this many steps, and batches of at least 4 times as many images, work
+# on a private copy of the weights: 64-byte aligned, and quad-blocked where the kernels
+# take that layout (converting 108 KB there, and back after a chunk, costs about two
+# images' time).
 cdef Py_ssize_t ALIGNED_COPY_MIN = 64
 
 
@@ -280,13 +287,23 @@ cdef double* _private_weights(const double[:, ::1] weights, bint worth_it, bint 
     for a in others:
         if _np.may_share_memory(_np.asarray(a), _np.asarray(base)):
             return <double*> p
-    cdef double* copy = cnn_ext_aligned_copy(p, n, raw)
+    cdef double* copy = cnn_ext_aligned_alloc(n, raw) if block else cnn_ext_aligned_copy(p, n, raw)
     if copy == NULL:
         raise MemoryError()
     if block:
         cnn_ext_dense10_block(p, weights.shape[0], copy)
         blocked[0] = True
     return copy
+
+
+def dense_layout(Py_ssize_t h, Py_ssize_t w, Py_ssize_t nf, Py_ssize_t nodes):
+    """How this build's ``train_steps`` chunks (64 steps or more) and ``predict_proba``
+    batches (256 images or more) give the kernels the dense layer's weights for images
+    (h, w), nf filters and ``nodes`` classes: ``"blocked"``, a private quad-blocked copy
+    (kernels/softmax.h), or ``"row-major"``, the caller's layout. The numbers are the
+    same either way."""
+    cdef Shapes s = shapes_of(h, w, nf, ((h - 2) // 2) * ((w - 2) // 2) * nf, nodes)
+    return "blocked" if _blocks_weights(&s) else "row-major"
 
 
 cdef int _parameter_arrays(object filters, object weights, object biases, Arr* arrays) except -1:

@@ -364,16 +364,21 @@ static inline void cnn_ext_prefetch_bytes(const void* p, ptrdiff_t n) {
 #endif
 }
 
-/* Every build: a 64-byte aligned copy of n doubles at src, inside the block *raw (to be
-   freed with free()), or NULL when out of memory. The vector kernels read the dense
+/* Every build: room for n doubles on a 64-byte boundary, or a 64-byte aligned copy of n
+   doubles at src, inside the block *raw (to be freed with free()), or NULL when out of
+   memory. The vector kernels read the dense
    layer's weights in 32- and 64-byte vectors; NumPy places an array 16 bytes past a
    64-byte boundary as often as on one, and then a vector in two reads crosses a line. */
-static inline double* cnn_ext_aligned_copy(const double* src, ptrdiff_t n, void** raw) {
+static inline double* cnn_ext_aligned_alloc(ptrdiff_t n, void** raw) {
     *raw = malloc((size_t)n * sizeof(double) + 64);
     if (*raw == NULL)
         return NULL;
-    double* p = (double*)(((size_t)*raw + 63) & ~(size_t)63);
-    memcpy(p, src, (size_t)n * sizeof(double));
+    return (double*)(((size_t)*raw + 63) & ~(size_t)63);
+}
+static inline double* cnn_ext_aligned_copy(const double* src, ptrdiff_t n, void** raw) {
+    double* p = cnn_ext_aligned_alloc(n, raw);
+    if (p != NULL)
+        memcpy(p, src, (size_t)n * sizeof(double));
     return p;
 }
 

@@ -202,9 +202,9 @@ void cnn_ext_dense10_quad8_blocked(const double* x, const double* w, cnn_ext_v8d
    (rows 0 + 2) + (rows 1 + 3). */
 static inline __attribute__((always_inline))
 void cnn_ext_dense10_fold_blocked(const cnn_ext_v4d acc[10], double* totals) {
-    /* node n: rows 0 and 2 in acc[n], rows 1 and 3 in acc[(n + 8) % 10]; written out, as
-       lanes at indices known to the compiler (GCC's NEON code kept all ten accumulators
-       on the stack through the loop for the loop's version) */
+    /* node n: rows 0 and 2 in acc[n], rows 1 and 3 in acc[(n + 8) % 10]; written out, so
+       that every lane index is a constant (with a loop over n, GCC's NEON code kept all
+       ten accumulators on the stack through the quads) */
 #define CNN_EXT_T(n, m) totals[n] = (cnn_ext_lane(acc[n], 0) + cnn_ext_lane(acc[n], 2)) + \
                                     (cnn_ext_lane(acc[m], 1) + cnn_ext_lane(acc[m], 3))
     CNN_EXT_T(0, 8); CNN_EXT_T(1, 9); CNN_EXT_T(2, 0); CNN_EXT_T(3, 1); CNN_EXT_T(4, 2);
@@ -352,7 +352,7 @@ static inline void cnn_ext_dense10_backprop_blocked(const double* x, ptrdiff_t L
 static inline ptrdiff_t cnn_ext_dense10_slot(ptrdiff_t r, ptrdiff_t n) {
     return (r & 1) ? (n + 8) % 10 : n;
 }
-/* weights (L, 10) row-major -> blocked (L * 10 doubles, 32-byte aligned) */
+/* weights (L, 10) row-major -> blocked (L * 10 doubles) */
 static inline void cnn_ext_dense10_block(const double* weights, ptrdiff_t L, double* blocked) {
     ptrdiff_t q = 0;
     for (; 4 * q + 4 <= L; q++)
