@@ -329,3 +329,40 @@ def test_forward_only_checks_leave_backprop_alone():
     assert both.layers["MaxPool2"].status == "not implemented yet" and not both.ok
     with pytest.raises(ValueError, match="forward.*backprop"):
         C.check(pool=Pool, methods=["backward"])
+
+
+def test_an_import_that_does_not_end_is_stopped_with_advice(tmp_path):
+    # A tutorial script trains at its top level, and importing it runs that first: after
+    # --import-timeout the check stops, in one line that says how to avoid it.
+    slow = tmp_path / "trains_forever.py"
+    slow.write_text("import time\nwhile True:\n    time.sleep(0.01)\n")
+
+    def cnn_ext_check(*args):
+        return subprocess.run([sys.executable, "-m", "cnn_ext", "check", *map(str, args)],
+                              capture_output=True, text=True, cwd=tmp_path, timeout=120)
+
+    run = cnn_ext_check(slow, "--import-timeout", "1")
+    assert run.returncode == 1, run.stdout + run.stderr
+    assert "importing" in run.stdout and "did not finish within 1 s" in run.stdout
+    assert 'if __name__ == "__main__":' in run.stdout
+    assert "Traceback" not in run.stdout + run.stderr
+    for bad in ("0", "-3", "abc", "1e9", "nan"):
+        refused = cnn_ext_check(slow, "--import-timeout", bad)
+        assert refused.returncode == 2 and "--import-timeout" in refused.stderr, (bad, refused.stderr)
+        assert "Traceback" not in refused.stderr
+
+
+def test_a_slow_import_gets_a_notice_then_the_check(tmp_path, monkeypatch, capsys):
+    import argparse
+
+    monkeypatch.setattr(C, "IMPORT_NOTICE_SECONDS", 0.2)
+    path = tmp_path / "slow_but_right.py"
+    path.write_text("import time\ntime.sleep(1.0)\n" + source("adaptation"))
+    parser = argparse.ArgumentParser()
+    C.add_parser(parser.add_subparsers())
+    args = parser.parse_args(["check", str(path), "--steps", "2"])
+    assert args.import_timeout == C.IMPORT_SECONDS
+    assert C.cmd_check(args) == 0
+    out = capsys.readouterr().out
+    assert f"still importing {path} after 0.2 s" in out and "Ctrl-C stops" in out
+    assert out.rstrip().endswith("all right")

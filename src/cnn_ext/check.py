@@ -425,6 +425,12 @@ class _Raised(Exception):
 
 
 CALL_SECONDS = 30.0  # one call of the learner's code; the tutorial's loops take well under 1 s
+# Importing the learner's file runs its top-level code, and a tutorial script trains there:
+# the English original's cnn.py, 3 epochs of 1,000 digits with the tutorial's loops, takes
+# about a minute; a full MNIST epoch would take hours. cnn-ext check says what is going on
+# after IMPORT_NOTICE_SECONDS and stops the import after its --import-timeout.
+IMPORT_NOTICE_SECONDS = 10.0
+IMPORT_SECONDS = 600.0
 
 
 class TimeLimitError(Exception):
@@ -1099,9 +1105,10 @@ def check(conv: type | None = None, pool: type | None = None, softmax: type | No
     return result
 
 
-def load_module(path: str) -> Any:
+def load_module(path: str, time_limit: float | None = None) -> Any:
     """Import the learner's file once, under a private name (so that code under
-    ``if __name__ == "__main__":`` does not run)."""
+    ``if __name__ == "__main__":`` does not run). With ``time_limit`` (seconds), an import
+    that takes longer raises :class:`TimeLimitError` (SIGALRM: POSIX, main thread)."""
     if not os.path.isfile(path):
         raise FileNotFoundError(f"no file {path!r}")
     name = "_cnn_ext_checked_" + "".join(c if c.isalnum() else "_" for c in os.path.splitext(os.path.basename(path))[0])
@@ -1115,7 +1122,11 @@ def load_module(path: str) -> Any:
     folder = os.path.dirname(os.path.abspath(path))
     sys.path.insert(0, folder)  # so that the learner's own imports (conv.py beside it) work
     try:
-        spec.loader.exec_module(module)
+        if time_limit is None:
+            spec.loader.exec_module(module)
+        else:
+            with _time_limit(time_limit):
+                spec.loader.exec_module(module)
     except BaseException:
         sys.modules.pop(name, None)
         raise
@@ -1172,6 +1183,9 @@ def add_parser(subparsers: Any) -> Any:
     parser.add_argument("--seed", type=_steps, default=0, help="seed of the cases (default 0)")
     parser.add_argument("--traceback", action="store_true",
                         help="show the traceback when your code raises")
+    parser.add_argument("--import-timeout", type=_seconds, default=IMPORT_SECONDS, metavar="SECONDS",
+                        help="stop importing FILE after this long: its top-level code runs "
+                             f"first, a tutorial script's training too (default {IMPORT_SECONDS:g})")
     parser.set_defaults(func=cmd_check, parser=parser)
     del argparse
     return parser
@@ -1189,19 +1203,47 @@ def _steps(text: str) -> int:
     return value
 
 
+def _seconds(text: str) -> float:
+    import argparse
+
+    try:
+        value = float(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected a number of seconds, got {text!r}") from None
+    if not 0 < value <= 86400:
+        raise argparse.ArgumentTypeError(f"expected more than 0 and at most 86400 seconds, got {text}")
+    return value
+
+
 def cmd_check(args: Any) -> int:
     """``cnn-ext check FILE``: print the report; 0 when right, 1 when not, 2 for a bad FILE."""
     if not os.path.isfile(args.file):
         args.parser.error(f"no file {args.file!r}")
     # Said first: importing runs the file's top-level code (a tutorial script trains there).
     print(f"checking {args.file}", flush=True)
+    # A file still importing after a while is most likely training at its top level: say so
+    # (from a timer thread, while the import runs), and how to stop or avoid it.
+    notice = threading.Timer(IMPORT_NOTICE_SECONDS, lambda: print(
+        f"still importing {args.file} after {IMPORT_NOTICE_SECONDS:g} s: its top-level code runs "
+        "first (a tutorial script trains there). To check the layers alone, put that code "
+        "under `if __name__ == \"__main__\":`. Ctrl-C stops; --import-timeout limits the "
+        f"wait (now {args.import_timeout:g} s).", flush=True))
+    notice.daemon = True
+    notice.start()
     try:
-        module = load_module(args.file)
+        module = load_module(args.file, time_limit=args.import_timeout)
+    except TimeLimitError:
+        print(f"cnn-ext check: importing {args.file} did not finish within {args.import_timeout:g} s "
+              "(--import-timeout): its top-level code still ran. Put the training or any "
+              "long work under `if __name__ == \"__main__\":`, which check does not run.")
+        return 1
     except Exception as exc:  # the learner's file: one line, the traceback only when asked
         print(f"cnn-ext check: importing {args.file} raised {type(exc).__name__}: {exc}{_learner_frame(exc)}")
         if args.traceback:
             traceback.print_exc(file=sys.stdout)
         return 1
+    finally:
+        notice.cancel()
     result = check_module(module, seed=args.seed, steps=args.steps)
     result.source = ""  # named above
     print(result.report(verbose=args.traceback))
