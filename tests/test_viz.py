@@ -399,6 +399,38 @@ def test_explain_chooses_and_names_at_most_eight_maps():
     assert "Maps shown: 8 of 20 filters" in guide
 
 
+def test_plot_trace_and_gradients_draw_at_most_sixteen_maps_unless_chosen():
+    # A wide network's figure stays bounded: 16 maps by default, chosen as explain_maps
+    # chooses and named in the row titles; or the maps asked for.
+    np.random.seed(4)
+    network = Network(num_filters=40)
+    image = np.zeros((28, 28), np.uint8)
+    image[5:23, 10:18] = 255
+    trace = network.trace(image, 3)
+    shown, words = viz.explain_maps(trace, count=viz.TRACE_MAX_MAPS)
+    gradient = np.abs(trace.d_L_d_filters).sum(axis=(1, 2))
+    assert shown == sorted(np.argsort(-gradient)[:16].tolist()) and words.startswith("16 of 40 filters")
+    fig = viz.plot_trace(trace)
+    assert_drawn(fig, 3 + 2 * 16)
+    axes = panels(fig)
+    for f, ax in zip(shown, axes[3:19]):
+        assert ax.get_title() == f"conv {f}" and np.array_equal(ax.images[0].get_array(), trace.conv[:, :, f])
+    for f, ax in zip(shown, axes[19:35]):
+        assert ax.get_title() == f"pool {f}" and np.array_equal(ax.images[0].get_array(), trace.pool[:, :, f])
+    titles = [t.get_text() for sub in fig.subfigs for t in sub.texts]
+    assert any(t.endswith("drawn: " + words) for t in titles), titles
+    fig = viz.plot_gradients(trace, maps=[39, 2])
+    assert_drawn(fig, 3 + 3 * 2)
+    axes = panels(fig)
+    assert [ax.get_title() for ax in axes[3:9]] == ["pool 39", "pool 2", "conv 39", "conv 2", "filter 39", "filter 2"]
+    assert np.array_equal(axes[7].images[0].get_array(), trace.d_L_d_filters[39])
+    assert_drawn(viz.plot_gradients(trace), 3 + 3 * 16)
+    with pytest.raises(ValueError, match=r"plot_trace: maps must be filter indices in 0\.\.39, got \[40\]"):
+        viz.plot_trace(trace, maps=[40])
+    with pytest.raises(ValueError, match=r"plot_gradients: give 1\.\.16 different filter indices"):
+        viz.plot_gradients(trace, maps=list(range(17)))
+
+
 def test_cli_explain_a_1024_filter_model_in_bounded_time(tmp_path):
     # Constrained layout over every map grew like the cube of the filter count (139 s at 128
     # filters); eight chosen maps keep the figure the same size at any width.

@@ -224,31 +224,39 @@ def _ties_in_words(c: npt.NDArray[np.int64]) -> str:
     return f"one maximum: {c[0]}\nflat, 4 equal: {c[3]}\n3 equal: {c[2]}, 2 equal: {c[1]}"
 
 
-def plot_trace(trace: Trace) -> Figure:
-    """One traced forward pass: the input, the ``nf`` conv maps with the tie mask on them,
-    the ``nf`` pooled maps with each filter's tie counts, and the probabilities.
+def plot_trace(trace: Trace, maps: Sequence[int] | None = None) -> Figure:
+    """One traced forward pass: the input, the conv maps with the tie mask on them, the
+    pooled maps with each filter's tie counts, and the probabilities.
+
+    ``maps``: the filters whose maps to draw (at most ``TRACE_MAX_MAPS``); by default all
+    of a network with up to ``TRACE_MAX_MAPS`` filters, else :func:`explain_maps`'s choice
+    of that many, named in the figure, so that the figure's size and time stay bounded.
 
     The marks on a conv map are the positions equal to their 2x2 window's maximum, where
     the tutorial's MaxPool2.backprop sends the gradient: hollow squares for 4-way ties (the
     flat background), triangles for 3-way, diamonds for 2-way ties, dots for single maxima.
-    ``trace`` is a :class:`cnn_ext.trace.Trace`. Returns a Figure with ``2 * nf + 3`` axes
-    (input, probabilities, legend, conv maps, pooled maps).
+    ``trace`` is a :class:`cnn_ext.trace.Trace`. Returns a Figure with ``2 * k + 3`` axes
+    (input, probabilities, legend, conv maps, pooled maps) for ``k`` maps drawn.
     """
     _check_trace(trace, "plot_trace")
-    fig = _figure(_trace_size(trace.num_filters), layout="constrained")
-    _draw_trace(fig, trace)
+    shown, named = explain_maps(trace, maps, TRACE_MAX_MAPS, "plot_trace")
+    fig = _figure(_trace_size(len(shown)), layout="constrained")
+    _draw_trace(fig, trace, shown, named)
     return fig
 
 
+TRACE_MAX_MAPS = 16  # maps per row in plot_trace and plot_gradients, unless chosen
+
+
 def _trace_size(nf: int) -> tuple[float, float]:
-    return (max(2.0 * nf, 12.0), 8.4)
+    return (max(2.0 * nf, 12.0), 9.4)  # room for the pooled maps' three-line captions
 
 
 def _gradients_size(nf: int) -> tuple[float, float]:
     return (max(2.0 * nf, 12.0), 10.5)
 
 
-def _draw_trace(fig: Figure | SubFigure, trace: Trace) -> None:
+def _draw_trace(fig: Figure | SubFigure, trace: Trace, shown: list[int], named: str) -> None:
     nf = trace.num_filters
     ties = trace.window_ties()
     counts = trace.tie_counts()
@@ -268,22 +276,23 @@ def _draw_trace(fig: Figure | SubFigure, trace: Trace) -> None:
     ax_p.set_xlabel("digit" + (" (outlined: the label)" if trace.label is not None else ""), fontsize=8)
     _tie_legend(ax_leg, counts.sum(axis=0), windows * 1.0)
 
-    vmax = _symmetric(trace.conv)
-    axes = conv_row.subplots(1, nf, squeeze=False)[0]
-    for f, ax in enumerate(axes):
+    maps_words = "" if len(shown) == nf else f"; drawn: {named}"
+    vmax = _symmetric(trace.conv[:, :, shown])
+    axes = conv_row.subplots(1, len(shown), squeeze=False)[0]
+    for f, ax in zip(shown, axes):
         image = ax.imshow(trace.conv[:, :, f], cmap=DIVERGING, vmin=-vmax, vmax=vmax,
                           interpolation="nearest")
         _tie_marks(ax, tie_map[:, :, f])
         _bare(ax)
         ax.set_title(f"conv {f}", fontsize=9)
     ch, cw = trace.conv.shape[:2]
-    conv_row.suptitle(f"Conv3x3: {nf} maps of {ch}x{cw} (no bias, no ReLU), marks = tie mask",
-                      fontsize=10)
+    conv_row.suptitle(f"Conv3x3: {nf} maps of {ch}x{cw} (no bias, no ReLU), marks = tie mask"
+                      + maps_words, fontsize=10)
     _colorbar(conv_row, image, axes, shrink=0.8)
 
-    vmax = _symmetric(trace.pool)
-    axes = pool_row.subplots(1, nf, squeeze=False)[0]
-    for f, ax in enumerate(axes):
+    vmax = _symmetric(trace.pool[:, :, shown])
+    axes = pool_row.subplots(1, len(shown), squeeze=False)[0]
+    for f, ax in zip(shown, axes):
         image = ax.imshow(trace.pool[:, :, f], cmap=DIVERGING, vmin=-vmax, vmax=vmax,
                           interpolation="nearest")
         _bare(ax)
@@ -296,24 +305,27 @@ def _draw_trace(fig: Figure | SubFigure, trace: Trace) -> None:
     _colorbar(pool_row, image, axes, shrink=0.8)
 
 
-def plot_gradients(trace: Trace) -> Figure:
+def plot_gradients(trace: Trace, maps: Sequence[int] | None = None) -> Figure:
     """One step's gradients, the ``d_L_d_*`` arrays of a labelled trace.
 
     Top: ``d_L_d_out`` (only the label's entry is non-zero, ``-1 / p``), ``d_L_d_biases``
     (= d_L_d_totals) and ``d_L_d_weights`` (input_len x nodes, drawn nodes x input_len);
     then the ``nf`` maps of ``d_L_d_pool``, of ``d_L_d_conv`` (zero wherever the tie mask is
     not set) and the ``nf`` filter gradients ``d_L_d_filters``. Each row has one symmetric
-    scale. Returns a Figure with ``3 * nf + 3`` panels (plus colour bars).
+    scale. ``maps`` chooses the filters as in :func:`plot_trace` (by default at most
+    ``TRACE_MAX_MAPS``, those with the largest filter gradient). Returns a Figure with
+    ``3 * k + 3`` panels (plus colour bars) for ``k`` maps drawn.
     """
     _check_trace(trace, "plot_gradients")
     if trace.label is None:
         raise ValueError("plot_gradients needs a trace with a label: Network.trace(image, label)")
-    fig = _figure(_gradients_size(trace.num_filters), layout="constrained")
-    _draw_gradients(fig, trace)
+    shown, named = explain_maps(trace, maps, TRACE_MAX_MAPS, "plot_gradients")
+    fig = _figure(_gradients_size(len(shown)), layout="constrained")
+    _draw_gradients(fig, trace, shown, named)
     return fig
 
 
-def _draw_gradients(fig: Figure | SubFigure, trace: Trace) -> None:
+def _draw_gradients(fig: Figure | SubFigure, trace: Trace, shown: list[int], named: str) -> None:
     nf = trace.num_filters
     nodes = len(trace.probs)
     if TYPE_CHECKING:  # a labelled trace (plot_gradients and plot_explain check): every gradient is set
@@ -344,9 +356,9 @@ def _draw_gradients(fig: Figure | SubFigure, trace: Trace) -> None:
             (filt_row, np.moveaxis(trace.d_L_d_filters, 0, -1), "d_L_d_filters = "
              "Conv3x3's gradient (the step is filters -= learn_rate * d_L_d_filters)", "filter"))
     for subfig, values, title, name in rows:
-        vmax = _symmetric(values)
-        axes = subfig.subplots(1, nf, squeeze=False)[0]
-        for f, ax in enumerate(axes):
+        vmax = _symmetric(values[:, :, shown])
+        axes = subfig.subplots(1, len(shown), squeeze=False)[0]
+        for f, ax in zip(shown, axes):
             image = ax.imshow(values[:, :, f], cmap=DIVERGING, vmin=-vmax, vmax=vmax,
                               interpolation="nearest")
             _bare(ax)
@@ -355,7 +367,7 @@ def _draw_gradients(fig: Figure | SubFigure, trace: Trace) -> None:
                 for (i, j), v in np.ndenumerate(values[:, :, f]):
                     ax.text(j, i, f"{v:.2g}", ha="center", va="center", fontsize=5.5,
                             color="white" if abs(v) > 0.6 * vmax else "black")
-        subfig.suptitle(title, fontsize=10)
+        subfig.suptitle(title + ("" if len(shown) == nf else f"; drawn: {named}"), fontsize=10)
         _colorbar(subfig, image, axes, shrink=0.8)
 
 
@@ -363,8 +375,10 @@ EXPLAIN_MAX_MAPS = 8  # maps per row in plot_explain: the figure's size and time
 
 
 def explain_maps(trace: Trace, maps: Sequence[int] | None = None,
-                 count: int = EXPLAIN_MAX_MAPS) -> tuple[list[int], str]:
-    """The filters ``plot_explain`` draws, and the words naming the choice.
+                 count: int = EXPLAIN_MAX_MAPS, who: str = "plot_explain") -> tuple[list[int], str]:
+    """The filters ``plot_explain`` draws (and, with ``count=TRACE_MAX_MAPS``,
+    ``plot_trace`` and ``plot_gradients``), and the words naming the choice; ``who`` names
+    the caller in errors.
 
     ``maps`` given: those filter indices (each in 0..nf-1, at most ``count``, no repeats).
     Otherwise every filter when there are at most ``count``; else the ``count`` filters with
@@ -376,9 +390,9 @@ def explain_maps(trace: Trace, maps: Sequence[int] | None = None,
         chosen = [int(m) for m in maps]
         bad = [m for m in chosen if not 0 <= m < nf]
         if bad:
-            raise ValueError(f"plot_explain: maps must be filter indices in 0..{nf - 1}, got {bad}")
+            raise ValueError(f"{who}: maps must be filter indices in 0..{nf - 1}, got {bad}")
         if not chosen or len(set(chosen)) != len(chosen) or len(chosen) > count:
-            raise ValueError(f"plot_explain: give 1..{count} different filter indices, got {chosen}")
+            raise ValueError(f"{who}: give 1..{count} different filter indices, got {chosen}")
         return chosen, f"filters {', '.join(map(str, chosen))} of {nf} (chosen)"
     if nf <= count:
         return list(range(nf)), f"all {nf} filters"
