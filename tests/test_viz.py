@@ -172,6 +172,35 @@ def test_plot_filters(trained):
         viz.plot_filters(trained.filters, ["one"])
 
 
+def test_filters_and_templates_of_a_wide_network_stay_bounded():
+    # 40 filters: the first 16 by default (said in the title), or those chosen with maps=
+    np.random.seed(6)
+    network = Network(num_filters=40)
+    filters, weights = network.conv.filters, network.softmax.weights
+    fig = viz.plot_filters([filters, 2 * filters], ["a", "b"])
+    assert_drawn(fig, 2 * 16)
+    axes = panels(fig)
+    assert [ax.get_title() for ax in axes[:16]] == [f"filter {f}" for f in range(16)]
+    assert np.array_equal(axes[16 + 15].images[0].get_array(), 2 * filters[15])
+    assert "filters 0-15 of 40" in fig._suptitle.get_text()
+    fig = viz.plot_filters(filters, maps=[39, 7], values=False)
+    assert_drawn(fig, 2)
+    assert [ax.get_title() for ax in panels(fig)] == ["filter 39", "filter 7"]
+    assert np.array_equal(panels(fig)[0].images[0].get_array(), filters[39])
+    fig = viz.plot_softmax_templates(weights, 40)
+    assert_drawn(fig, 10 * 16)
+    assert "filters 0-15 of 40" in fig._suptitle.get_text()
+    fig = viz.plot_softmax_templates(weights, 40, maps=[30])
+    assert_drawn(fig, 10)
+    template = weights.reshape(13, 13, 40, 10)[:, :, 30, 4]
+    assert np.array_equal(panels(fig)[4].images[0].get_array(), template)
+    with pytest.raises(ValueError, match=r"plot_filters: maps must be filter indices in 0\.\.39"):
+        viz.plot_filters(filters, maps=[40])
+    with pytest.raises(ValueError, match=r"plot_softmax_templates: give 1\.\.16 different"):
+        viz.plot_softmax_templates(weights, 40, maps=[1, 1])
+    assert_drawn(viz.plot_filters(filters[:16], maps=range(16)), 16)
+
+
 def test_plot_trace_marks_exactly_the_tie_mask(example):
     index, trace = example
     fig = viz.plot_trace(trace)
@@ -615,3 +644,28 @@ def test_live_training_window(xvfb, tmp_path):
     assert result["redraws"] >= 24  # interval 0: every event between chunks redraws
     assert result["title"].startswith("step 12,000 of 12,000 (100%), 2 epoch(s) done | last log: loss ")
     print(f"\nlive view: {result['redraws']} redraws, median {1000 * result['median_redraw']:.0f} ms")
+
+
+def test_live_window_of_a_wide_network_draws_sixteen_filters(xvfb):
+    # each redraw of a 40-filter network updates 16 filter panels, the ones named in the title
+    code = """
+import json
+import numpy as np
+from cnn_ext import Network, viz
+from cnn_ext.datasets import mnist
+(x, y), _ = mnist.load_data()
+net = Network(seed=0, num_filters=40)
+live = viz.LiveTraining(net, 300, interval=0.0, backend="TkAgg", title="cnn_ext wide live test")
+net.fit(x[:300], y[:300], callback=live, chunk=100)
+live.close()
+print("RESULT " + json.dumps({
+    "panels": len(live._filter_images),
+    "match": all(np.array_equal(im.get_array(), net.conv.filters[f])
+                 for f, im in enumerate(live._filter_images)),
+    "title": live._status.get_text()}))
+"""
+    run = _python(code, DISPLAY=xvfb, MPLBACKEND=None)
+    assert run.returncode == 0, run.stderr
+    result = json.loads(run.stdout.split("RESULT ", 1)[1].splitlines()[0])
+    assert result["panels"] == 16 and result["match"]
+    assert result["title"].endswith("(drawn: filters 0-15 of 40)"), result["title"]

@@ -117,14 +117,37 @@ def _colorbar(fig: Figure | SubFigure, image: AxesImage, axes: Any, label: str |
 # --------------------------------------------------------------------------- filters
 
 
+MAX_FILTERS = 16  # filters per row in plot_filters, plot_softmax_templates and LiveTraining, unless chosen
+
+
+def _chosen_filters(nf: int, maps: Sequence[int] | None, who: str) -> tuple[list[int], str]:
+    """The filters a figure draws: ``maps`` (indices in 0..nf-1, at most ``MAX_FILTERS``, no
+    repeats), or all of them up to ``MAX_FILTERS``, else the first ``MAX_FILTERS``; and the
+    words naming the choice ("" when all are drawn), so that a wide network's figure stays
+    bounded in size and time."""
+    if maps is not None:
+        chosen = [int(m) for m in maps]
+        bad = [m for m in chosen if not 0 <= m < nf]
+        if bad:
+            raise ValueError(f"{who}: maps must be filter indices in 0..{nf - 1}, got {bad}")
+        if not chosen or len(set(chosen)) != len(chosen) or len(chosen) > MAX_FILTERS:
+            raise ValueError(f"{who}: give 1..{MAX_FILTERS} different filter indices, got {chosen}")
+        return chosen, ("" if chosen == list(range(nf)) else f"filters {', '.join(map(str, chosen))} of {nf}")
+    if nf <= MAX_FILTERS:
+        return list(range(nf)), ""
+    return list(range(MAX_FILTERS)), f"filters 0-{MAX_FILTERS - 1} of {nf} (maps=[...] chooses others)"
+
+
 def plot_filters(filters_or_list: npt.NDArray[Any] | Sequence[npt.ArrayLike], titles: Sequence[str] | None = None,
-                 *, values: bool = True) -> Figure:
+                 *, values: bool = True, maps: Sequence[int] | None = None) -> Figure:
     """The conv filters, 3x3 each, upscaled, on a diverging colour map centred on 0.
 
     ``filters_or_list``: one array (nf, 3, 3) (e.g. ``network.conv.filters``), or a list of
     them (say, after each epoch), drawn as rows on one shared scale; ``titles`` names the
     rows (default ``"filters"`` / ``"1"``, ``"2"``...). ``values`` writes each weight in its
-    cell. Returns a Figure with ``rows * nf`` panels.
+    cell. ``maps`` chooses the filters (at most ``MAX_FILTERS``; by default all of up to
+    that many, else the first ``MAX_FILTERS``, said in the figure's title). Returns a Figure
+    with ``rows * k`` panels for ``k`` filters drawn.
     """
     if isinstance(filters_or_list, np.ndarray) and filters_or_list.ndim == 3:
         given: list[npt.ArrayLike] = [filters_or_list]
@@ -142,19 +165,22 @@ def plot_filters(filters_or_list: npt.NDArray[Any] | Sequence[npt.ArrayLike], ti
     titles = [str(t) for t in titles]
     if len(titles) != len(sets):
         raise ValueError(f"plot_filters: {len(sets)} sets of filters but {len(titles)} titles")
-    vmax = _symmetric(*sets)
+    shown, named = _chosen_filters(nf, maps, "plot_filters")
+    vmax = _symmetric(*(s[shown] for s in sets))
     rows = len(sets)
-    fig = _figure((1.25 * nf + 1.6, 1.35 * rows + 0.7), layout="constrained")
-    axes = fig.subplots(rows, nf, squeeze=False)
+    fig = _figure((1.25 * len(shown) + 1.6, 1.35 * rows + 0.7 + (0.3 if named else 0)), layout="constrained")
+    axes = fig.subplots(rows, len(shown), squeeze=False)
+    if named:
+        fig.suptitle(named, fontsize=9)
     image: AxesImage | None = None
     for r, (filters, title) in enumerate(zip(sets, titles)):
-        for f in range(nf):
-            ax = axes[r, f]
+        for c, f in enumerate(shown):
+            ax = axes[r, c]
             image = ax.imshow(filters[f], cmap=DIVERGING, vmin=-vmax, vmax=vmax, interpolation="nearest")
             _bare(ax)
             if r == 0:
                 ax.set_title(f"filter {f}", fontsize=9)
-            if f == 0:
+            if c == 0:
                 ax.set_ylabel(title, fontsize=9)
             if values:
                 for (i, j), v in np.ndenumerate(filters[f]):
@@ -572,14 +598,16 @@ def _explain_gradients(rows: Sequence[SubFigure], trace: Trace, shown: list[int]
 
 
 def plot_softmax_templates(weights: npt.ArrayLike, num_filters: int,
-                           pool_shape: tuple[int, int] | None = None) -> Figure:
+                           pool_shape: tuple[int, int] | None = None,
+                           maps: Sequence[int] | None = None) -> Figure:
     """The softmax weights as templates: column ``k`` of ``weights`` (input_len, nodes),
     reshaped to (num_filters, ph, pw), is the evidence digit ``k`` adds up over the pooled
     maps (red: a high pooled value there favours the digit; blue: it counts against it).
 
     ``pool_shape`` (ph, pw) defaults to square maps (13x13 for MNIST). The flattened order
-    is the tutorial's, (ph, pw, num_filters). Returns a Figure with ``nodes * num_filters``
-    panels on one symmetric scale.
+    is the tutorial's, (ph, pw, num_filters). ``maps`` chooses the filters as in
+    :func:`plot_filters` (at most ``MAX_FILTERS``). Returns a Figure with ``nodes * k``
+    panels on one symmetric scale for ``k`` filters drawn.
     """
     weights = np.asarray(weights, dtype=np.float64)
     if weights.ndim != 2:
@@ -599,22 +627,24 @@ def plot_softmax_templates(weights: npt.ArrayLike, num_filters: int,
         raise ValueError(f"plot_softmax_templates: pool_shape {pool_shape} has {ph * pw} positions, "
                          f"the weights have {cells} per filter")
     nodes = weights.shape[1]
+    shown, named = _chosen_filters(int(num_filters), maps, "plot_softmax_templates")
     templates = weights.reshape(ph, pw, num_filters, nodes).transpose(3, 2, 0, 1)  # (nodes, nf, ph, pw)
+    templates = templates[:, shown]
     vmax = _symmetric(templates)
-    fig = _figure((1.15 * num_filters + 1.5, 1.08 * nodes + 0.8), layout="constrained")
-    axes = fig.subplots(nodes, num_filters, squeeze=False)
+    fig = _figure((1.15 * len(shown) + 1.5, 1.08 * nodes + 0.8), layout="constrained")
+    axes = fig.subplots(nodes, len(shown), squeeze=False)
     for k in range(nodes):
-        for f in range(num_filters):
-            ax = axes[k, f]
-            image = ax.imshow(templates[k, f], cmap=DIVERGING, vmin=-vmax, vmax=vmax,
+        for c, f in enumerate(shown):
+            ax = axes[k, c]
+            if c == 0:
+                ax.set_ylabel(f"digit {k}", fontsize=9)
+            image = ax.imshow(templates[k, c], cmap=DIVERGING, vmin=-vmax, vmax=vmax,
                               interpolation="nearest")
             _bare(ax)
             if k == 0:
                 ax.set_title(f"filter {f}", fontsize=9)
-            if f == 0:
-                ax.set_ylabel(f"digit {k}", fontsize=9)
-    fig.suptitle("softmax weights as templates: each digit's weights over the pooled maps",
-                 fontsize=10)
+    fig.suptitle("softmax weights as templates: each digit's weights over the pooled maps"
+                 + (f"; {named}" if named else ""), fontsize=10)
     _colorbar(fig, image, axes, "weight", shrink=0.6)
     return fig
 
@@ -836,16 +866,18 @@ class LiveTraining:
         self._plt = plt = _interactive_pyplot(backend)
         self._closed = False
         filters = np.asarray(network.conv.filters, dtype=np.float64)
-        nf = filters.shape[0]
+        # the first MAX_FILTERS filters of a wider network: each redraw stays quick
+        self._shown, self._filters_named = _chosen_filters(filters.shape[0], None, "LiveTraining")
+        nf = len(self._shown)
         self.figure = fig = plt.figure(figsize=(max(1.1 * nf, 8.8), 6.2), num=title)
         outer = fig.add_gridspec(2, 1, height_ratios=[1, 2.1], hspace=0.25, left=0.08, right=0.97,
                                  top=0.9, bottom=0.09)
         top = outer[0].subgridspec(1, nf, wspace=0.12)
         bottom = outer[1].subgridspec(1, 2, wspace=0.28)
         self._filter_images: list[AxesImage] = []
-        self._vmax = _symmetric(filters)
-        for f in range(nf):
-            ax = fig.add_subplot(top[0, f])
+        self._vmax = _symmetric(filters[self._shown])
+        for c, f in enumerate(self._shown):
+            ax = fig.add_subplot(top[0, c])
             self._filter_images.append(ax.imshow(filters[f], cmap=DIVERGING, vmin=-self._vmax,
                                                  vmax=self._vmax, interpolation="nearest"))
             _bare(ax)
@@ -885,6 +917,8 @@ class LiveTraining:
             text += f", {self.epochs} epoch(s) done"
         if self.losses:
             text += f" | last log: loss {self.losses[-1]:.3f}, accuracy {self.accuracies[-1]:.1f}%"
+        if self._filters_named:
+            text += f"\n(drawn: {self._filters_named.split(' (')[0]})"
         return text
 
     def __call__(self, kind: str, record: StepRecord | EpochRecord) -> None:
@@ -914,7 +948,7 @@ class LiveTraining:
         if not force and now - self._last_draw < self.interval:
             self.figure.canvas.flush_events()  # keep the window responsive between redraws
             return
-        filters = np.asarray(self.network.conv.filters, dtype=np.float64)
+        filters = np.asarray(self.network.conv.filters, dtype=np.float64)[self._shown]
         vmax = _symmetric(filters)
         for f, image in enumerate(self._filter_images):
             image.set_data(filters[f])
