@@ -353,3 +353,66 @@ def test_train_steps_and_predict_proba_wherever_the_weights_sit(mnist, offset):
     for start in range(0, 300, 100):  # batches below it, on the caller's array
         k.predict_proba(xt[start:start + 100], sf, sw, sb, expected[start:start + 100], 1)
     assert_bits(probs, expected, "probabilities")
+
+
+def _digits(images, shape):
+    """Real digits cropped or zero-padded to ``shape``: their flat backgrounds tie in max-pool."""
+    out = np.zeros((len(images),) + shape, dtype=np.uint8)
+    h, w = min(shape[0], 28), min(shape[1], 28)
+    out[:, :h, :w] = images[:, :h, :w]
+    return out
+
+
+def test_chunks_and_batches_block_the_weights_in_the_x86_vector_builds():
+    kernels = _dispatch.kernels
+    x86_vector = cnn_ext.build_info()["kernels"] in ("_kernels_avx2", "_kernels_avx512")
+    assert kernels.dense_layout(28, 28, 8, 10) == ("blocked" if x86_vector else "row-major")
+    assert kernels.dense_layout(9, 12, 16, 10) == ("blocked" if x86_vector else "row-major")
+    for h, w, nf, nodes in ((28, 28, 5, 10), (28, 28, 8, 9), (28, 28, 3, 2)):
+        assert kernels.dense_layout(h, w, nf, nodes) == "row-major"
+
+
+@pytest.mark.parametrize("shape,num_filters", [((28, 28), 8), ((13, 11), 4), ((28, 29), 12), ((9, 12), 16)])
+@pytest.mark.parametrize("poison", ["none", "zeros and subnormals", "unbounded filter", "nan"])
+def test_chunks_on_blocked_weights_equal_single_steps(mnist, shape, num_filters, poison):
+    # Chunks of at least 64 steps and batches of at least 256 images run the dense layer on
+    # a quad-blocked private copy of the weights in the x86 builds (kernels/softmax.h;
+    # test_chunks_and_batches_block_the_weights_in_the_x86_vector_builds); single steps
+    # and small batches on the caller's row-major array. Both must give the same numbers,
+    # bit for bit, and the chunk must hand the weights back row-major. The poisons: signed
+    # zeros and a subnormal among the dense weights; a filter weight above 1e300 (the
+    # maxima's NaN rule on; it overflows within a few steps); a NaN weight (NaN everywhere,
+    # in the same places).
+    kernels = _dispatch.kernels
+    (x_train, y_train), (x_test, _) = mnist
+    images, labels = _digits(x_train[:80], shape), y_train[:80].astype(np.int64)
+    network = cnn_ext.Network(seed=7, num_filters=num_filters, image_shape=shape)
+    weights = network.softmax.weights
+    if poison == "zeros and subnormals":
+        weights[::7, 3], weights[5::11, 8], weights[6, 1] = 0.0, -0.0, 5e-324
+    elif poison == "unbounded filter":
+        network.conv.filters[1, 0, 2] = 2e300
+    elif poison == "nan":
+        weights[5, 3] = np.nan
+    chunked = [np.array(a) for a in network._parameters()]
+    single = [np.array(a) for a in network._parameters()]
+    losses, correct = np.empty(80), np.empty(80, dtype=np.uint8)
+    with np.errstate(all="ignore"):
+        kernels.train_steps(images, labels, np.arange(80, dtype=np.int64), *chunked, 0.005, losses,
+                            correct)
+        state = kernels.TrainState(*single, 0.005, *shape)
+        steps = [state.step(image, int(label)) for image, label in zip(images, labels)]
+    assert_bits(losses, [loss for loss, _ in steps], "losses")
+    assert correct.tolist() == [hit for _, hit in steps]
+    for name, a, b in zip(("filters", "weights", "biases"), chunked, single):
+        assert_bits(a, b, name)
+    if poison in ("none", "zeros and subnormals"):  # numbers were compared, not only NaNs
+        assert np.isfinite(losses).all() and np.isfinite(chunked[1]).all()
+    test = _digits(x_test[:300], shape)
+    with np.errstate(all="ignore"):
+        batch = network.predict_proba(test, num_threads=1)  # blocked: 300 images
+        small = np.concatenate([network.predict_proba(test[k:k + 30], num_threads=1)
+                                for k in range(0, 300, 30)])
+    assert_bits(batch, small, "probabilities")
+    if poison != "nan":
+        assert np.isfinite(batch).any()

@@ -120,18 +120,25 @@ def _colorbar(fig: Figure | SubFigure, image: AxesImage, axes: Any, label: str |
 MAX_FILTERS = 16  # filters per row in plot_filters, plot_softmax_templates and LiveTraining, unless chosen
 
 
+def _checked_maps(maps: Sequence[int], nf: int, count: int, who: str) -> list[int]:
+    """``maps`` as a list of 1..count different filter indices in 0..nf-1, or a ValueError
+    naming ``who``."""
+    chosen = [int(m) for m in maps]
+    bad = [m for m in chosen if not 0 <= m < nf]
+    if bad:
+        raise ValueError(f"{who}: maps must be filter indices in 0..{nf - 1}, got {bad}")
+    if not chosen or len(set(chosen)) != len(chosen) or len(chosen) > count:
+        raise ValueError(f"{who}: give 1..{count} different filter indices, got {chosen}")
+    return chosen
+
+
 def _chosen_filters(nf: int, maps: Sequence[int] | None, who: str) -> tuple[list[int], str]:
     """The filters a figure draws: ``maps`` (indices in 0..nf-1, at most ``MAX_FILTERS``, no
     repeats), or all of them up to ``MAX_FILTERS``, else the first ``MAX_FILTERS``; and the
     words naming the choice ("" when all are drawn), so that a wide network's figure stays
     bounded in size and time."""
     if maps is not None:
-        chosen = [int(m) for m in maps]
-        bad = [m for m in chosen if not 0 <= m < nf]
-        if bad:
-            raise ValueError(f"{who}: maps must be filter indices in 0..{nf - 1}, got {bad}")
-        if not chosen or len(set(chosen)) != len(chosen) or len(chosen) > MAX_FILTERS:
-            raise ValueError(f"{who}: give 1..{MAX_FILTERS} different filter indices, got {chosen}")
+        chosen = _checked_maps(maps, nf, MAX_FILTERS, who)
         return chosen, ("" if chosen == list(range(nf)) else f"filters {', '.join(map(str, chosen))} of {nf}")
     if nf <= MAX_FILTERS:
         return list(range(nf)), ""
@@ -413,12 +420,7 @@ def explain_maps(trace: Trace, maps: Sequence[int] | None = None,
     """
     nf = trace.num_filters
     if maps is not None:
-        chosen = [int(m) for m in maps]
-        bad = [m for m in chosen if not 0 <= m < nf]
-        if bad:
-            raise ValueError(f"{who}: maps must be filter indices in 0..{nf - 1}, got {bad}")
-        if not chosen or len(set(chosen)) != len(chosen) or len(chosen) > count:
-            raise ValueError(f"{who}: give 1..{count} different filter indices, got {chosen}")
+        chosen = _checked_maps(maps, nf, count, who)
         return chosen, f"filters {', '.join(map(str, chosen))} of {nf} (chosen)"
     if nf <= count:
         return list(range(nf)), f"all {nf} filters"

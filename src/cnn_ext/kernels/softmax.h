@@ -84,30 +84,6 @@ void cnn_ext_dense10_fold(const cnn_ext_v4d a[10], double* totals) {
     totals[8] = CNN_EXT_L(b2, 0) + CNN_EXT_L(b4, 2); totals[9] = CNN_EXT_L(b2, 1) + CNN_EXT_L(b4, 3);
 #undef CNN_EXT_L
 }
-/* totals (10,) = x (L,) @ weights (L, 10), without the biases: the quads in ascending
-   order, then the rows left over. */
-static inline void cnn_ext_dense10_forward(const double* x, ptrdiff_t L,
-                                           const double* weights, double* totals) {
-    cnn_ext_v4d a[10];
-    ptrdiff_t k = 0;
-#if CNN_EXT_V8D
-    cnn_ext_v8d A[5];
-    for (int j = 0; j < 5; j++)
-        A[j] = (cnn_ext_v8d){0, 0, 0, 0, 0, 0, 0, 0};
-    for (; k + 4 <= L; k += 4)
-        cnn_ext_dense10_quad8(x + k, weights + 10 * k, A);
-    cnn_ext_dense10_split8(A, a);
-#else
-    for (int v = 0; v < 10; v++)
-        a[v] = cnn_ext_zero();
-    for (; k + 4 <= L; k += 4)
-        cnn_ext_dense10_quad(x + k, weights + 10 * k, a);
-#endif
-    cnn_ext_dense10_fold(a, totals);
-    for (; k < L; k++)
-        for (int n = 0; n < 10; n++)
-            totals[n] = CNN_EXT_MADD(x[k], weights[10 * k + n], totals[n]);
-}
 /* The backward pass's vectors of d_L_d_t (t, 10 doubles) laid over a quad's ten vectors
    (T) and the same times learn_rate (lrT). */
 static inline __attribute__((always_inline))
@@ -159,6 +135,21 @@ cnn_ext_v4d cnn_ext_dense10_quad_backprop(const double* x, double* w, const cnn_
     rest = cnn_ext_perm0213(rest);  /* rows 0, 2, 1, 3 -> 0, 1, 2, 3 */
     return cnn_ext_add(full, rest);
 }
+/* The backward pass of rows k..L-1 one at a time (those after the last quad, row-major in
+   both layouts): d_L_d_input[r] = weights[r] . t, then the update. */
+static inline void cnn_ext_dense10_backprop_rows(const double* x, ptrdiff_t k, ptrdiff_t L,
+                                                 double* weights, const double* t,
+                                                 double learn_rate, double* d_L_d_input) {
+    for (; k < L; k++) {
+        double* w = weights + 10 * k;
+        double acc = 0.0;
+        for (int n = 0; n < 10; n++)
+            acc = CNN_EXT_MADD(w[n], t[n], acc);
+        d_L_d_input[k] = acc;
+        for (int n = 0; n < 10; n++)
+            w[n] = CNN_EXT_MADD(-learn_rate, x[k] * t[n], w[n]);
+    }
+}
 /* d_L_d_input (L,) = weights @ d_L_d_t with the weights before the update, then
    weights -= outer(x, learn_rate * d_L_d_t): quad by quad, then the rows left over. */
 static inline void cnn_ext_dense10_backprop(const double* x, ptrdiff_t L, double* weights,
@@ -170,15 +161,7 @@ static inline void cnn_ext_dense10_backprop(const double* x, ptrdiff_t L, double
     for (; k + 4 <= L; k += 4)
         cnn_ext_store(d_L_d_input + k, cnn_ext_dense10_quad_backprop(x + k, weights + 10 * k,
                                                                      T, lrT));
-    for (; k < L; k++) {
-        double* w = weights + 10 * k;
-        double acc = 0.0;
-        for (int n = 0; n < 10; n++)
-            acc = CNN_EXT_MADD(w[n], t[n], acc);
-        d_L_d_input[k] = acc;
-        for (int n = 0; n < 10; n++)
-            w[n] = CNN_EXT_MADD(-learn_rate, x[k] * t[n], w[n]);
-    }
+    cnn_ext_dense10_backprop_rows(x, k, L, weights, t, learn_rate, d_L_d_input);
 }
 
 /* One quad of the forward pass, blocked: acc[s] lane r collects x[4q + r] times its
@@ -211,28 +194,48 @@ void cnn_ext_dense10_fold_blocked(const cnn_ext_v4d acc[10], double* totals) {
     CNN_EXT_T(5, 3); CNN_EXT_T(6, 4); CNN_EXT_T(7, 5); CNN_EXT_T(8, 6); CNN_EXT_T(9, 7);
 #undef CNN_EXT_T
 }
-/* cnn_ext_dense10_forward on blocked weights: the same totals, bit for bit */
-static inline void cnn_ext_dense10_forward_blocked(const double* x, ptrdiff_t L,
-                                                   const double* blocked, double* totals) {
-    cnn_ext_v4d acc[10];
+/* totals (10,) = x (L,) @ weights (L, 10), without the biases: the quads in ascending
+   order, then the rows left over; weights row-major, or quad-blocked with blocked set
+   (the same totals, bit for bit). */
+static inline __attribute__((always_inline))
+void cnn_ext_dense10_forward_impl(const double* x, ptrdiff_t L, const double* weights,
+                                  double* totals, const int blocked) {
+    cnn_ext_v4d a[10];
     ptrdiff_t k = 0;
 #if CNN_EXT_V8D
     cnn_ext_v8d A[5];
     for (int j = 0; j < 5; j++)
         A[j] = (cnn_ext_v8d){0, 0, 0, 0, 0, 0, 0, 0};
     for (; k + 4 <= L; k += 4)
-        cnn_ext_dense10_quad8_blocked(x + k, blocked + 10 * k, A);
-    cnn_ext_dense10_split8(A, acc);
+        if (blocked)
+            cnn_ext_dense10_quad8_blocked(x + k, weights + 10 * k, A);
+        else
+            cnn_ext_dense10_quad8(x + k, weights + 10 * k, A);
+    cnn_ext_dense10_split8(A, a);
 #else
-    for (int s = 0; s < 10; s++)
-        acc[s] = cnn_ext_zero();
+    for (int v = 0; v < 10; v++)
+        a[v] = cnn_ext_zero();
     for (; k + 4 <= L; k += 4)
-        cnn_ext_dense10_quad_blocked(x + k, blocked + 10 * k, acc);
+        if (blocked)
+            cnn_ext_dense10_quad_blocked(x + k, weights + 10 * k, a);
+        else
+            cnn_ext_dense10_quad(x + k, weights + 10 * k, a);
 #endif
-    cnn_ext_dense10_fold_blocked(acc, totals);
-    for (; k < L; k++)
+    if (blocked)
+        cnn_ext_dense10_fold_blocked(a, totals);
+    else
+        cnn_ext_dense10_fold(a, totals);
+    for (; k < L; k++)  /* the rows after the last quad are row-major in both layouts */
         for (int n = 0; n < 10; n++)
-            totals[n] = CNN_EXT_MADD(x[k], blocked[10 * k + n], totals[n]);
+            totals[n] = CNN_EXT_MADD(x[k], weights[10 * k + n], totals[n]);
+}
+static inline void cnn_ext_dense10_forward(const double* x, ptrdiff_t L,
+                                           const double* weights, double* totals) {
+    cnn_ext_dense10_forward_impl(x, L, weights, totals, 0);
+}
+static inline void cnn_ext_dense10_forward_blocked(const double* x, ptrdiff_t L,
+                                                   const double* blocked, double* totals) {
+    cnn_ext_dense10_forward_impl(x, L, blocked, totals, 1);
 }
 /* One quad of the backward pass, blocked: cnn_ext_dense10_quad_backprop's sums and
    updates, lane by lane. T[s] and lrT[s] hold d_L_d_t (and learn_rate times it) of the
@@ -313,15 +316,7 @@ static inline void cnn_ext_dense10_backprop_blocked(const double* x, ptrdiff_t L
     for (; k + 4 <= L; k += 4)
         cnn_ext_store(d_L_d_input + k,
                       cnn_ext_dense10_quad_backprop_blocked(x + k, blocked + 10 * k, T, lrT));
-    for (; k < L; k++) {
-        double* w = blocked + 10 * k;
-        double acc = 0.0;
-        for (int n = 0; n < 10; n++)
-            acc = CNN_EXT_MADD(w[n], t[n], acc);
-        d_L_d_input[k] = acc;
-        for (int n = 0; n < 10; n++)
-            w[n] = CNN_EXT_MADD(-learn_rate, x[k] * t[n], w[n]);
-    }
+    cnn_ext_dense10_backprop_rows(x, k, L, blocked, t, learn_rate, d_L_d_input);
 }
 #else
 static inline void cnn_ext_dense10_forward(const double* x, ptrdiff_t L,
@@ -338,15 +333,15 @@ static inline void cnn_ext_dense10_backprop_blocked(const double* x, ptrdiff_t L
 
 /* The quad-blocked layout of the weights, for chunks of training steps and batches of
    images in the x86 builds (_network.pxi converts the caller's (L, 10) array once per
-   chunk or batch, and back). Quad q's 40
-   doubles stay where they were, at 40q, as ten vectors of four: vector s holds node s of
+   chunk or batch, and back). Quad q's 40 doubles stay where they were, at 40q, as ten
+   vectors of four: vector s holds node s of
    rows 4q and 4q + 2 (lanes 0 and 2) and node (s + 2) % 10 of rows 4q + 1 and 4q + 3
    (lanes 1 and 3). Element (4q + r, n) is at 40q + 4s + r, s = n for even r and
    (n + 8) % 10 for odd r. The rotation of the odd rows follows the order of the
    row-major quad's sums, whose odd rows start two nodes later: each of the backward
    pass's sums then pairs the same vectors in every lane, the four rows' dot products
-   come out vertically, and neither pass needs a shuffle (the row-major backward pass
-   spends a third of its time in them). Every weight meets the same operands in the same
+   come out vertically, and neither pass needs a shuffle (the blocked backward pass takes
+   12-16% less time than the row-major one, bench/parts.py, Zen 4). Every weight meets the same operands in the same
    order as in the row-major kernels: the numbers are theirs, bit for bit. The rows left
    over after the last quad (L % 4) stay row-major. */
 static inline ptrdiff_t cnn_ext_dense10_slot(ptrdiff_t r, ptrdiff_t n) {
