@@ -458,6 +458,10 @@ def test_plot_trace_and_gradients_draw_at_most_sixteen_maps_unless_chosen():
         viz.plot_trace(trace, maps=[40])
     with pytest.raises(ValueError, match=r"plot_gradients: give 1\.\.16 different filter indices"):
         viz.plot_gradients(trace, maps=list(range(17)))
+    for bad in (5, "ab", [1.5], [None]):
+        with pytest.raises(TypeError, match=r"plot_trace: maps must be a sequence of filter indices"):
+            viz.plot_trace(trace, maps=bad)
+    assert_drawn(viz.plot_trace(trace, maps=np.array([3, 1])), 3 + 2 * 2)  # NumPy integers count
 
 
 def test_cli_explain_a_1024_filter_model_in_bounded_time(tmp_path):

@@ -1234,7 +1234,7 @@ def cmd_check(args: Any) -> int:
         module = load_module(args.file, time_limit=args.import_timeout)
     except TimeLimitError:
         print(f"cnn-ext check: importing {args.file} did not finish within {args.import_timeout:g} s "
-              "(--import-timeout): its top-level code still ran. Put the training or any "
+              "(--import-timeout): its top-level code was still running. Put the training or any "
               "long work under `if __name__ == \"__main__\":`, which check does not run.")
         return 1
     except Exception as exc:  # the learner's file: one line, the traceback only when asked

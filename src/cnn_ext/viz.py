@@ -13,6 +13,7 @@ group of panels so that panels of a group compare; images use grey.
 from __future__ import annotations
 
 import math
+import operator
 import os
 import sys
 import time
@@ -121,9 +122,13 @@ MAX_FILTERS = 16  # filters per row in plot_filters, plot_softmax_templates and 
 
 
 def _checked_maps(maps: Sequence[int], nf: int, count: int, who: str) -> list[int]:
-    """``maps`` as a list of 1..count different filter indices in 0..nf-1, or a ValueError
-    naming ``who``."""
-    chosen = [int(m) for m in maps]
+    """``maps`` as a list of 1..count different filter indices in 0..nf-1; a TypeError
+    (not a sequence of whole numbers: 5, "ab", [1.5]) or ValueError naming ``who`` if not."""
+    try:
+        chosen = [operator.index(m) for m in maps]
+    except TypeError:
+        raise TypeError(f"{who}: maps must be a sequence of filter indices (whole numbers), "
+                        f"got {maps!r}") from None
     bad = [m for m in chosen if not 0 <= m < nf]
     if bad:
         raise ValueError(f"{who}: maps must be filter indices in 0..{nf - 1}, got {bad}")
